@@ -1,0 +1,134 @@
+"""Env throughput: instances per second for every registered id.
+
+For each id, on one core (the process is pinned where the OS allows it):
+
+* ``single``: ``reset`` + ``step(oracle)`` on one env;
+* ``sync``: the same through ``gym.make_vec(..., vectorization_mode="sync")``;
+* ``async``: through an async vector env with ``--workers`` subprocesses (this one uses
+  that many cores; the figure is also reported per worker);
+* ``copy_ratio``: time to build an observation divided by the time to copy its pixels
+  (how close generation is to the cost of merely moving the bytes).
+
+Also the procedural image source alone at 224 px. Prints a table and writes
+``benchmarks/results/env_throughput.json``.
+
+    python benchmarks/env_throughput.py [--ids 'SSL/Jigsaw-*'] [--seconds 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import ssl_gym
+from ssl_gym.envs import entries
+from ssl_gym.images import ProceduralSource
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def rate(fn, seconds: float, batch: int = 1) -> float:
+    """Calls of ``fn`` per second (times ``batch`` items per call), after one warm-up."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        fn()
+        n += 1
+    return n * batch / elapsed
+
+
+def single_rate(env_id: str, seconds: float) -> float:
+    env = gym.make(env_id, disable_env_checker=True).unwrapped
+    seed = iter(range(10**9))
+
+    def one() -> None:
+        env.reset(seed=next(seed))
+        env.step(env.puzzle.oracle(env.instance))
+
+    return rate(one, seconds)
+
+
+def vector_rate(env_id: str, mode: str, num_envs: int, seconds: float) -> float:
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+    _, infos = envs.reset(seed=0)
+    state = {"answers": infos["answer"]}
+
+    def one() -> None:
+        actions = [f"<think>.</think> <answer>{a}</answer>" for a in state["answers"]]
+        envs.step(actions)  # every episode ends: next-step autoreset draws new puzzles
+        _, infos = envs.reset()
+        state["answers"] = infos["answer"]
+
+    try:
+        return rate(one, seconds, batch=num_envs)
+    finally:
+        envs.close()
+
+
+def copy_ratio(env_id: str, seconds: float) -> float:
+    env = gym.make(env_id, disable_env_checker=True).unwrapped
+    obs, _ = env.reset(seed=0)
+    build = rate(lambda: env.reset(), seconds)
+    copy = rate(lambda: [np.array(im, copy=True) for im in obs["images"]], seconds / 2)
+    return copy / build
+
+
+def procedural_rate(seconds: float) -> float:
+    src, rng = ProceduralSource(), np.random.default_rng(0)
+    return rate(lambda: src.sample(rng, (224, 224)), seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ids", default="*", help="glob over registered ids")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument("--workers", type=int, default=2, help="async vector env workers")
+    parser.add_argument("--out", type=Path, default=RESULTS / "env_throughput.json")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
+    results = {"procedural_images_per_s_224": procedural_rate(args.seconds), "ids": {}}
+    print(f"procedural source, 224x224: {results['procedural_images_per_s_224']:.0f} images/s")
+    print(
+        f"{'id':32s} {'single':>8s} {'sync x4':>8s} {'async x' + str(args.workers):>9s}"
+        f" {'build/copy':>10s}"
+    )
+    for env_id in ids:
+        row = {
+            "single": single_rate(env_id, args.seconds),
+            "sync": vector_rate(env_id, "sync", 4, args.seconds),
+            "async": vector_rate(env_id, "async", args.workers, args.seconds),
+            "build_over_copy": copy_ratio(env_id, args.seconds),
+        }
+        row["async_per_worker"] = row["async"] / args.workers
+        results["ids"][env_id] = row
+        print(
+            f"{env_id:32s} {row['single']:8.0f} {row['sync']:8.0f} {row['async']:9.0f}"
+            f" {row['build_over_copy']:10.1f}"
+        )
+    results["meta"] = {
+        "ssl_gym": ssl_gym.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "seconds_per_measurement": args.seconds,
+        "unit": "instances/s",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

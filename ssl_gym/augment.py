@@ -1,0 +1,294 @@
+"""Image augmentations shared by the families that compare views of images.
+
+SimCLR-style operations (random resized crop, colour jitter, grayscale, Gaussian blur,
+horizontal flip) on uint8 ``(H, W, 3)`` arrays, fast enough to run online: colour jitter
+is one affine map of the RGB values (brightness, contrast, saturation and an approximate
+hue rotation composed into a 3 x 3 matrix and an offset), resizing and blurring use PIL.
+
+:func:`augment` chains them with the ``weak`` or ``strong`` settings of :data:`STRENGTHS`
+and returns the names of the operations it applied, which :func:`describe` turns into a
+phrase for hints. All randomness comes from the ``np.random.Generator`` passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+#: Luma weights (ITU-R 601-2), as PIL's ``convert("L")`` and torchvision use.
+LUMA = np.array([0.299, 0.587, 0.114])
+
+#: Blur radii are given for 224-pixel images and scaled with the output size.
+REFERENCE_SIZE = 224
+
+#: Phrases for the operation names that :func:`augment` reports.
+DESCRIPTIONS = {
+    "crop": "randomly cropped and resized",
+    "hflip": "flipped horizontally",
+    "color_jitter": "colour-jittered (brightness, contrast, saturation, hue)",
+    "grayscale": "converted to grayscale",
+    "blur": "blurred",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AugmentParams:
+    """Settings of the :func:`augment` pipeline; each probability is per operation."""
+
+    scale: tuple[float, float] = (0.2, 1.0)
+    """Range of the crop's area as a fraction of the image area."""
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    """Range of the crop's aspect ratio (width / height), sampled log-uniformly."""
+    flip_p: float = 0.5
+    """Probability of a horizontal flip."""
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
+    """Colour jitter strengths: brightness, contrast, saturation, hue."""
+    jitter_p: float = 0.8
+    """Probability of colour jitter."""
+    gray_p: float = 0.2
+    """Probability of converting to grayscale."""
+    blur_p: float = 0.5
+    """Probability of a Gaussian blur."""
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    """Range of the blur's standard deviation in pixels of a 224-pixel image."""
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale}")
+        if not 0.0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"ratio must satisfy 0 < low <= high, got {self.ratio}")
+        for name in ("flip_p", "jitter_p", "gray_p", "blur_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+#: The named pipelines: SimCLR's (``strong``) and a mild one (``weak``).
+STRENGTHS: dict[str, AugmentParams] = {
+    "weak": AugmentParams(
+        scale=(0.6, 1.0), jitter=(0.2, 0.2, 0.2, 0.02), jitter_p=0.5, gray_p=0.0, blur_p=0.0
+    ),
+    "strong": AugmentParams(),
+}
+
+
+# --- geometric ---------------------------------------------------------------------------
+
+
+def _shape(out_size: int | tuple[int, int]) -> tuple[int, int]:
+    return (out_size, out_size) if isinstance(out_size, int) else (out_size[0], out_size[1])
+
+
+def sample_crop_box(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> tuple[int, int, int, int]:
+    """A random crop window ``(top, left, height, width)`` as torchvision draws it.
+
+    Ten tries at an area fraction in ``scale`` and a log-uniform aspect ratio in
+    ``ratio``; if none fits, the largest centred crop with the ratio clamped to ``ratio``.
+    """
+    area = height * width
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_lo, log_hi))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    aspect = min(max(width / height, ratio[0]), ratio[1])
+    if width / height < aspect:  # too tall for the ratio: full width
+        w, h = width, round(width / aspect)
+    else:  # too wide (or within the ratio): full height
+        w, h = round(height * aspect), height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def random_resized_crop(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    out_size: int | tuple[int, int],
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> np.ndarray:
+    """Crop a random window (see :func:`sample_crop_box`) and resize it to ``out_size``."""
+    top, left, h, w = sample_crop_box(rng, image.shape[0], image.shape[1], scale, ratio)
+    oh, ow = _shape(out_size)
+    pil = Image.fromarray(image).resize(
+        (ow, oh), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
+    )
+    return np.asarray(pil)
+
+
+def hflip(image: np.ndarray) -> np.ndarray:
+    """The image mirrored left to right (a contiguous copy)."""
+    return np.ascontiguousarray(image[:, ::-1])
+
+
+# --- photometric -------------------------------------------------------------------------
+
+
+def _hue_matrix(turns: float) -> np.ndarray:
+    """Rotation of RGB space about the gray axis by ``turns`` of a full circle."""
+    theta = 2.0 * math.pi * turns
+    k = np.full(3, 1.0 / math.sqrt(3.0))
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return (
+        math.cos(theta) * np.eye(3)
+        + math.sin(theta) * cross
+        + (1.0 - math.cos(theta)) * np.outer(k, k)
+    )
+
+
+def _jitter_step(
+    op: int, factor: float, m: np.ndarray, t: np.ndarray, mean: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compose one jitter operation onto the affine map ``x -> m @ x + t``."""
+    luma = LUMA
+    if op == 0:  # brightness: scale towards black
+        return factor * m, factor * t
+    if op == 1:  # contrast: scale towards the mean gray level of the (current) image
+        gray = float(luma @ (m @ mean + t))
+        return factor * m, factor * t + (1.0 - factor) * gray
+    if op == 2:  # saturation: blend with the pixel's own gray level
+        blend = factor * np.eye(3) + (1.0 - factor) * np.outer(np.ones(3), luma)
+    else:  # hue: rotate about the gray axis (an approximation of an HSV hue shift)
+        blend = _hue_matrix(factor)
+    return blend @ m, blend @ t
+
+
+def color_jitter(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+) -> np.ndarray:
+    """Random brightness, contrast, saturation and hue changes, in a random order.
+
+    Factors are drawn as torchvision does (``uniform(1 - s, 1 + s)``, hue a shift in
+    ``[-hue, hue]`` turns). The four operations are composed into one affine map of the
+    RGB values and applied once by PIL, rounding and clipping only at the end; the hue
+    shift is a rotation about the gray axis, close to but not exactly an HSV hue shift.
+    """
+    factors = [rng.uniform(max(0.0, 1.0 - s), 1.0 + s) for s in (brightness, contrast, saturation)]
+    factors.append(rng.uniform(-hue, hue))
+    pil = Image.fromarray(image)
+    m, t = np.eye(3), np.zeros(3)
+    mean = _channel_means(pil)
+    for op in rng.permutation(4):
+        m, t = _jitter_step(int(op), float(factors[op]), m, t, mean)
+    matrix = np.concatenate([m, t[:, None]], axis=1).ravel()
+    return np.asarray(pil.convert("RGB", matrix=tuple(float(v) for v in matrix)))
+
+
+def _channel_means(pil: Image.Image) -> np.ndarray:
+    """Mean of each RGB channel, from PIL's histogram (much faster than a strided mean)."""
+    hist = np.asarray(pil.histogram(), dtype=np.float64).reshape(3, 256)
+    return hist @ np.arange(256.0) / (pil.width * pil.height)
+
+
+def grayscale(image: np.ndarray) -> np.ndarray:
+    """The luma of the image (PIL's ``L`` mode), repeated in all three channels."""
+    return np.asarray(Image.fromarray(image).convert("L").convert("RGB"))
+
+
+def gaussian_blur(image: np.ndarray, radius: float) -> np.ndarray:
+    """Gaussian blur with standard deviation ``radius`` pixels (PIL's filter)."""
+    if radius <= 0:
+        return image
+    return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)))
+
+
+# --- pipelines ---------------------------------------------------------------------------
+
+
+def _params(strength: str | AugmentParams) -> AugmentParams:
+    if isinstance(strength, AugmentParams):
+        return strength
+    if strength not in STRENGTHS:
+        valid = ", ".join(repr(s) for s in STRENGTHS)
+        raise ValueError(f"strength={strength!r} is not valid; choose one of: {valid}")
+    return STRENGTHS[strength]
+
+
+def photometric(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    strength: str | AugmentParams,
+    blur_scale: float = 1.0,
+) -> tuple[np.ndarray, list[str]]:
+    """Colour jitter, grayscale and blur (no geometry), each with its probability.
+
+    Args:
+        image: uint8 ``(H, W, 3)``.
+        rng: the source of randomness.
+        strength: ``"weak"``, ``"strong"`` or explicit :class:`AugmentParams`.
+        blur_scale: multiplies the blur radius (``size / 224`` for a ``size``-pixel scene).
+
+    Returns:
+        The augmented image and the names of the operations applied, in order.
+    """
+    p = _params(strength)
+    applied: list[str] = []
+    draws = rng.random(3)
+    if draws[0] < p.jitter_p:
+        image = color_jitter(image, rng, *p.jitter)
+        applied.append("color_jitter")
+    if draws[1] < p.gray_p:
+        image = grayscale(image)
+        applied.append("grayscale")
+    if draws[2] < p.blur_p:
+        image = gaussian_blur(image, rng.uniform(*p.blur_sigma) * blur_scale)
+        applied.append("blur")
+    return image, applied
+
+
+def augment(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    strength: str | AugmentParams,
+    out_size: int | tuple[int, int],
+) -> tuple[np.ndarray, list[str]]:
+    """SimCLR's view pipeline: resized crop, flip, jitter, grayscale, blur.
+
+    Args:
+        image: uint8 ``(H, W, 3)``.
+        rng: the source of randomness.
+        strength: ``"weak"`` (crop 60-100 % of the area, mild jitter, flip), ``"strong"``
+            (SimCLR: crop 20-100 %, jitter 0.4/0.4/0.4/0.1 with p=0.8, grayscale p=0.2,
+            blur p=0.5) or explicit :class:`AugmentParams`.
+        out_size: side, or ``(H, W)``, of the view.
+
+    Returns:
+        The view, uint8 ``(H, W, 3)``, and the names of the operations applied, in order
+        (``crop`` always first); :func:`describe` puts them into words.
+    """
+    p = _params(strength)
+    view = random_resized_crop(image, rng, out_size, p.scale, p.ratio)
+    applied = ["crop"]
+    if rng.random() < p.flip_p:
+        view = hflip(view)
+        applied.append("hflip")
+    view, more = photometric(view, rng, p, blur_scale=min(_shape(out_size)) / REFERENCE_SIZE)
+    return view, applied + more
+
+
+def describe(applied: list[str]) -> str:
+    """The operation names as an English phrase: ``"cropped, flipped and blurred"``."""
+    words = [DESCRIPTIONS.get(name, name) for name in applied]
+    if not words:
+        return "left unchanged"
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " and " + words[-1]

@@ -1,0 +1,133 @@
+"""The ``ssl-gym`` command line: list, show and demo the registered puzzles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+import ssl_gym
+from ssl_gym.core import Puzzle, format_answer
+from ssl_gym.envs import PuzzleEnv, entries
+
+console = Console()
+
+
+def _unwrap(env: gym.Env) -> PuzzleEnv:
+    inner = env.unwrapped
+    if not isinstance(inner, PuzzleEnv):
+        raise TypeError(f"{env} is not an ssl_gym PuzzleEnv")
+    return inner
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every registered id with its family, difficulty and chance score."""
+    table = Table(title=f"ssl_gym {ssl_gym.__version__}: registered puzzles")
+    for col in ("id", "family", "difficulty", "chance", "description"):
+        table.add_column(col)
+    for e in entries():
+        if args.family and e.family.lower() != args.family.lower():
+            continue
+        table.add_row(e.id, e.family, e.difficulty, f"{e.chance_score:.3f}", e.description)
+    console.print(table)
+    return 0
+
+
+def save_observation(env: PuzzleEnv, path: Path) -> None:
+    """Write the current observation's images as one PNG (parents created)."""
+    picture = env.render()
+    if picture is None:
+        raise RuntimeError("the env must be made with render_mode='rgb_array'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(picture).save(path)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Render one instance to a picture; print its prompt and answer."""
+    env = _unwrap(gym.make(args.id, render_mode="rgb_array", image_source=args.image_source))
+    env.reset(seed=args.seed)
+    inst = env.instance
+    if inst is None:
+        raise RuntimeError("reset() produced no instance")
+    save_observation(env, Path(args.out))
+    console.print(f"[bold]{args.id}[/] seed={args.seed} -> {args.out}")
+    console.print("[bold]prompt:[/]", inst.prompt, markup=False)
+    console.print(f"[bold]answer:[/] {inst.answer}")
+    console.print(f"[bold]oracle completion:[/] {env.puzzle.oracle(inst)}", markup=False)
+    return 0
+
+
+def policy_scores(env: PuzzleEnv, episodes: int, seed: int) -> tuple[float, float]:
+    """Mean reward of the oracle and of a uniformly random valid answer."""
+    rng = np.random.default_rng(seed)
+    oracle, rand = [], []
+    puzzle: Puzzle = env.puzzle
+    for i in range(episodes):
+        env.reset(seed=seed + i)
+        inst = env.instance
+        if inst is None:
+            raise RuntimeError("reset() produced no instance")
+        oracle.append(puzzle.verify(inst, puzzle.oracle(inst)).reward)
+        guess = format_answer(puzzle.random_answer(inst, rng), puzzle.config.answer_format)
+        rand.append(puzzle.verify(inst, guess).reward)
+    return float(np.mean(oracle)), float(np.mean(rand))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Render every id to the gallery and print oracle and random-policy scores."""
+    out = Path(args.out)
+    table = Table(title=f"oracle and random policy, {args.episodes} episodes per id")
+    for col in ("id", "difficulty", "chance", "oracle", "random"):
+        table.add_column(col, justify="left" if col == "id" else "right")
+    for e in track(entries(), description="rendering and scoring", console=console):
+        env = _unwrap(gym.make(e.id, render_mode="rgb_array"))
+        oracle, rand = policy_scores(env, args.episodes, args.seed)
+        env.reset(seed=args.seed)
+        save_observation(env, out / f"{e.id.replace('/', '_')}.png")
+        table.add_row(e.id, e.difficulty, f"{e.chance_score:.3f}", f"{oracle:.3f}", f"{rand:.3f}")
+    console.print(table)
+    console.print(f"gallery written to {out}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ssl-gym``."""
+    parser = argparse.ArgumentParser(prog="ssl-gym", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="every registered id with family, difficulty, chance")
+    p.add_argument("--family", help="only this family")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("show", help="render one instance, print prompt and answer")
+    p.add_argument("id")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="puzzle.png")
+    p.add_argument("--image-source", default="procedural")
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("demo", help="render every id and score oracle and random policies")
+    p.add_argument("--out", default="outputs/gallery")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ssl-gym`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, gym.error.Error) as err:
+        console.print(f"[red]error:[/] {err}", markup=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

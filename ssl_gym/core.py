@@ -1,0 +1,406 @@
+"""The core of ssl_gym: puzzles, instances, verdicts, answer formats and rewards.
+
+A puzzle family is a pure object (numpy only; no gymnasium, no torch):
+
+- ``generate(rng, source) -> Instance``: draw images from an image source, build a
+  puzzle whose answer is known by construction, reject and resample ambiguous ones;
+- ``parse(text) -> solution | None``: read the family's answer out of the answer text;
+- ``score(instance, solution) -> float`` in ``[0, 1]``;
+- ``hint(instance, level) -> str | None``: graded hints for multi-turn play;
+- ``verify(instance, completion) -> Verdict``: all of the above composed with the answer
+  format (``tags``, ``boxed``, ``plain``) and the reward weights.
+
+Families subclass :class:`Puzzle` and implement ``_draft`` (one attempt at an instance,
+raising :class:`Rejected` when the draw is ambiguous) instead of ``generate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ssl_gym.images.base import ImageSource
+
+ANSWER_FORMATS = ("tags", "boxed", "plain")
+PROMPT_STYLES = ("ssl4rl", "ssl_r1", "plain")
+DIFFICULTIES = ("easy", "medium", "hard")
+
+#: Longest answer text (inside the answer block) that is still read; longer is a parse error.
+MAX_ANSWER_CHARS = 2000
+
+FORMAT_INSTRUCTIONS = {
+    "tags": (
+        "You FIRST think about the reasoning process as an internal monologue and then "
+        "provide the final answer. The reasoning process MUST BE enclosed within "
+        "<think> </think> tags. The final answer MUST BE put in <answer> </answer> tags."
+    ),
+    "boxed": (
+        "Please reason step by step inside <think> </think> tags, and put your final "
+        "answer within \\boxed{}."
+    ),
+    "plain": "Reply with the answer only.",
+}
+
+
+# --- validation helpers (shared by every family's config) -------------------------------
+
+
+def check_choice(name: str, value: object, options: Sequence[object]) -> None:
+    """Raise ``ValueError`` naming the valid options when ``value`` is not one of them."""
+    if value not in options:
+        valid = ", ".join(repr(o) for o in options)
+        raise ValueError(f"{name}={value!r} is not valid; choose one of: {valid}")
+
+
+def check_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        upper = "" if high is None else f" and <= {high}"
+        raise ValueError(f"{name} must be >= {low}{upper}, got {value}")
+
+
+def check_float(name: str, value: object, low: float, high: float) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)) or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PuzzleConfig:
+    """Settings every family shares; each family's config extends it."""
+
+    size: int = 224
+    """Side in pixels of the square image each puzzle is cut from."""
+    answer_format: str = "tags"
+    """Where the answer goes: ``tags`` (<think>/<answer>), ``boxed`` (\\boxed{}) or ``plain``."""
+    prompt_style: str = "ssl4rl"
+    """Wording of the question: ``ssl4rl``, ``ssl_r1`` (the papers' wording) or ``plain``."""
+    accuracy_weight: float = 1.0
+    """Weight of the puzzle score in the reward."""
+    format_weight: float = 0.0
+    """Weight of the format term (1 when the completion has exactly one answer block)."""
+    max_resamples: int = 100
+    """Ambiguous draws rejected before generation gives up with an error."""
+
+    def __post_init__(self) -> None:
+        check_int("size", self.size, 16, 4096)
+        check_choice("answer_format", self.answer_format, ANSWER_FORMATS)
+        check_choice("prompt_style", self.prompt_style, PROMPT_STYLES)
+        check_float("accuracy_weight", self.accuracy_weight, 0.0, 1e6)
+        check_float("format_weight", self.format_weight, 0.0, 1e6)
+        check_int("max_resamples", self.max_resamples, 0)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of the settings this config accepts."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_overrides(cls, **overrides: Any) -> PuzzleConfig:
+        """Build a config, rejecting unknown keys with the list of valid ones."""
+        unknown = sorted(set(overrides) - set(cls.field_names()))
+        if unknown:
+            valid = ", ".join(sorted(cls.field_names()))
+            raise ValueError(f"unknown setting(s) {unknown} for {cls.__name__}; valid: {valid}")
+        return cls(**overrides)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration of a family; each preset becomes a registered id."""
+
+    difficulty: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_choice("difficulty", self.difficulty, DIFFICULTIES)
+
+
+def preset(difficulty: str, description: str = "", **overrides: Any) -> Preset:
+    """Shorthand for ``Preset(difficulty, overrides, description)``."""
+    return Preset(difficulty, dict(overrides), description)
+
+
+# --- instances and verdicts --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One puzzle: what the model sees and what the verifier needs."""
+
+    family: str
+    images: tuple[np.ndarray, ...]
+    """Observation images, uint8 (H, W, 3)."""
+    question: str
+    """The task in the prompt style's wording, without the answer-format instruction."""
+    prompt: str
+    """The full prompt: question plus answer-format instruction."""
+    answer: str
+    """Ground truth as answer text (what the oracle writes inside the answer block)."""
+    solution: Any
+    """Ground truth in structured form (JSON primitives), as ``parse`` returns it."""
+    choices: tuple[str, ...] | None = None
+    """The finite list of valid answers, when there is one."""
+    pattern: str | None = None
+    """A regular expression of valid answers, when there is no finite list."""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """JSON-serialisable facts: chance score, rejections, generation details."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verifier's judgement of one completion."""
+
+    reward: float
+    score: float
+    """Puzzle score in [0, 1] (accuracy, partial credit included)."""
+    format_ok: bool
+    parsed: Any
+    answer_text: str | None
+    parse_error: str | None
+    components: Mapping[str, float]
+    """Weighted parts of the reward: ``accuracy`` and ``format``."""
+
+
+class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by ``Puzzle._draft`` when a draw is ambiguous; the puzzle resamples."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- answer formats ----------------------------------------------------------------------
+
+_BOXED_OPEN = "\\boxed{"
+_BRACES = re.compile(r"[{}]")
+
+
+def _tag_blocks(text: str, tag: str) -> list[str]:
+    opener, closer = f"<{tag}>", f"</{tag}>"
+    blocks, start = [], text.find(opener)
+    while start != -1:
+        end = text.find(closer, start + len(opener))
+        if end == -1:
+            break
+        blocks.append(text[start + len(opener) : end])
+        start = text.find(opener, end + len(closer))
+    return blocks
+
+
+def _boxed_blocks(text: str) -> list[str]:
+    """Contents of the outermost boxed groups, braces matched in one pass."""
+    if _BOXED_OPEN not in text:
+        return []
+    match: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACES.finditer(text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            match[stack.pop()] = m.start()
+    blocks, pos = [], text.find(_BOXED_OPEN)
+    while pos != -1:
+        brace = pos + len(_BOXED_OPEN) - 1
+        end = match.get(brace)
+        if end is None:
+            pos = text.find(_BOXED_OPEN, pos + 1)
+            continue
+        blocks.append(text[brace + 1 : end])
+        pos = text.find(_BOXED_OPEN, end + 1)
+    return blocks
+
+
+def _tags_well_formed(text: str) -> bool:
+    counts = [text.count(t) for t in ("<think>", "</think>", "<answer>", "</answer>")]
+    if counts != [1, 1, 1, 1]:
+        return False
+    a, b = text.index("<think>"), text.index("</think>")
+    c, d = text.index("<answer>"), text.index("</answer>")
+    gaps = (text[:a], text[b + len("</think>") : c], text[d + len("</answer>") :])
+    return a < b < c < d and all(not g.strip() for g in gaps)
+
+
+def extract_answer(completion: str, answer_format: str) -> tuple[str | None, bool, str | None]:
+    """Find the answer text in a completion.
+
+    Returns ``(answer_text, format_ok, error)``. The last answer block counts; format
+    credit needs exactly one block (and, for ``tags``, one think block before it).
+    """
+    check_choice("answer_format", answer_format, ANSWER_FORMATS)
+    if answer_format == "plain":
+        text = completion.strip()
+        return (text, True, None) if text else (None, False, "empty completion")
+    if answer_format == "tags":
+        blocks = _tag_blocks(completion, "answer")
+        ok = _tags_well_formed(completion)
+        missing = "no <answer>...</answer> block"
+    else:
+        blocks = _boxed_blocks(completion)
+        ok = len(blocks) == 1
+        missing = "no \\boxed{...} block"
+    if not blocks:
+        return None, False, missing
+    return blocks[-1].strip(), ok, None
+
+
+def format_answer(answer: str, answer_format: str) -> str:
+    """Write ``answer`` as a well-formed completion in the given format (the oracle's)."""
+    check_choice("answer_format", answer_format, ANSWER_FORMATS)
+    if answer_format == "tags":
+        return f"<think>I know the answer.</think> <answer>{answer}</answer>"
+    if answer_format == "boxed":
+        return f"<think>I know the answer.</think> \\boxed{{{answer}}}"
+    return answer
+
+
+def compose_reward(score: float, format_ok: bool, cfg: PuzzleConfig) -> dict[str, float]:
+    """The weighted reward components; the reward is their sum."""
+    return {
+        "accuracy": cfg.accuracy_weight * float(score),
+        "format": cfg.format_weight * float(format_ok),
+    }
+
+
+# --- the puzzle --------------------------------------------------------------------------
+
+C = TypeVar("C", bound=PuzzleConfig)
+
+
+class Puzzle(ABC, Generic[C]):
+    """A family of verifiable visual puzzles. Subclasses set the class attributes."""
+
+    family: ClassVar[str]
+    """Family name as it appears in ids, e.g. ``Jigsaw``."""
+    version: ClassVar[int] = 0
+    """Bumped when generation or scoring changes; the ``vN`` of every id of the family."""
+    config_cls: ClassVar[type[PuzzleConfig]]
+    presets: ClassVar[Mapping[str, Preset]]
+
+    def __init__(self, config: C) -> None:
+        if not isinstance(config, self.config_cls):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}")
+        self.config: C = config
+
+    # -- what a family implements --
+
+    @property
+    @abstractmethod
+    def chance_score(self) -> float:
+        """Expected score of a uniformly random valid answer."""
+
+    @abstractmethod
+    def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """Shapes of the observation images; fixed for a config."""
+
+    @abstractmethod
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        """One attempt at an instance; raise :class:`Rejected` if it is ambiguous."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Any | None:
+        """Read a solution from answer text; ``None`` when it cannot be read."""
+
+    @abstractmethod
+    def score(self, instance: Instance, solution: Any) -> float:
+        """Score a parsed solution in [0, 1]."""
+
+    @abstractmethod
+    def hint(self, instance: Instance, level: int) -> str | None:
+        """The ``level``-th hint (0-based), or ``None`` when there are no more."""
+
+    # -- shared machinery --
+
+    def generate(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        """Draw an unambiguous instance, resampling rejected draws."""
+        rejections: Counter[str] = Counter()
+        for _ in range(self.config.max_resamples + 1):
+            try:
+                inst = self._draft(rng, source)
+            except Rejected as why:
+                rejections[why.reason] += 1
+                continue
+            meta = {
+                **inst.metadata,
+                "rejections": sum(rejections.values()),
+                "rejection_reasons": dict(rejections),
+            }
+            return dataclasses.replace(inst, metadata=meta)
+        raise RuntimeError(
+            f"{self.family}: no unambiguous instance in {self.config.max_resamples + 1} draws "
+            f"(rejections: {dict(rejections)}); the image source "
+            f"{getattr(source, 'spec', source)!r} may be too uniform for this configuration"
+        )
+
+    def make_instance(
+        self,
+        images: Sequence[np.ndarray],
+        question: str,
+        solution: Any,
+        answer: str,
+        choices: Sequence[str] | None = None,
+        pattern: str | None = None,
+        **metadata: Any,
+    ) -> Instance:
+        """Assemble an instance: adds the format instruction and the standard metadata."""
+        prompt = f"{question}\n{FORMAT_INSTRUCTIONS[self.config.answer_format]}"
+        meta = {"family": self.family, "chance_score": self.chance_score, **metadata}
+        return Instance(
+            family=self.family,
+            images=tuple(np.ascontiguousarray(im, dtype=np.uint8) for im in images),
+            question=question,
+            prompt=prompt,
+            answer=answer,
+            solution=solution,
+            choices=None if choices is None else tuple(choices),
+            pattern=pattern,
+            metadata=meta,
+        )
+
+    def verify(self, instance: Instance, completion: str) -> Verdict:
+        """Judge a completion: extract, parse, score, compose the reward."""
+        if not isinstance(completion, str):
+            raise TypeError(f"a completion must be a str, got {type(completion).__name__}")
+        text, format_ok, error = extract_answer(completion, self.config.answer_format)
+        parsed = None
+        if text is not None and len(text) > MAX_ANSWER_CHARS:
+            error, format_ok = f"answer longer than {MAX_ANSWER_CHARS} characters", False
+        elif text is not None:
+            parsed = self.parse(text)
+            if parsed is None:
+                error = f"could not read a {self.family} answer from {text[:80]!r}"
+        score = 0.0 if parsed is None else float(self.score(instance, parsed))
+        format_ok = format_ok and parsed is not None
+        parts = compose_reward(score, format_ok, self.config)
+        return Verdict(sum(parts.values()), score, format_ok, parsed, text, error, parts)
+
+    def random_answer(self, instance: Instance, rng: np.random.Generator) -> str:
+        """A uniformly random valid answer text (the random policy's; scores chance)."""
+        if instance.choices is None:
+            raise NotImplementedError(f"{self.family} must define random_answer")
+        return instance.choices[int(rng.integers(len(instance.choices)))]
+
+    def oracle(self, instance: Instance) -> str:
+        """A completion that scores 1.0 in this puzzle's answer format."""
+        return format_answer(instance.answer, self.config.answer_format)
+
+    def style(self, texts: Mapping[str, str], **values: Any) -> str:
+        """Pick the question template of the configured prompt style and fill it in."""
+        return texts[self.config.prompt_style].format(**values)

@@ -1,0 +1,18 @@
+"""The Gymnasium side of ssl_gym: one env class, its spaces, the registration loop."""
+
+from __future__ import annotations
+
+from ssl_gym.envs.puzzle_env import PuzzleEnv
+from ssl_gym.envs.registration import EnvEntry, entries, env_id, register_all, registered_ids
+from ssl_gym.envs.spaces import Completion, observation_space
+
+__all__ = [
+    "Completion",
+    "EnvEntry",
+    "PuzzleEnv",
+    "entries",
+    "env_id",
+    "observation_space",
+    "register_all",
+    "registered_ids",
+]

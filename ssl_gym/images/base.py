@@ -1,0 +1,66 @@
+"""The image source interface: where puzzles get their pictures from."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+from PIL import Image
+
+
+class ImageSource(ABC):
+    """A source of RGB images; puzzles call :meth:`sample` with their own generator.
+
+    Subclasses implement :meth:`_sample_raw`; :meth:`sample` fits the result to the
+    requested shape (resize the shorter side, then a random crop). Sources that can
+    render at any size directly (the procedural one) override :meth:`sample`.
+    """
+
+    spec: str = "?"
+    """The spec string that selects this source (``procedural``, ``folder:PATH``, ...)."""
+
+    @abstractmethod
+    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        """One image of any size, uint8 (H, W, 3)."""
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        """A random image as uint8 (shape[0], shape[1], 3)."""
+        return fit(self._sample_raw(rng), shape, rng)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
+def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any PIL image or array (gray, RGB, RGBA, float in [0, 1]) as uint8 (H, W, 3)."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    arr = np.asarray(image)
+    if arr.dtype.kind == "f":
+        scale = 255.0 if arr.size and float(arr.max()) <= 1.0 else 1.0
+        arr = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f"an image must be (H, W), (H, W, 3) or (H, W, 4); got {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def fit(image: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Resize so the image covers ``shape`` (aspect kept), then crop at a random offset."""
+    h, w = image.shape[:2]
+    th, tw = shape
+    if (h, w) != (th, tw):
+        scale = max(th / h, tw / w)
+        nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
+        if (nh, nw) != (h, w):
+            pil = Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR)
+            image = np.asarray(pil)
+        top = int(rng.integers(0, nh - th + 1))
+        left = int(rng.integers(0, nw - tw + 1))
+        image = image[top : top + th, left : left + tw]
+    return np.ascontiguousarray(image, dtype=np.uint8)

@@ -1,0 +1,393 @@
+"""Jigsaw: put the shuffled tiles of an image back in their places.
+
+## Description
+
+An image is cut into a ``rows x cols`` grid of square tiles, which are shown in a random
+order (never the original one); the task is to restore the image (SSL4RL's jigsaw task,
+SSL-R1's "patch ordering"). Tiles have one size whatever the image size: the source is
+sampled at exactly the size the grid needs. Optionally each tile is cut at a random
+offset inside its cell (``jitter``) and framed flat (``border``), so that tiles cannot be
+matched by their edges alone (as Jigsaw-R1 masks borders).
+
+## Observation
+
+``layout="tiles"``: ``rows x cols`` square images of ``tile x tile`` pixels, tile 1 first
+(SSL4RL). ``layout="composite"``: one image with the shuffled tiles laid out in the grid
+on white, each with its number (1 to ``rows x cols``) in large print above it.
+
+## Answer format
+
+For each cell of the restored image in row-major order (left to right, top to bottom),
+the 1-based number of the shown tile that belongs there, comma separated, e.g.
+``<answer>3,1,2,4</answer>`` for 2x2: tile 3 goes top-left, tile 1 top-right. ``3, 1, 2,
+4``, ``[3 1 2 4]`` and ``3 1 2 4`` read the same; an answer with another count of integers
+does not parse.
+
+## Reward
+
+``scoring="position"`` (default, SSL4RL): the fraction of cells holding the right tile.
+``"exact"``: 1 only when every cell is right. ``"adjacency"``: the fraction of adjacent
+cell pairs (horizontal and vertical) of the answer whose two tiles are neighbours in the
+same relation in the original image. A cell holding a repeated or out-of-range number
+counts as wrong, so an answer with repeats never beats the best permutation.
+
+## Difficulty
+
+The grid (2x2 to 5x5, or m x n), the layout, border masking and jitter.
+
+## Registered Configurations
+
+* ``SSL/Jigsaw-2x2-v0``: 4 tiles (easy).
+* ``SSL/Jigsaw-2x3-v0``: 2 rows, 3 columns (easy).
+* ``SSL/Jigsaw-3x3-v0``: 9 tiles (medium).
+* ``SSL/Jigsaw-3x3-Composite-v0``: 9 tiles in one labelled image (medium).
+* ``SSL/Jigsaw-3x3-Masked-v0``: 9 tiles with masked borders and jittered cuts (hard).
+* ``SSL/Jigsaw-4x4-v0``: 16 tiles (hard).
+* ``SSL/Jigsaw-5x5-v0``: 25 tiles (hard).
+
+## Version History
+
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ssl_gym.core import (
+    Instance,
+    Preset,
+    Puzzle,
+    PuzzleConfig,
+    Rejected,
+    check_choice,
+    check_float,
+    check_int,
+    preset,
+)
+from ssl_gym.images.base import ImageSource
+from ssl_gym.render import grid, mask_border
+
+QUESTIONS = {
+    "ssl4rl": (
+        "{shown} are the parts of one original image, divided into a {rows}x{cols} grid "
+        "({rows} rows, {cols} columns) and shuffled. Your task is to determine the correct "
+        "order of these parts to reconstruct the original image. Starting from the top-left "
+        "corner, go through the cells of the original image row by row, from left to right "
+        "and top to bottom, and give for each cell the number of the tile that belongs "
+        'there. The output should be {n} numbers separated by commas; for instance, "{example}" '
+        "would mean that tile {n} belongs in the top-left cell."
+    ),
+    "ssl_r1": (
+        "Patch ordering: {shown} are the patches of one image split into a {rows}x{cols} "
+        "grid, in shuffled order. Put the patches back in their original order: for each "
+        "position of the original image in raster order (row by row, left to right, from the "
+        "top-left), give the number of the patch that goes there, as {n} comma-separated "
+        "numbers, e.g. {example}."
+    ),
+    "plain": (
+        "{shown} are the shuffled tiles of a {rows}x{cols} grid. For each cell in row-major "
+        "order, give the number of its tile, comma separated (e.g. {example})."
+    ),
+}
+SHOWN = {
+    "tiles": "The {n} images (tiles 1 to {n}, in the order shown)",
+    "composite": "The {n} tiles in the image (each labelled with its number above it)",
+}
+LAYOUTS = ("tiles", "composite")
+SCORINGS = ("position", "exact", "adjacency")
+GAP = 4
+"""Pixels between tiles in the composite layout (as :func:`ssl_gym.render.grid` draws)."""
+_INT = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JigsawConfig(PuzzleConfig):
+    """Settings of the Jigsaw family."""
+
+    grid: int = 3
+    """Rows of the grid, 2 to 5 (also the columns unless ``cols`` is set)."""
+    cols: int | None = None
+    """Columns of the grid for m x n puzzles, 2 to 5; ``None`` for a square grid."""
+    layout: str = "tiles"
+    """``tiles``: each tile a separate image (SSL4RL); ``composite``: one labelled image."""
+    tile: int | None = None
+    """Tile side in pixels; ``None`` for ``size // max(rows, cols)``."""
+    border: int = 0
+    """Width in pixels of a flat frame masked on every tile, against edge matching."""
+    jitter: int = 0
+    """Tiles are cut at a random offset inside cells of side ``tile + jitter``."""
+    scoring: str = "position"
+    """``position`` (fraction of cells right), ``exact`` or ``adjacency`` (neighbour pairs)."""
+    min_std: float = 6.0
+    """Reject draws with a near-uniform tile (standard deviation about the channel means).
+
+    Measured on every second pixel of the visible part of each tile (inside ``border``).
+    """
+    min_tile_diff: float = 6.0
+    """Reject draws with two tiles closer than this in mean absolute pixel difference.
+
+    Measured like ``min_std``.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("grid", self.grid, 2, 5)
+        if self.cols is not None:
+            check_int("cols", self.cols, 2, 5)
+        check_choice("layout", self.layout, LAYOUTS)
+        check_choice("scoring", self.scoring, SCORINGS)
+        if self.tile is not None:
+            check_int("tile", self.tile, 8, 1024)
+        elif self.size // max(self.grid_shape) < 8:
+            raise ValueError(
+                f"size={self.size} gives tiles under 8 px for a "
+                f"{self.grid}x{self.grid_shape[1]} grid; raise size or set tile"
+            )
+        check_int("border", self.border, 0, self.tile_side // 4 - 1)
+        check_int("jitter", self.jitter, 0, self.tile_side)
+        check_float("min_std", self.min_std, 0.0, 128.0)
+        check_float("min_tile_diff", self.min_tile_diff, 0.0, 255.0)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """Rows and columns of the grid."""
+        return self.grid, self.grid if self.cols is None else self.cols
+
+    @property
+    def tile_side(self) -> int:
+        """Side of every tile in pixels."""
+        return self.tile if self.tile is not None else self.size // max(self.grid_shape)
+
+
+class Jigsaw(Puzzle[JigsawConfig]):
+    """Restore an image from its shuffled tiles."""
+
+    family = "Jigsaw"
+    version = 0
+    config_cls = JigsawConfig
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles (cells of the grid)."""
+        rows, cols = self.config.grid_shape
+        return rows * cols
+
+    @property
+    def chance_score(self) -> float:
+        """Expected score of a uniformly random permutation (exact, in closed form)."""
+        n, (rows, cols) = self.n_tiles, self.config.grid_shape
+        if self.config.scoring == "position":
+            return 1.0 / n
+        if self.config.scoring == "exact":
+            return 1.0 / math.factorial(n)
+        # A pair of adjacent cells holds a uniform ordered pair of distinct tiles, which is
+        # right for h (horizontal) or v (vertical) of the n (n - 1) ordered pairs.
+        h, v = rows * (cols - 1), (rows - 1) * cols
+        return (h * h + v * v) / ((h + v) * n * (n - 1))
+
+    def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """``n`` square tiles, or the one composite."""
+        if self.config.layout == "composite":
+            h, w, _ = self._blank_composite.shape
+            return ((h, w, 3),)
+        side = self.config.tile_side
+        return ((side, side, 3),) * self.n_tiles
+
+    @cached_property
+    def _blank_composite(self) -> np.ndarray:
+        """The composite with labels and empty cells; tiles are pasted into a copy."""
+        side, n = self.config.tile_side, self.n_tiles
+        blank = [np.zeros((side, side, 3), np.uint8)] * n
+        labels = [str(k + 1) for k in range(n)]
+        return grid(blank, self.config.grid_shape[1], labels, GAP, self._label_height)
+
+    @property
+    def _label_height(self) -> int:
+        return max(14, self.config.tile_side // 5)
+
+    @cached_property
+    def pattern(self) -> str:
+        """Regular expression (for ``re.fullmatch``) of valid answers: ``n`` numbers."""
+        n = self.n_tiles
+        number = "(?:" + "|".join(str(k) for k in range(n, 0, -1)) + ")"
+        return rf"{number}(?:\s*,\s*{number}){{{n - 1}}}"
+
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        cfg = self.config
+        (rows, cols), cell = cfg.grid_shape, cfg.tile_side + cfg.jitter
+        tiles = self._cut(source.sample(rng, (rows * cell, cols * cell)), rng)
+        b = cfg.border
+        _check_tiles(tiles[:, b : cfg.tile_side - b, b : cfg.tile_side - b], cfg)
+        perm = self._shuffle(rng)
+        solution = (np.argsort(perm) + 1).tolist()
+        shown = SHOWN[cfg.layout].format(n=self.n_tiles)
+        example = ",".join(str(k) for k in range(self.n_tiles, 0, -1))
+        question = self.style(
+            QUESTIONS, shown=shown, n=self.n_tiles, rows=rows, cols=cols, example=example
+        )
+        return self.make_instance(
+            self._observation(tiles[perm]),
+            question,
+            solution,
+            ",".join(map(str, solution)),
+            pattern=self.pattern,
+            rows=rows,
+            cols=cols,
+            permutation=perm.tolist(),
+        )
+
+    def _cut(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The tiles in row-major order as one (n, tile, tile, 3) array."""
+        cfg = self.config
+        (rows, cols), side, jitter = cfg.grid_shape, cfg.tile_side, cfg.jitter
+        if not jitter:
+            return (
+                image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
+            )
+        cell = side + jitter
+        offsets = rng.integers(0, jitter + 1, size=(self.n_tiles, 2))
+        tops = np.arange(self.n_tiles) // cols * cell + offsets[:, 0]
+        lefts = np.arange(self.n_tiles) % cols * cell + offsets[:, 1]
+        return np.stack(
+            [image[y : y + side, x : x + side] for y, x in zip(tops, lefts, strict=True)]
+        )
+
+    def _shuffle(self, rng: np.random.Generator) -> np.ndarray:
+        """A random permutation other than the identity: tile ``j`` shows cell ``perm[j]``."""
+        identity = np.arange(self.n_tiles)
+        while True:
+            perm = rng.permutation(self.n_tiles)
+            if (perm != identity).any():
+                return perm
+
+    def _observation(self, shown: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The shown tiles, masked, as separate images or pasted into the composite."""
+        if self.config.border:
+            shown = np.stack([mask_border(t, self.config.border) for t in shown])
+        if self.config.layout == "tiles":
+            return tuple(shown)
+        canvas, cols, side = self._blank_composite.copy(), self.config.grid_shape[1], shown.shape[1]
+        for k, tile in enumerate(shown):
+            r, c = divmod(k, cols)
+            y = GAP + r * (side + self._label_height + GAP) + self._label_height
+            x = GAP + c * (side + GAP)
+            canvas[y : y + side, x : x + side] = tile
+        return (canvas,)
+
+    def random_answer(self, instance: Instance, rng: np.random.Generator) -> str:
+        """A uniformly random permutation of the tile numbers (scores ``chance_score``)."""
+        return ",".join(str(k + 1) for k in rng.permutation(self.n_tiles))
+
+    def parse(self, text: str) -> list[int] | None:
+        """Read exactly ``n`` integers (any separators); repeats and range are scored.
+
+        Integers longer than 9 characters, never valid, read as 0 (out of range).
+        """
+        numbers = _INT.findall(text)
+        if len(numbers) != self.n_tiles:
+            return None
+        return [int(x) if len(x) <= 9 else 0 for x in numbers]
+
+    def score(self, instance: Instance, solution: Any) -> float:
+        """Position, exact or adjacency score; repeated or out-of-range cells are wrong."""
+        guess = self._tile_per_cell(solution)
+        if guess is None:
+            return 0.0
+        truth = np.asarray(instance.solution) - 1
+        if self.config.scoring == "position":
+            return float(np.mean(guess == truth))
+        if self.config.scoring == "exact":
+            return float(np.array_equal(guess, truth))
+        return self._adjacency(truth, guess)
+
+    def _tile_per_cell(self, solution: Any) -> np.ndarray | None:
+        """0-based tile per cell, -1 where the number is repeated or out of range."""
+        n = self.n_tiles
+        if not isinstance(solution, list | tuple) or len(solution) != n:
+            return None
+        if not all(isinstance(v, int | np.integer) for v in solution):
+            return None
+        counts = Counter(int(v) for v in solution)
+        return np.array(
+            [int(v) - 1 if 1 <= v <= n and counts[int(v)] == 1 else -1 for v in solution]
+        )
+
+    def _adjacency(self, truth: np.ndarray, guess: np.ndarray) -> float:
+        """Fraction of adjacent cell pairs holding true neighbours in the same relation."""
+        rows, cols = self.config.grid_shape
+        home = np.empty(self.n_tiles + 1, dtype=np.int64)
+        home[truth] = np.arange(self.n_tiles)
+        home[-1] = 0  # the slot of guess -1 (invalid); such pairs are masked out below
+        cells = np.arange(self.n_tiles).reshape(rows, cols)
+        scores = []
+        for a, b, step in ((cells[:, :-1], cells[:, 1:], (0, 1)), (cells[:-1], cells[1:], (1, 0))):
+            ha, hb = home[guess[a]], home[guess[b]]
+            same = (hb // cols - ha // cols == step[0]) & (hb % cols - ha % cols == step[1])
+            scores.append(same & (guess[a] >= 0) & (guess[b] >= 0))
+        return float(np.concatenate([s.ravel() for s in scores]).mean())
+
+    def hint(self, instance: Instance, level: int) -> str | None:
+        """Level ``k`` tells the true cell of one more tile, ``n - 1`` hints in all."""
+        n, cols = self.n_tiles, self.config.grid_shape[1]
+        if not 0 <= level < n - 1:
+            return None
+        order = np.random.default_rng(list(instance.solution)).permutation(n)
+        cell = int(order[level])
+        r, c = divmod(cell, cols)
+        return (
+            f"Tile {instance.solution[cell]} belongs in row {r + 1}, column {c + 1} "
+            "(the top-left cell is row 1, column 1)."
+        )
+
+
+def _check_tiles(tiles: np.ndarray, cfg: JigsawConfig) -> None:
+    """Reject draws with a flat tile or two near-duplicate tiles.
+
+    On every second pixel (rows and columns) for speed. Flat: the pixel standard deviation
+    about each channel's mean (so a flat colour is flat) is below ``min_std``. Duplicates:
+    the test of ``render.near_duplicates``, vectorised. The mean absolute difference of a
+    pair lies between ``max(msd / 255, mean colour difference)`` and ``sqrt(msd)``, with
+    ``msd`` the mean squared difference from one Gram matrix; only pairs that these
+    bounds leave open are compared pixel by pixel.
+    """
+    n, t = len(tiles), cfg.min_tile_diff
+    pixels = tiles[:, ::2, ::2].astype(np.float64).reshape(n, -1, 3)
+    flat = pixels.reshape(n, -1)
+    gram = flat @ flat.T / flat.shape[1]
+    sq = gram.diagonal()
+    colour = np.ones(pixels.shape[1]) @ pixels / pixels.shape[1]  # channel means, (n, 3)
+    if (np.sqrt(np.maximum(sq - (colour**2).mean(axis=1), 0.0)) < cfg.min_std).any():
+        raise Rejected("flat_tile")
+    msd = np.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0)
+    np.fill_diagonal(msd, np.inf)
+    if (np.sqrt(msd) < t).any():
+        raise Rejected("near_duplicate_tiles")
+    colour_gap = np.abs(colour[:, None] - colour[None, :]).mean(axis=2)
+    a, b = np.nonzero(np.triu((msd < 255.0 * t) & (colour_gap < t)))
+    step = max(1, 2**20 // flat.shape[1])  # pairs compared at once, ~8 MB
+    for k in range(0, len(a), step):
+        diff = np.abs(flat[a[k : k + step]] - flat[b[k : k + step]]).mean(axis=1)
+        if (diff < t).any():
+            raise Rejected("near_duplicate_tiles")
+
+
+PRESETS: dict[str, Preset] = {
+    "2x2": preset("easy", "4 tiles", grid=2),
+    "2x3": preset("easy", "2 rows, 3 columns", grid=2, cols=3),
+    "3x3": preset("medium", "9 tiles", grid=3),
+    "3x3-Composite": preset("medium", "9 tiles in one labelled image", grid=3, layout="composite"),
+    "3x3-Masked": preset(
+        "hard", "9 tiles, masked borders, jittered cuts", grid=3, border=4, jitter=8
+    ),
+    "4x4": preset("hard", "16 tiles", grid=4),
+    "5x5": preset("hard", "25 tiles", grid=5),
+}
+Jigsaw.presets = PRESETS

@@ -1,0 +1,233 @@
+"""Rotation: by how many degrees has the image been turned?
+
+## Description
+
+One square image rotated counter-clockwise by ``k x (360 / angles)`` degrees (SSL4RL's
+and SSL-R1's rotation task). With ``reference=True`` the unrotated image is shown first
+(SSL4RL's variant), which turns the task into comparing two views.
+
+## Observation
+
+One square ``size x size`` image (two with ``reference``: the original, then the rotated
+one). Every angle yields the same size and aspect ratio, so nothing but the pixels tells
+the angle. With 8 angles the scene is rotated with bilinear resampling and the largest
+inscribed square is kept (no black corners); all angles, 0 included, go through the same
+resampling so that blur does not give the answer away.
+
+## Answer format
+
+Degrees counter-clockwise, one of ``0, 90, 180, 270`` (4-way), e.g. ``<answer>90</answer>``.
+``90``, ``90°`` and ``90 degrees`` all read as 90; text with two different numbers does
+not parse.
+
+## Reward
+
+1 for the exact angle. With ``angular_credit=True``: ``1 - d / 180`` where ``d`` is the
+angular distance in degrees.
+
+## Difficulty
+
+``angles`` (2, 4 or 8) and the presence of the reference image.
+
+## Registered Configurations
+
+* ``SSL/Rotation-2way-v0``: 0 or 180 degrees (easy).
+* ``SSL/Rotation-4way-Ref-v0``: 4 angles, unrotated reference shown first (easy).
+* ``SSL/Rotation-4way-v0``: 4 angles (medium).
+* ``SSL/Rotation-8way-v0``: 8 angles, multiples of 45 degrees (hard).
+
+## Version History
+
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ssl_gym.core import (
+    Instance,
+    Preset,
+    Puzzle,
+    PuzzleConfig,
+    Rejected,
+    check_choice,
+    check_float,
+    preset,
+)
+from ssl_gym.images.base import ImageSource
+from ssl_gym.render import is_flat, resize
+
+QUESTIONS = {
+    "ssl4rl": (
+        "The image has been rotated counter-clockwise by one of these angles: {angles} "
+        "degrees. What is the rotation angle? Answer with the number of degrees."
+    ),
+    "ssl_r1": (
+        "This image may have been rotated. By how many degrees counter-clockwise was it "
+        "rotated from its upright orientation? Options: {angles}. Answer with the angle."
+    ),
+    "plain": "Rotation angle counter-clockwise in degrees ({angles})?",
+}
+REFERENCE_QUESTIONS = {
+    "ssl4rl": (
+        "Image 1 is the original image. Image 2 is Image 1 rotated counter-clockwise by one "
+        "of these angles: {angles} degrees. What is the rotation angle? Answer with the "
+        "number of degrees."
+    ),
+    "ssl_r1": (
+        "The first image is upright. The second image is the first one rotated "
+        "counter-clockwise. By how many degrees? Options: {angles}. Answer with the angle."
+    ),
+    "plain": "Image 2 is Image 1 rotated counter-clockwise by how many degrees ({angles})?",
+}
+DIRECTIONS = (
+    "top",
+    "top-left",
+    "left",
+    "bottom-left",
+    "bottom",
+    "bottom-right",
+    "right",
+    "top-right",
+)
+_NUMBER = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotationConfig(PuzzleConfig):
+    """Settings of the Rotation family."""
+
+    angles: int = 4
+    """Number of angle classes: 2 (0/180), 4 (right angles) or 8 (multiples of 45)."""
+    reference: bool = False
+    """Show the unrotated image first (SSL4RL's two-image variant)."""
+    angular_credit: bool = False
+    """Partial credit ``1 - d/180`` for an angle ``d`` degrees away, instead of exact match."""
+    min_std: float = 12.0
+    """Reject near-uniform images whose pixel standard deviation is below this."""
+    min_rotation_diff: float = 8.0
+    """Reject images that look the same after a rotation (mean absolute difference)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("angles", self.angles, (2, 4, 8))
+        check_choice("reference", self.reference, (True, False))
+        check_choice("angular_credit", self.angular_credit, (True, False))
+        check_float("min_std", self.min_std, 0.0, 128.0)
+        check_float("min_rotation_diff", self.min_rotation_diff, 0.0, 255.0)
+
+
+class Rotation(Puzzle[RotationConfig]):
+    """Predict the rotation applied to an image."""
+
+    family = "Rotation"
+    version = 0
+    config_cls = RotationConfig
+
+    @property
+    def step(self) -> int:
+        """Degrees between neighbouring angle classes."""
+        return 360 // self.config.angles
+
+    @property
+    def angle_choices(self) -> tuple[str, ...]:
+        """The valid answers as text."""
+        return tuple(str(k * self.step) for k in range(self.config.angles))
+
+    @property
+    def chance_score(self) -> float:
+        """Mean score of a uniformly random angle."""
+        angles = [k * self.step for k in range(self.config.angles)]
+        return float(np.mean([self._credit(a, b) for a in angles for b in angles]))
+
+    def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """One or two square images."""
+        side = self.config.size
+        return ((side, side, 3),) * (2 if self.config.reference else 1)
+
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        cfg = self.config
+        k = int(rng.integers(cfg.angles))
+        if cfg.angles == 8:
+            upright, rotated = self._rotate_resampled(rng, source, k * self.step)
+        else:
+            upright = source.sample(rng, (cfg.size, cfg.size))
+            rotated = np.rot90(upright, k * self.step // 90)
+        self._check_unambiguous(upright)
+        images = (upright, rotated) if cfg.reference else (rotated,)
+        texts = REFERENCE_QUESTIONS if cfg.reference else QUESTIONS
+        question = self.style(texts, angles=", ".join(self.angle_choices))
+        answer = str(k * self.step)
+        return self.make_instance(
+            images, question, k * self.step, answer, choices=self.angle_choices
+        )
+
+    def _rotate_resampled(
+        self, rng: np.random.Generator, source: ImageSource, angle: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rotate a larger image and keep the inscribed square, for 45-degree steps."""
+        side = self.config.size
+        big = source.sample(rng, (math.ceil(side * 1.5),) * 2)
+        inner = math.ceil(big.shape[0] / math.sqrt(2)) - 2
+        views = []
+        for a in (0, angle):
+            turned = np.asarray(Image.fromarray(big).rotate(a, Image.Resampling.BILINEAR))
+            off = (big.shape[0] - inner) // 2
+            views.append(resize(turned[off : off + inner, off : off + inner], (side, side)))
+        return views[0], views[1]
+
+    def _check_unambiguous(self, upright: np.ndarray) -> None:
+        cfg = self.config
+        if is_flat(upright, cfg.min_std):
+            raise Rejected("flat")
+        base = upright.astype(np.int16)
+        for quarter in range(1, 4):
+            diff = np.abs(np.rot90(base, quarter) - base).mean()
+            if diff < cfg.min_rotation_diff:
+                raise Rejected("rotation_invariant")
+
+    def parse(self, text: str) -> int | None:
+        """Read one angle in degrees; text naming two different numbers does not parse."""
+        numbers = {int(n) % 360 for n in _NUMBER.findall(text[:200])}
+        return numbers.pop() if len(numbers) == 1 else None
+
+    def score(self, instance: Instance, solution: Any) -> float:
+        """Exact match, or angular partial credit."""
+        return self._credit(int(instance.solution), int(solution))
+
+    def _credit(self, truth: int, guess: int) -> float:
+        d = abs(truth - guess) % 360
+        d = min(d, 360 - d)
+        if self.config.angular_credit:
+            return 1.0 - d / 180.0
+        return float(d == 0)
+
+    def hint(self, instance: Instance, level: int) -> str | None:
+        """Level 0 tells where the top of the scene went; later levels rule out angles."""
+        angle = int(instance.solution)
+        if level == 0:
+            where = DIRECTIONS[(angle // 45) % 8]
+            if angle == 0:
+                return "The image is upright: the top of the scene is at the top."
+            return f"The top of the scene is now at the {where} of the image."
+        wrong = [a for a in self.angle_choices if a != instance.answer]
+        order = np.random.default_rng([angle, len(wrong)]).permutation(len(wrong))
+        if level - 1 >= len(wrong) - 1:
+            return None
+        return f"The answer is not {wrong[order[level - 1]]} degrees."
+
+
+PRESETS: dict[str, Preset] = {
+    "2way": preset("easy", "0 or 180 degrees", angles=2),
+    "4way-Ref": preset("easy", "4 angles, reference shown first", angles=4, reference=True),
+    "4way": preset("medium", "4 right angles", angles=4),
+    "8way": preset("hard", "8 angles in steps of 45 degrees", angles=8),
+}
+Rotation.presets = PRESETS

@@ -1,0 +1,141 @@
+"""Pixel operations shared by the puzzle families: tiles, crops, labels, composites.
+
+Everything takes and returns uint8 (H, W, 3) numpy arrays; PIL is used only where it is
+faster (resizing, text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+BACKGROUND = (255, 255, 255)
+INK = (0, 0, 0)
+
+
+def split_tiles(image: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
+    """Cut an image into ``rows x cols`` equal tiles in row-major order (views, no copy).
+
+    The image is cropped at the bottom and right to a multiple of the tile size.
+    """
+    th, tw = image.shape[0] // rows, image.shape[1] // cols
+    return [
+        image[r * th : (r + 1) * th, c * tw : (c + 1) * tw]
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+def join_tiles(tiles: Sequence[np.ndarray], rows: int, cols: int) -> np.ndarray:
+    """Inverse of :func:`split_tiles`: tiles in row-major order back into one image."""
+    th, tw = tiles[0].shape[:2]
+    out = np.empty((rows * th, cols * tw, 3), dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        out[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = tile
+    return out
+
+
+def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize to ``(H, W)``."""
+    if image.shape[:2] == tuple(shape):
+        return image
+    pil = Image.fromarray(image).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    return np.asarray(pil)
+
+
+def crop(image: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """A copy of the window ``[top:top+height, left:left+width]``."""
+    return np.ascontiguousarray(image[top : top + height, left : left + width])
+
+
+def mask_border(tile: np.ndarray, width: int, color: int = 128) -> np.ndarray:
+    """A copy of ``tile`` with a flat frame of ``width`` pixels (defeats edge matching)."""
+    out = tile.copy()
+    if width > 0:
+        out[:width], out[-width:] = color, color
+        out[:, :width], out[:, -width:] = color, color
+    return out
+
+
+@lru_cache(maxsize=16)
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at ``size`` pixels (no system fonts needed)."""
+    return ImageFont.load_default(size=size)
+
+
+def label_strip(text: str, width: int, height: int) -> np.ndarray:
+    """A white strip with ``text`` centred in black, large enough to read at a glance."""
+    pil = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(pil)
+    f = font(max(8, int(height * 0.8)))
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=f)
+    x, y = (width - (right - left)) / 2 - left, (height - (bottom - top)) / 2 - top
+    draw.text((x, y), text, fill=INK, font=f)
+    return np.asarray(pil)
+
+
+def grid(
+    images: Sequence[np.ndarray],
+    cols: int,
+    labels: Sequence[str] | None = None,
+    gap: int = 4,
+    label_height: int = 0,
+) -> np.ndarray:
+    """Lay equally sized images out in a grid on white, each with an optional label above.
+
+    The output size depends only on the image size, count, ``cols``, ``gap`` and
+    ``label_height``, so a registered variant keeps one observation shape.
+    """
+    h, w = images[0].shape[:2]
+    rows = -(-len(images) // cols)
+    cell_h = h + label_height
+    out = np.full(
+        (rows * cell_h + (rows + 1) * gap, cols * w + (cols + 1) * gap, 3), 255, dtype=np.uint8
+    )
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        y, x = gap + r * (cell_h + gap), gap + c * (w + gap)
+        if labels is not None and label_height:
+            out[y : y + label_height, x : x + w] = label_strip(labels[i], w, label_height)
+        out[y + label_height : y + cell_h, x : x + w] = im
+    return out
+
+
+def composite(images: Sequence[np.ndarray], height: int = 256, gap: int = 8) -> np.ndarray:
+    """All observation images side by side at one height, numbered, for display."""
+    scaled = [
+        resize(im, (height, max(1, round(im.shape[1] * height / im.shape[0])))) for im in images
+    ]
+    label_h = max(14, height // 10)
+    width = sum(im.shape[1] for im in scaled) + gap * (len(scaled) + 1)
+    out = np.full((height + label_h + 2 * gap, width, 3), 255, dtype=np.uint8)
+    x = gap
+    for i, im in enumerate(scaled):
+        w = im.shape[1]
+        out[gap : gap + label_h, x : x + w] = label_strip(f"Image {i + 1}", w, label_h)
+        out[gap + label_h : gap + label_h + height, x : x + w] = im
+        x += w + gap
+    return out
+
+
+def near_duplicates(patches: Sequence[np.ndarray], threshold: float) -> bool:
+    """True if any two patches differ by less than ``threshold`` mean absolute value."""
+    flat = np.stack([p.astype(np.int16).reshape(-1) for p in patches])
+    for i in range(len(flat) - 1):
+        diffs = np.abs(flat[i + 1 :] - flat[i]).mean(axis=1)
+        if diffs.min() < threshold:
+            return True
+    return False
+
+
+def is_flat(image: np.ndarray, min_std: float) -> bool:
+    """True if the image is near-uniform: the pixel std about each channel's mean is small.
+
+    Measured about each channel's own mean, so a flat colour such as (200, 30, 30) is flat.
+    """
+    pixels = image.reshape(-1, image.shape[-1]).astype(np.float64)
+    return float(np.sqrt(pixels.var(axis=0).mean())) < min_std

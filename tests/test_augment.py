@@ -1,0 +1,162 @@
+"""Hand-built checks of the shared augmentations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssl_gym import augment as aug
+
+
+def noise(seed: int = 0, shape: tuple[int, int] = (64, 80)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+def smooth(seed: int = 0, side: int = 64) -> np.ndarray:
+    """A textured but smooth image: blurred noise upsampled (blur visibly changes noise)."""
+    small = noise(seed, (side // 8, side // 8))
+    return np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("strength", ["weak", "strong"])
+@pytest.mark.parametrize("out_size", [32, (24, 40)])
+def test_augment_shape_dtype_and_determinism(strength: str, out_size: int | tuple[int, int]):
+    image = noise()
+    expected = (out_size, out_size) if isinstance(out_size, int) else out_size
+    for seed in range(20):
+        a, ops_a = aug.augment(image, np.random.default_rng(seed), strength, out_size)
+        b, ops_b = aug.augment(image, np.random.default_rng(seed), strength, out_size)
+        assert a.dtype == np.uint8 and a.shape == (*expected, 3)
+        assert ops_a == ops_b and ops_a[0] == "crop"
+        np.testing.assert_array_equal(a, b)
+
+
+def test_augment_differs_between_seeds():
+    image = noise()
+    views = [aug.augment(image, np.random.default_rng(s), "strong", 32)[0] for s in range(5)]
+    assert len({v.tobytes() for v in views}) == 5
+
+
+def test_augment_does_not_modify_input():
+    image = noise()
+    before = image.copy()
+    for seed in range(10):
+        aug.augment(image, np.random.default_rng(seed), "strong", 48)
+    np.testing.assert_array_equal(image, before)
+
+
+def test_strong_uses_every_operation_and_weak_no_gray_or_blur():
+    image = noise()
+    strong = {
+        op
+        for s in range(200)
+        for op in aug.augment(image, np.random.default_rng(s), "strong", 16)[1]
+    }
+    weak = {
+        op for s in range(200) for op in aug.augment(image, np.random.default_rng(s), "weak", 16)[1]
+    }
+    assert strong == {"crop", "hflip", "color_jitter", "grayscale", "blur"}
+    assert weak == {"crop", "hflip", "color_jitter"}
+
+
+def test_unknown_strength_names_the_valid_ones():
+    with pytest.raises(ValueError, match="'weak', 'strong'"):
+        aug.augment(noise(), np.random.default_rng(0), "medium", 16)
+
+
+def test_params_validation():
+    with pytest.raises(ValueError, match="scale"):
+        aug.AugmentParams(scale=(0.5, 1.5))
+    with pytest.raises(ValueError, match="gray_p"):
+        aug.AugmentParams(gray_p=2.0)
+
+
+def test_crop_box_within_bounds_and_area():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        top, left, h, w = aug.sample_crop_box(rng, 60, 90, (0.2, 0.5))
+        assert 0 <= top and top + h <= 60 and 0 <= left and left + w <= 90
+        assert 0.17 <= h * w / (60 * 90) <= 0.53
+        assert 0.7 <= w / h <= 1.4
+
+
+def test_crop_box_fallback_is_centred_and_clamped():
+    # A 10x100 strip cannot hold a crop with aspect ratio in [1, 1]: the fallback is used.
+    top, left, h, w = aug.sample_crop_box(np.random.default_rng(0), 10, 100, (0.9, 1.0), (1, 1))
+    assert (top, left, h, w) == (0, 45, 10, 10)
+
+
+def test_full_crop_is_the_image():
+    image = noise(shape=(48, 48))
+    out = aug.random_resized_crop(image, np.random.default_rng(0), 48, (1.0, 1.0), (1.0, 1.0))
+    np.testing.assert_array_equal(out, image)
+
+
+def test_hflip():
+    image = noise()
+    flipped = aug.hflip(image)
+    np.testing.assert_array_equal(flipped[:, 0], image[:, -1])
+    np.testing.assert_array_equal(aug.hflip(flipped), image)
+    assert flipped.flags.c_contiguous
+
+
+def test_grayscale_has_equal_channels_and_luma():
+    image = noise()
+    gray = aug.grayscale(image)
+    assert gray.shape == image.shape and gray.dtype == np.uint8
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+    luma = image.astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(gray[..., 0] - luma).max() <= 1.0
+
+
+def test_color_jitter_zero_strength_is_identity():
+    image = noise()
+    out = aug.color_jitter(image, np.random.default_rng(0), 0.0, 0.0, 0.0, 0.0)
+    np.testing.assert_array_equal(out, image)
+
+
+def test_hue_rotation_keeps_gray_pixels():
+    gray = aug.grayscale(noise())
+    out = aug.color_jitter(gray, np.random.default_rng(0), 0.0, 0.0, 0.0, 0.5)
+    assert np.abs(out.astype(int) - gray).max() <= 1
+
+
+def test_hue_rotation_moves_colours():
+    red = np.zeros((8, 8, 3), dtype=np.uint8)
+    red[..., 0] = 200
+    out = aug.color_jitter(red, np.random.default_rng(0), 0.0, 0.0, 0.0, 0.5)
+    assert out[..., 1:].max() > 50  # a large hue shift makes pure red something else
+
+
+def test_brightness_and_saturation_change_the_image():
+    image = noise()
+    rng = np.random.default_rng(3)
+    dark = aug.color_jitter(image, rng, 0.9, 0.0, 0.0, 0.0)
+    assert dark.dtype == np.uint8 and dark.shape == image.shape
+    assert abs(float(dark.mean()) - float(image.mean())) > 1.0
+    desat = aug.color_jitter(image, np.random.default_rng(1), 0.0, 0.0, 1.0, 0.0)
+    assert not np.array_equal(desat, image)
+
+
+def test_gaussian_blur_smooths_and_zero_radius_is_identity():
+    image = noise()
+    blurred = aug.gaussian_blur(image, 2.0)
+    assert blurred.shape == image.shape and blurred.dtype == np.uint8
+    assert blurred.std() < 0.6 * image.std()
+    np.testing.assert_array_equal(aug.gaussian_blur(image, 0.0), image)
+
+
+def test_photometric_keeps_geometry():
+    image = smooth()
+    for seed in range(30):
+        out, ops = aug.photometric(image, np.random.default_rng(seed), "strong")
+        assert out.shape == image.shape and "crop" not in ops and "hflip" not in ops
+
+
+def test_describe():
+    assert aug.describe(["crop"]) == "randomly cropped and resized"
+    assert aug.describe(["crop", "hflip", "blur"]) == (
+        "randomly cropped and resized, flipped horizontally and blurred"
+    )
+    assert aug.describe([]) == "left unchanged"

@@ -1,0 +1,209 @@
+"""Hand-built checks of the Contrastive family."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ssl_gym.puzzles.contrastive as contrastive_module
+from ssl_gym.augment import describe
+from ssl_gym.core import format_answer
+from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles.contrastive import PRESETS, Contrastive, ContrastiveConfig
+
+SIZE = 64
+
+
+def textured(seed: int) -> np.ndarray:
+    """A distinct image: its own base colour plus blocks of noise, so crops are never flat."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(60, 196, 3) + rng.integers(-60, 61, (SIZE // 4, SIZE // 4, 3))
+    return np.kron(small, np.ones((4, 4, 1))).clip(0, 255).astype(np.uint8)
+
+
+class ListSource(ImageSource):
+    """Hands out images from a known list (chosen with the rng) and records which."""
+
+    spec = "test-list"
+
+    def __init__(self, count: int = 50) -> None:
+        self.images = [textured(i) for i in range(count)]
+        self.handed: list[int] = []
+
+    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        index = int(rng.integers(len(self.images)))
+        self.handed.append(index)
+        return self.images[index]
+
+
+class ConstantSource(ImageSource):
+    spec = "test-constant"
+
+    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        return np.full((SIZE, SIZE, 3), 90, dtype=np.uint8)
+
+
+def make(**overrides: object) -> Contrastive:
+    return Contrastive(ContrastiveConfig(size=SIZE, **overrides))  # type: ignore[arg-type]
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+PARSE = [
+    ("positive", "positive"),
+    ("Positive", "positive"),
+    ("positive.", "positive"),
+    ("NEGATIVE", "negative"),
+    ("they are positive", "positive"),
+    ("Answer: negative!", "negative"),
+    ("same", "positive"),
+    ("same image", "positive"),
+    ("different", "negative"),
+    ("positive or negative", None),
+    ("positive, they are different", None),
+    ("not negative", None),
+    ("they aren't the same", None),
+    ("isn't positive", None),
+    ("", None),
+    ("maybe", None),
+    ("positively", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PARSE)
+def test_parse(text: str, expected: str | None):
+    assert make().parse(text) == expected
+
+
+# --- generation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strength", ["weak", "strong"])
+def test_positives_share_the_source_and_negatives_do_not(strength, monkeypatch):
+    seen: list[np.ndarray] = []
+    real_augment = contrastive_module.augment
+
+    def recording_augment(image, rng, *args, **kwargs):
+        seen.append(image)
+        return real_augment(image, rng, *args, **kwargs)
+
+    monkeypatch.setattr(contrastive_module, "augment", recording_augment)
+    puzzle = make(strength=strength)
+    labels = set()
+    for seed in range(40):
+        source = ListSource()
+        seen.clear()
+        inst = puzzle.generate(np.random.default_rng(seed), source)
+        # Rejected draws never reach augmentation, and textured views are never
+        # re-augmented: exactly two calls, on the last two images handed out.
+        assert len(seen) == 2
+        first, second = (source.images[i] for i in source.handed[-2:])
+        assert not np.array_equal(first, second)
+        np.testing.assert_array_equal(seen[0], first)
+        np.testing.assert_array_equal(seen[1], first if inst.answer == "positive" else second)
+        labels.add(inst.answer)
+    assert labels == {"positive", "negative"}
+
+
+def test_positive_views_are_closer_in_colour():
+    """Sanity: each list image has its own base colour, which weak augmentation keeps."""
+    puzzle = make(strength="weak")
+    dists: dict[str, list[float]] = {"positive": [], "negative": []}
+    for seed in range(100):
+        inst = puzzle.generate(np.random.default_rng(seed), ListSource())
+        a, b = (im.reshape(-1, 3).mean(axis=0) for im in inst.images)
+        dists[inst.answer].append(float(np.abs(a - b).sum()))
+    assert np.mean(dists["positive"]) < 0.5 * np.mean(dists["negative"])
+
+
+def test_labels_balanced_over_400_seeds():
+    puzzle = make()
+    source = ListSource()
+    positives = sum(
+        puzzle.generate(np.random.default_rng(s), source).answer == "positive" for s in range(400)
+    )
+    assert 0.4 <= positives / 400 <= 0.6
+
+
+def test_same_seed_same_instance():
+    puzzle = make(strength="strong")
+    a = puzzle.generate(np.random.default_rng(3), ListSource())
+    b = puzzle.generate(np.random.default_rng(3), ListSource())
+    assert a.answer == b.answer and a.metadata == b.metadata
+    for x, y in zip(a.images, b.images, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_shapes_match_image_shapes(name: str):
+    puzzle = Contrastive(ContrastiveConfig(**PRESETS[name].overrides))
+    for seed in range(4):
+        inst = puzzle.generate(np.random.default_rng(seed), ListSource())
+        assert tuple(im.shape for im in inst.images) == puzzle.image_shapes()
+        assert all(im.dtype == np.uint8 for im in inst.images)
+        assert inst.choices == ("positive", "negative")
+        assert inst.metadata["chance_score"] == 0.5
+
+
+def test_constant_source_raises_with_rejections():
+    with pytest.raises(RuntimeError, match="rejections") as info:
+        make(max_resamples=5).generate(np.random.default_rng(0), ConstantSource())
+    assert "flat_image" in str(info.value)
+
+
+def test_single_image_source_cannot_make_negatives():
+    source = ListSource(count=1)
+    with pytest.raises(RuntimeError, match="near_identical_pair"):
+        make(max_resamples=3).generate(np.random.default_rng(0), source)
+
+
+# --- scoring and hints -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer_format", ["tags", "boxed", "plain"])
+def test_scoring(answer_format: str):
+    puzzle = make(answer_format=answer_format)
+    for seed in range(6):
+        inst = puzzle.generate(np.random.default_rng(seed), ListSource())
+        assert puzzle.verify(inst, puzzle.oracle(inst)).reward == 1.0
+        wrong = "negative" if inst.answer == "positive" else "positive"
+        verdict = puzzle.verify(inst, format_answer(wrong, answer_format))
+        assert verdict.reward == 0.0 and verdict.parsed == wrong
+        both = puzzle.verify(inst, format_answer("positive or negative", answer_format))
+        assert both.parsed is None and both.parse_error is not None
+
+
+def test_hints():
+    puzzle = make(strength="strong")
+    for seed in range(10):
+        inst = puzzle.generate(np.random.default_rng(seed), ListSource())
+        ops = inst.metadata["augmentations"][1]
+        first = puzzle.hint(inst, 0)
+        assert first == f"The second image was {describe(ops)}."
+        assert "cropped" in str(first)
+        wrong = "negative" if inst.answer == "positive" else "positive"
+        assert puzzle.hint(inst, 1) == f"The answer is not {wrong}."
+        assert puzzle.hint(inst, 2) is None
+
+
+@pytest.mark.parametrize("style", ["ssl4rl", "ssl_r1", "plain"])
+def test_prompt_names_both_labels(style: str):
+    inst = make(prompt_style=style).generate(np.random.default_rng(0), ListSource())
+    assert "positive" in inst.prompt and "negative" in inst.prompt
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def test_config_validation_names_valid_options():
+    with pytest.raises(ValueError, match=r"strength='medium'.*'weak', 'strong'"):
+        ContrastiveConfig(strength="medium")
+    with pytest.raises(ValueError, match="min_pair_diff"):
+        ContrastiveConfig(min_pair_diff=300.0)
+    with pytest.raises(ValueError, match="view_retries"):
+        ContrastiveConfig(view_retries=0)
+
+
+def test_presets():
+    assert {k: p.difficulty for k, p in PRESETS.items()} == {"Weak": "easy", "Strong": "hard"}
+    assert Contrastive.presets is PRESETS

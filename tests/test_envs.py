@@ -1,0 +1,169 @@
+"""Every registered id against the contract; the env shell, vector envs and the CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import ssl_gym
+from ssl_gym.envs import entries
+from ssl_gym.puzzles import build_puzzle
+from ssl_gym.testing import check_puzzle, check_puzzle_env, observation_digest
+
+IDS = [e.id for e in entries()]
+
+
+def test_every_family_has_presets_from_easy_to_hard() -> None:
+    assert {"Rotation", "Position", "Jigsaw", "Contrastive"} <= {e.family for e in entries()}
+    for family in ssl_gym.FAMILIES.values():
+        order = [p.difficulty for p in family.presets.values()]
+        ranks = [("easy", "medium", "hard").index(d) for d in order]
+        assert ranks == sorted(ranks), f"{family.family} presets not easy to hard: {order}"
+
+
+def test_registry_matches_entries() -> None:
+    assert set(IDS) == set(ssl_gym.registered_ids())
+    for eid in IDS:
+        assert gym.spec(eid).version is not None
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_env_contract(env_id: str) -> None:
+    check_puzzle_env(env_id)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_puzzle_contract(env_id: str) -> None:
+    env = gym.make(env_id)
+    check_puzzle(env.unwrapped.puzzle, seeds=(0, 1, 2, 3))
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_env_pickles(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    obs, _ = env.reset(seed=5)
+    clone = pickle.loads(pickle.dumps(env))
+    assert observation_digest(clone.reset(seed=5)[0]) == observation_digest(obs)
+
+
+def test_make_with_module_prefix_and_overrides() -> None:
+    env = gym.make("ssl_gym:SSL/Jigsaw-3x3-v0", grid=4, answer_format="boxed")
+    obs, info = env.reset(seed=3)
+    assert len(obs["images"]) == 16
+    assert "\\boxed" in obs["prompt"]
+    _, reward, *_ = env.step(f"\\boxed{{{info['answer']}}}")
+    assert reward == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gird": 4}, "valid:"),
+        ({"grid": 9}, "grid"),
+        ({"answer_format": "json"}, "'tags', 'boxed', 'plain'"),
+        ({"image_source": "ftp://x"}, "procedural"),
+        ({"render_mode": "ansi"}, "rgb_array"),
+    ],
+)
+def test_bad_overrides_raise_value_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        gym.make("SSL/Jigsaw-3x3-v0", **kwargs)
+    assert message in str(err.value)
+
+
+def test_spec_to_json_round_trips_overrides() -> None:
+    env = gym.make("SSL/Rotation-4way-v0", answer_format="plain", size=64)
+    spec = json.loads(env.spec.to_json())
+    assert spec["kwargs"]["answer_format"] == "plain"
+    assert spec["kwargs"]["family"] == "Rotation"
+
+
+def test_step_info_carries_verdict() -> None:
+    env = gym.make("SSL/Position-2x2-v0")
+    _, info = env.reset(seed=0)
+    assert info["choices"] == ("top-left", "top-right", "bottom-left", "bottom-right")
+    wrong = next(c for c in info["choices"] if c != info["answer"])
+    _, reward, terminated, truncated, info = env.step(f"<think>x</think> <answer>{wrong}</answer>")
+    assert (reward, terminated, truncated) == (0.0, True, False)
+    assert info["parsed"] == wrong and info["format_ok"] and info["parse_error"] is None
+    assert info["reward_components"] == {"accuracy": 0.0, "format": 0.0}
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step("again")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_vector_envs_step_every_family(mode: str) -> None:
+    ids = [next(e.id for e in entries() if e.family == f) for f in ssl_gym.FAMILIES]
+    for env_id in ids:
+        envs = gym.make_vec(env_id, num_envs=4, vectorization_mode=mode)
+        obs, infos = envs.reset(seed=[11, 11, 12, 12])
+        images = obs["images"][0]
+        assert np.array_equal(images[0], images[1]) and not np.array_equal(images[1], images[2])
+        assert obs["prompt"][0] == obs["prompt"][1]
+        actions = [f"<think>.</think> <answer>{a}</answer>" for a in infos["answer"]]
+        _, rewards, terminated, _, _ = envs.step(actions)
+        assert rewards.tolist() == [1.0] * 4 and terminated.all()
+        envs.close()
+
+
+def test_same_seed_same_bytes_in_fresh_process() -> None:
+    code = (
+        "import gymnasium as gym, ssl_gym, json\n"
+        "from ssl_gym.testing import observation_digest\n"
+        "ids = json.loads(input())\n"
+        "print(json.dumps([observation_digest(gym.make(i).reset(seed=7)[0]) for i in ids]))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(IDS),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    theirs = json.loads(run.stdout)
+    ours = [observation_digest(gym.make(i).reset(seed=7)[0]) for i in IDS]
+    assert theirs == ours
+    assert len(set(ours)) == len(ours)
+
+
+def test_oracle_and_random_policy_scores_match_chance() -> None:
+    from ssl_gym.cli import policy_scores
+
+    for e in entries():
+        if e.difficulty != "easy":
+            continue
+        env = gym.make(e.id).unwrapped
+        oracle, rand = policy_scores(env, episodes=200, seed=0)
+        assert oracle == 1.0
+        assert abs(rand - e.chance_score) < 0.12, (e.id, rand, e.chance_score)
+
+
+def test_puzzle_builds_without_gymnasium_objects() -> None:
+    puzzle = build_puzzle("Rotation", "4way")
+    assert puzzle.chance_score == 0.25
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ssl_gym.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_list_and_show(tmp_path) -> None:
+    listing = run_cli("list")
+    assert listing.returncode == 0
+    assert "SSL/Jigsaw-3x3-v0" in listing.stdout
+    out = tmp_path / "jigsaw.png"
+    shown = run_cli("show", "SSL/Jigsaw-3x3-v0", "--seed", "7", "--out", str(out))
+    assert shown.returncode == 0, shown.stderr
+    assert out.stat().st_size > 1000
+    env = gym.make("SSL/Jigsaw-3x3-v0")
+    assert env.reset(seed=7)[1]["answer"] in shown.stdout
+    bad = run_cli("show", "SSL/Nope-v0")
+    assert bad.returncode == 2 and "error" in bad.stdout.lower()
