@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,6 +99,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agents_command(name: str, argv: list[str]) -> int:
+    """Run a command of the ``agents`` package (installed with the ``train`` extra)."""
+    module = {"train": "agents.train", "make-tiny-model": "agents.tiny"}[name]
+    try:
+        run = importlib.import_module(module).main
+    except ImportError as err:
+        console.print(
+            f"[red]error:[/] `ssl-gym {name}` needs the training extra "
+            f'(pip install "ssl-gym[train]"): {err}'
+        )
+        return 2
+    return int(run(argv))
+
+
+#: Commands implemented in ``agents`` (imported only when used: ssl_gym never needs torch).
+AGENT_COMMANDS = {
+    "train": "GRPO-train a VLM on a puzzle (see ssl-gym train --help)",
+    "make-tiny-model": "build a tiny random VLM offline (see ssl-gym make-tiny-model --help)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ssl-gym``."""
     parser = argparse.ArgumentParser(prog="ssl-gym", description=__doc__)
@@ -116,11 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+    for name, text in AGENT_COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ssl-gym`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in AGENT_COMMANDS:
+        return _agents_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

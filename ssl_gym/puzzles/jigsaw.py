@@ -215,10 +215,14 @@ class Jigsaw(Puzzle[JigsawConfig]):
 
     @cached_property
     def pattern(self) -> str:
-        """Regular expression (for ``re.fullmatch``) of valid answers: ``n`` numbers."""
+        """Regular expression (for ``re.fullmatch``) of well-formed answers: ``n`` numbers.
+
+        Commas with at most one space after them: a finite, canonical grammar that
+        constrained decoding can follow (``parse`` itself is more tolerant).
+        """
         n = self.n_tiles
         number = "(?:" + "|".join(str(k) for k in range(n, 0, -1)) + ")"
-        return rf"{number}(?:\s*,\s*{number}){{{n - 1}}}"
+        return rf"{number}(?:, ?{number}){{{n - 1}}}"
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config

@@ -1,0 +1,154 @@
+"""The GRPO learner: turns a rollout batch into one optimizer step.
+
+It does not care who sampled: it needs the requests (prompt, images, history), the
+sampled token ids with the sampler's per-token logprobs, and the episode rewards. It
+recomputes the logprobs with grad in micro-batches, weights each micro-batch so that the
+accumulated gradient equals the full-batch loss's (token-mean or sequence-mean), clips
+the gradient norm and steps AdamW.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.grpo import group_advantages, grpo_loss
+from agents.models import VLM, completion_logprobs, encode, prompt_text
+from agents.rollout import RolloutBatch
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Optimisation settings of the learner."""
+
+    lr: float = 1e-6
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clipping threshold."""
+    micro_batch_size: int = 16
+    """Rows per forward/backward pass; gradients accumulate over the batch."""
+    clip_eps: float = 0.2
+    """PPO-style ratio clip range."""
+    kl_coef: float = 0.0
+    """Weight of the k3 KL penalty to the frozen initial model (0 = no reference model)."""
+    aggregation: str = "token_mean"
+    """Loss aggregation: ``token_mean`` (DAPO, SSL4RL) or ``seq_mean`` (original GRPO)."""
+    normalize_std: bool = True
+    """Divide group advantages by the group's reward std."""
+    lora_rank: int = 0
+    """LoRA rank (peft); 0 trains all weights."""
+    freeze_vision: bool = False
+    """Keep the vision tower frozen."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory (GPU)."""
+
+
+def _freeze_vision(model: torch.nn.Module) -> int:
+    frozen = 0
+    for name, param in model.named_parameters():
+        if "vision" in name or "visual" in name:
+            param.requires_grad_(False)
+            frozen += param.numel()
+    if not frozen:
+        raise ValueError("freeze_vision: found no parameter with 'vision'/'visual' in its name")
+    return frozen
+
+
+def _apply_lora(vlm: VLM, rank: int) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", lora_dropout=0.0)
+    vlm.model = get_peft_model(vlm.model, lora)
+
+
+def _pad(rows: Sequence[Sequence[Any]], value: float, dtype: torch.dtype) -> torch.Tensor:
+    width = max(1, max(len(r) for r in rows))
+    out = torch.full((len(rows), width), value, dtype=dtype)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(list(r), dtype=dtype)
+    return out
+
+
+class Learner:
+    """AdamW on the policy with the GRPO loss; optional frozen reference for the KL term."""
+
+    def __init__(self, vlm: VLM, cfg: LearnerConfig, reference: VLM | None = None) -> None:
+        if cfg.kl_coef > 0 and reference is None:
+            raise ValueError("kl_coef > 0 needs a reference model")
+        self.vlm, self.cfg, self.reference = vlm, cfg, reference
+        if cfg.freeze_vision:
+            _freeze_vision(vlm.model)
+        if cfg.lora_rank:
+            _apply_lora(vlm, cfg.lora_rank)
+        if cfg.gradient_checkpointing:
+            vlm.model.gradient_checkpointing_enable()
+        params = [p for p in vlm.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def advantages(self, batch: RolloutBatch, group_size: int) -> np.ndarray:
+        """Per-row advantages: each episode's group advantage, on every turn of it."""
+        rewards = torch.as_tensor(batch.episode_rewards, dtype=torch.float32)
+        adv = group_advantages(rewards, group_size, normalize_std=self.cfg.normalize_std)
+        return adv.numpy()[batch.episode]
+
+    def _micro_batch(
+        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray
+    ) -> tuple[torch.Tensor, dict[str, float], int]:
+        vlm = self.vlm
+        reqs = [batch.requests[i] for i in rows]
+        texts = [prompt_text(vlm, r.prompt, len(r.images), r.history) for r in reqs]
+        prompts = encode(vlm, texts, [list(r.images) for r in reqs])
+        ids = _pad([batch.samples[i].token_ids for i in rows], vlm.pad_token_id, torch.long)
+        mask = _pad([[1] * len(batch.samples[i].token_ids) for i in rows], 0, torch.long)
+        old = _pad([batch.samples[i].logprobs for i in rows], 0.0, torch.float32)
+        logprobs, entropy = completion_logprobs(vlm, prompts, ids, mask)
+        ref = None
+        if self.reference is not None and self.cfg.kl_coef > 0:
+            with torch.no_grad():
+                ref, _ = completion_logprobs(self.reference, prompts, ids, mask)
+        device = logprobs.device
+        loss, metrics = grpo_loss(
+            logprobs,
+            old.to(device),
+            torch.as_tensor(adv[rows], device=device),
+            mask.to(device),
+            ref_logprobs=ref,
+            kl_coef=self.cfg.kl_coef,
+            clip_eps=self.cfg.clip_eps,
+            aggregation=self.cfg.aggregation,  # type: ignore[arg-type]
+            entropy=entropy.detach(),
+        )
+        return loss, metrics, int(mask.sum())
+
+    def step(self, batch: RolloutBatch, group_size: int) -> dict[str, float]:
+        """One optimizer step on the whole batch; returns namespaced metrics."""
+        self.vlm.model.train()
+        adv = self.advantages(batch, group_size)
+        n, size = len(batch.samples), self.cfg.micro_batch_size
+        total_tokens = max(1, batch.num_tokens)
+        sums: dict[str, float] = {}
+        for start in range(0, n, size):
+            rows = np.arange(start, min(n, start + size))
+            loss, metrics, tokens = self._micro_batch(batch, rows, adv)
+            weight = (
+                tokens / total_tokens if self.cfg.aggregation == "token_mean" else len(rows) / n
+            )
+            (loss * weight).backward()
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value * weight
+        params = [p for p in self.vlm.model.parameters() if p.requires_grad]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.vlm.model.eval()
+        return {
+            **sums,
+            "learner/grad_norm": float(grad_norm),
+            "learner/lr": self.optimizer.param_groups[0]["lr"],
+        }

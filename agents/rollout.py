@@ -1,0 +1,151 @@
+"""Rollouts: GRPO groups of envs, one sampler call per turn, one batch out.
+
+A GRPO group is ``group_size`` envs reset with the same seed, so they hold the same
+puzzle; ``num_groups`` groups fill a Gymnasium vector env. Each turn, every live env's
+observation (with the conversation so far) becomes a :class:`Request`, the sampler
+completes all of them in one call, and the vector env steps. Episodes that need several
+turns (hinted play) continue until every env is done; an env that is done waits with an
+empty action (its autoreset result is ignored). The outcome is a :class:`RolloutBatch`:
+one row per sampled turn, with the episode's final reward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.samplers.base import Request, Sample, Sampler, SamplingParams
+
+
+@dataclass
+class RolloutBatch:
+    """Everything the learner needs: one row per sampled turn."""
+
+    requests: list[Request]
+    samples: list[Sample]
+    episode: np.ndarray
+    """Index of the env (episode) each row belongs to."""
+    group: np.ndarray
+    """GRPO group of each row."""
+    rewards: np.ndarray
+    """Final episode reward, repeated on every turn of the episode."""
+    reward_components: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-episode reward components (``accuracy``, ``format``, ...)."""
+    episode_rewards: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    episode_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    turns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    env_seconds: float = 0.0
+    """Time spent in env reset and step."""
+    sample_seconds: float = 0.0
+    """Time spent in the sampler."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Completion tokens sampled in this rollout."""
+        return sum(len(s.token_ids) for s in self.samples)
+
+
+def group_seeds(num_groups: int, group_size: int, seed: int) -> list[int]:
+    """Seeds for a vector reset: each of ``num_groups`` seeds repeated ``group_size`` times."""
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, 2**30, size=num_groups)  # held-out evaluation seeds lie above
+    return [int(s) for s in seeds for _ in range(group_size)]
+
+
+def _requests(
+    infos: dict[str, Any],
+    histories: list[list[tuple[str, str]]],
+    live: Sequence[int],
+    first: dict[int, tuple[str, tuple[np.ndarray, ...]]],
+) -> list[Request]:
+    reqs = []
+    for i in live:
+        prompt, images = first[i]
+        choices = infos["choices"][i] if "choices" in infos else None
+        pattern = infos["pattern"][i] if "pattern" in infos else None
+        reqs.append(
+            Request(
+                prompt,
+                images,
+                tuple(histories[i]),
+                None if choices is None else tuple(choices),
+                pattern,
+            )
+        )
+    return reqs
+
+
+def _first_turn(obs: dict[str, Any], i: int) -> tuple[str, tuple[np.ndarray, ...]]:
+    images = tuple(np.array(stack[i]) for stack in obs["images"])
+    return str(obs["prompt"][i]), images
+
+
+def rollout(
+    envs: gym.vector.VectorEnv,
+    sampler: Sampler,
+    params: SamplingParams,
+    seeds: Sequence[int],
+    group_size: int,
+    max_turns: int = 8,
+    on_turn: Callable[[int], None] | None = None,
+) -> RolloutBatch:
+    """Play one episode in every env of ``envs`` and collect the trajectory."""
+    n = envs.num_envs
+    if len(seeds) != n or n % group_size:
+        raise ValueError(f"need one seed per env ({n}) and groups of {group_size} dividing it")
+    clock = time.perf_counter()
+    obs, infos = envs.reset(seed=list(seeds))
+    env_s, sample_s = time.perf_counter() - clock, 0.0
+    first = {i: _first_turn(obs, i) for i in range(n)}
+    histories: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+    done = np.zeros(n, dtype=bool)
+    final_reward, final_score = np.zeros(n), np.zeros(n)
+    components: dict[str, np.ndarray] = {}
+    rows_req, rows_sample, rows_ep, turns = [], [], [], np.zeros(n, dtype=int)
+    for turn in range(max_turns):
+        live = [i for i in range(n) if not done[i]]
+        reqs = _requests(infos, histories, live, first)
+        clock = time.perf_counter()
+        samples = [group[0] for group in sampler.sample(reqs, params)]
+        sample_s += time.perf_counter() - clock
+        actions = [""] * n
+        for i, req, sample in zip(live, reqs, samples, strict=True):
+            actions[i] = sample.text
+            rows_req.append(req)
+            rows_sample.append(sample)
+            rows_ep.append(i)
+            turns[i] += 1
+        clock = time.perf_counter()
+        obs, rewards, terminated, truncated, infos = envs.step(actions)
+        env_s += time.perf_counter() - clock
+        for i, sample in zip(live, samples, strict=True):
+            if terminated[i] or truncated[i]:
+                done[i] = True
+                final_reward[i], final_score[i] = rewards[i], infos["score"][i]
+                for key, values in infos["reward_components"].items():
+                    components.setdefault(key, np.zeros(n))[i] = values[i]
+            else:
+                histories[i] += [("assistant", sample.text), ("user", str(obs["prompt"][i]))]
+        if on_turn is not None:
+            on_turn(turn)
+        if done.all():
+            break
+    episode = np.asarray(rows_ep)
+    return RolloutBatch(
+        requests=rows_req,
+        samples=rows_sample,
+        episode=episode,
+        group=episode // group_size,
+        rewards=final_reward[episode],
+        reward_components=components,
+        episode_rewards=final_reward,
+        episode_scores=final_score,
+        turns=turns,
+        env_seconds=env_s,
+        sample_seconds=sample_s,
+    )

@@ -1,0 +1,1 @@
+"""Samplers: transformers (CPU), and the protocol every sampler implements."""

@@ -1,0 +1,474 @@
+"""``ssl-gym train``: GRPO on ssl_gym puzzles, in one linear script.
+
+Design notes
+------------
+* One step = one rollout of ``groups_per_step`` GRPO groups of ``group_size`` envs (each
+  group reset with one seed: the same puzzle), one sampler call per turn, then one
+  learner step on the whole batch. On-policy: the sampler samples from the learner's
+  module, so the importance ratio is 1 up to numerics and clipping is a safeguard.
+* Everything random is derived from ``(seed, step)``: the env seeds of a step and the
+  sampling generator. A run interrupted and resumed from a checkpoint therefore
+  replays exactly the steps it would have taken (same weights on CPU).
+* Training seeds are drawn below 2**30, held-out evaluation seeds are
+  ``2**30 + i``: evaluation puzzles are never trained on.
+* Checkpoints are directories written under a temporary name and renamed into place,
+  so a crash never leaves a checkpoint that looks complete but is not.
+* A tiny random model learns nothing when it samples freely (it never writes a valid
+  answer); ``constrain_answers`` restricts sampling to the puzzle's answer grammar.
+
+Run ``ssl-gym train --help`` for every option; ``--config FILE.toml`` reads them from a
+file (command-line options win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from safetensors.torch import load_file, save_file
+
+import ssl_gym  # noqa: F401 - registers the SSL/* ids
+from agents.learner import Learner, LearnerConfig
+from agents.models import VLM, load_vlm
+from agents.rollout import RolloutBatch, group_seeds, rollout
+from agents.samplers.base import SamplingParams
+from agents.samplers.hf import HFSampler
+from agents.tiny import build_tiny_model
+
+console = Console()
+EVAL_SEED_BASE = 2**30
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run."""
+
+    env: str = "SSL/Rotation-4way-v0"
+    """Registered id to train on."""
+    env_kwargs: dict[str, Any] = field(
+        default_factory=lambda: {"size": 64, "answer_format": "plain", "prompt_style": "plain"}
+    )
+    """Overrides passed to ``gym.make`` (JSON on the command line)."""
+    model: str = "tiny"
+    """A local VLM directory, or ``tiny`` to build the tiny random Idefics3 in ``out``."""
+    out: str = "outputs/train"
+    """Run directory: metrics, checkpoints, curves."""
+    steps: int = 300
+    """Optimizer steps."""
+    groups_per_step: int = 16
+    """GRPO groups (distinct puzzles) per step."""
+    group_size: int = 8
+    """Samples per puzzle."""
+    lr: float = 1e-3
+    """AdamW learning rate (high: the default model is tiny and random)."""
+    temperature: float = 1.0
+    """Sampling temperature of rollouts (evaluation is greedy)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass of rollouts."""
+    max_new_tokens: int = 16
+    """Longest completion in tokens."""
+    constrain_answers: bool = True
+    """Sample only completions inside the puzzle's answer grammar."""
+    clip_eps: float = 0.2
+    """Ratio clip range."""
+    kl_coef: float = 0.0
+    """KL penalty to the initial model (k3); 0 keeps no reference model."""
+    aggregation: str = "token_mean"
+    """Loss aggregation: token_mean or seq_mean."""
+    normalize_std: bool = True
+    """Divide advantages by the group's reward std."""
+    micro_batch_size: int = 64
+    """Rows per forward/backward pass."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    lora_rank: int = 0
+    """LoRA rank; 0 trains all weights."""
+    freeze_vision: bool = False
+    """Keep the vision tower frozen."""
+    blank_images: bool = False
+    """Control run: replace every image with black pixels (nothing to learn from)."""
+    eval_every: int = 10
+    """Greedy evaluation on held-out seeds every N steps (and at the end)."""
+    eval_episodes: int = 128
+    """Held-out puzzles per evaluation."""
+    save_every: int = 50
+    """Checkpoint every N steps (and at the end)."""
+    stop_at_accuracy: float = 0.0
+    """Stop early once held-out accuracy reaches this (0 = never)."""
+    max_minutes: float = 0.0
+    """Stop after this much wall time (0 = no limit)."""
+    seed: int = 0
+    """Seed of env seeds, sampling and the tiny model."""
+    resume: str = ""
+    """A run directory or checkpoint to continue from."""
+    device: str = "cpu"
+    """Torch device."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def _parse_value(kind: Any, text: str) -> Any:
+    if kind in (bool, "bool"):
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+        return text.lower() in ("true", "1", "yes")
+    if kind in (int, "int"):
+        return int(text)
+    if kind in (float, "float"):
+        return float(text)
+    if str(kind).startswith("dict"):
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+        return value
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One option per config field, plus ``--config``."""
+    parser = argparse.ArgumentParser(
+        prog="ssl-gym train",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", help="TOML file of settings (options below win)")
+    for f in dataclasses.fields(TrainConfig):
+        doc = _field_docs().get(f.name, "")
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            default=None,
+            type=lambda s, k=f.type: _parse_value(k, s),
+            help=doc,
+        )
+    return parser
+
+
+def _field_docs() -> dict[str, str]:
+    """Field docstrings of TrainConfig, read from the source (for --help)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            docs[ast.unparse(node.target)] = str(ast.literal_eval(nxt.value))
+    return docs
+
+
+def load_config(argv: Sequence[str] | None) -> TrainConfig:
+    """Defaults, then the TOML file, then command-line options."""
+    args = vars(build_parser().parse_args(argv))
+    settings: dict[str, Any] = {}
+    config_file = args.pop("config")
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        settings.update(tomllib.loads(path.read_text()))
+    settings.update({k: v for k, v in args.items() if v is not None})
+    return make_config(settings)
+
+
+def make_config(settings: dict[str, Any]) -> TrainConfig:
+    """A config from a dict, naming unknown keys."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(names))}")
+    cfg = TrainConfig(**settings)
+    if cfg.steps < 1 or cfg.group_size < 2 or cfg.groups_per_step < 1:
+        raise ValueError(
+            "need steps >= 1, group_size >= 2 (GRPO compares samples) and groups_per_step >= 1"
+        )
+    return cfg
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    run: Path, step: int, vlm: VLM, learner: Learner, cfg: TrainConfig, extra: dict[str, Any]
+) -> Path:
+    """Write ``run/checkpoints/step_N`` atomically (temporary directory, then rename)."""
+    final = run / "checkpoints" / f"step_{step:06d}"
+    tmp = final.with_name(f".tmp-{final.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in vlm.model.state_dict().items()}
+    save_file(weights, tmp / "model.safetensors")
+    torch.save(learner.optimizer.state_dict(), tmp / "optimizer.pt")
+    state = {
+        "step": step,
+        "config": dataclasses.asdict(cfg),
+        "base_model": str(vlm.path),
+        "torch_rng": torch.get_rng_state().tolist(),
+        **extra,
+    }
+    (tmp / "trainer_state.json").write_text(json.dumps(state))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def latest_checkpoint(path: Path) -> Path:
+    """``path`` itself if it is a checkpoint, else the newest complete one under it."""
+    if (path / "trainer_state.json").is_file():
+        return path
+    found = sorted((path / "checkpoints").glob("step_*/trainer_state.json"))
+    if not found:
+        raise FileNotFoundError(f"no complete checkpoint under {path}")
+    return found[-1].parent
+
+
+def load_checkpoint(ckpt: Path, vlm: VLM, learner: Learner) -> dict[str, Any]:
+    """Restore weights and optimizer; return the trainer state."""
+    state: dict[str, Any] = json.loads((ckpt / "trainer_state.json").read_text())
+    vlm.model.load_state_dict(load_file(ckpt / "model.safetensors"))
+    learner.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+    return state
+
+
+# --- evaluation and plots ------------------------------------------------------------------
+
+
+class BlankImages(gym.ObservationWrapper):
+    """Control: every image replaced by black pixels, the prompt kept."""
+
+    def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        """Zero the images."""
+        return {**observation, "images": tuple(np.zeros_like(im) for im in observation["images"])}
+
+
+def make_envs(cfg: TrainConfig, num_envs: int) -> gym.vector.VectorEnv:
+    """A sync vector env of ``num_envs`` copies of the training id."""
+    wrappers = [BlankImages] if cfg.blank_images else None
+    return gym.make_vec(
+        cfg.env, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers, **cfg.env_kwargs
+    )
+
+
+def evaluate(cfg: TrainConfig, envs: gym.vector.VectorEnv, sampler: HFSampler) -> dict[str, float]:
+    """Greedy accuracy on the fixed held-out seeds."""
+    seeds = [EVAL_SEED_BASE + i for i in range(cfg.eval_episodes)]
+    params = SamplingParams(
+        temperature=0.0, max_new_tokens=cfg.max_new_tokens, constrain=cfg.constrain_answers
+    )
+    batch = rollout(envs, sampler, params, seeds, group_size=1)
+    return {
+        "eval/accuracy": float(np.mean(batch.episode_scores == 1.0)),
+        "eval/score": float(np.mean(batch.episode_scores)),
+        "eval/reward": float(np.mean(batch.episode_rewards)),
+    }
+
+
+def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None:
+    """Reward and held-out accuracy by step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (
+        ("rollout/reward_mean", "rollout reward"),
+        ("eval/accuracy", "held-out greedy accuracy"),
+    ):
+        pts = [(h["step"], h[key]) for h in history if key in h]
+        if pts:
+            ax.plot(
+                *zip(*pts, strict=True), marker="o" if key.startswith("eval") else None, label=label
+            )
+    chance = next((h["env/chance"] for h in history if "env/chance" in h), None)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", label="chance")
+    ax.set(xlabel="step", ylabel="score", ylim=(-0.02, 1.02), title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def step_metrics(batch: RolloutBatch, learn: dict[str, float], learn_s: float) -> dict[str, float]:
+    """Rollout, perf and learner metrics of one step."""
+    total = batch.env_seconds + batch.sample_seconds + learn_s
+    return {
+        "rollout/reward_mean": float(batch.episode_rewards.mean()),
+        "rollout/solve_rate": float(np.mean(batch.episode_scores == 1.0)),
+        "rollout/completion_len": batch.num_tokens / max(1, len(batch.samples)),
+        "perf/env_s": batch.env_seconds,
+        "perf/sample_s": batch.sample_seconds,
+        "perf/learn_s": learn_s,
+        "perf/step_s": total,
+        "perf/tokens_per_s": batch.num_tokens / max(batch.sample_seconds, 1e-9),
+        **learn,
+    }
+
+
+def prepare_model(cfg: TrainConfig, run: Path) -> Path:
+    """The model directory: ``cfg.model``, or a freshly built tiny model."""
+    if cfg.model != "tiny":
+        return Path(cfg.model)
+    target = run / "tiny-model"
+    if not (target / "config.json").is_file():
+        build_tiny_model(target, arch="idefics3", seed=cfg.seed)
+    return target
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run GRPO; returns the final metrics and the history."""
+    # --- setup: directories, model, sampler, learner, envs
+    run = Path(cfg.out)
+    run.mkdir(parents=True, exist_ok=True)
+    resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None
+    vlm = load_vlm(prepare_model(cfg, run), device=cfg.device)
+    reference = load_vlm(vlm.path, device=cfg.device) if cfg.kl_coef > 0 else None
+    learner = Learner(
+        vlm,
+        LearnerConfig(
+            lr=cfg.lr,
+            max_grad_norm=cfg.max_grad_norm,
+            micro_batch_size=cfg.micro_batch_size,
+            clip_eps=cfg.clip_eps,
+            kl_coef=cfg.kl_coef,
+            aggregation=cfg.aggregation,
+            normalize_std=cfg.normalize_std,
+            lora_rank=cfg.lora_rank,
+            freeze_vision=cfg.freeze_vision,
+        ),
+        reference,
+    )
+    puzzle = gym.make(cfg.env, **cfg.env_kwargs).unwrapped.puzzle  # type: ignore[attr-defined]
+    answer_format = puzzle.config.answer_format
+    sampler = HFSampler(vlm, answer_format=answer_format)
+    n_envs = cfg.groups_per_step * cfg.group_size
+    envs, eval_envs = make_envs(cfg, n_envs), make_envs(cfg, cfg.eval_episodes)
+    chance = float(puzzle.chance_score)
+    start_step, history = 0, []
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, vlm, learner)
+        start_step, history = state["step"], state.get("history", [])
+        console.print(f"resumed from {resume_from} at step {start_step}")
+    metrics_path = run / "metrics.jsonl"
+    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+
+    # --- the loop: rollout, learn, log, evaluate, checkpoint
+    began, step = time.perf_counter(), start_step
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(cfg.env, total=cfg.steps, completed=start_step, stats="")
+        last_eval: dict[str, float] = {}
+        for step in range(start_step + 1, cfg.steps + 1):
+            seeds = group_seeds(cfg.groups_per_step, cfg.group_size, seed=hash_seed(cfg, step))
+            params = SamplingParams(
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens,
+                constrain=cfg.constrain_answers,
+                seed=hash_seed(cfg, step),
+            )
+            vlm.model.eval()
+            batch = rollout(envs, sampler, params, seeds, cfg.group_size)
+            clock = time.perf_counter()
+            learn = learner.step(batch, cfg.group_size)
+            row = {
+                "step": step,
+                "env/chance": chance,
+                **step_metrics(batch, learn, time.perf_counter() - clock),
+            }
+            if step % cfg.eval_every == 0 or step == cfg.steps or step == 1:
+                last_eval = evaluate(cfg, eval_envs, sampler)
+                row.update(last_eval)
+            row["time/elapsed_s"] = time.perf_counter() - began
+            history.append(row)
+            with metrics_path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            progress.update(
+                task,
+                advance=1,
+                stats=(
+                    f"reward {row['rollout/reward_mean']:.2f} solve {row['rollout/solve_rate']:.2f}"
+                    f" eval {last_eval.get('eval/accuracy', float('nan')):.2f}"
+                    f" {row['perf/tokens_per_s']:.0f} tok/s"
+                ),
+            )
+            if step % cfg.save_every == 0:
+                save_checkpoint(run, step, vlm, learner, cfg, {"history": history})
+            if _should_stop(cfg, row, began):
+                break
+    # --- the end: final checkpoint, model export, curves
+    final = save_checkpoint(run, step, vlm, learner, cfg, {"history": history})
+    vlm.model.save_pretrained(run / "final")
+    vlm.processor.save_pretrained(run / "final")
+    plot_curves(history, run / "curves.png", f"{cfg.env} (GRPO)")
+    evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
+    summary = {
+        "steps": step,
+        "final_eval_accuracy": evals[-1][1] if evals else None,
+        "eval_curve": evals,
+        "checkpoint": str(final),
+        "wall_s": time.perf_counter() - began,
+    }
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    return {"summary": summary, "history": history}
+
+
+def hash_seed(cfg: TrainConfig, step: int) -> int:
+    """The seed of one step, from the run seed and the step (stable across resumes)."""
+    return int(np.random.default_rng([cfg.seed, step]).integers(0, 2**30))
+
+
+def _should_stop(cfg: TrainConfig, row: dict[str, float], began: float) -> bool:
+    if cfg.stop_at_accuracy and row.get("eval/accuracy", 0.0) >= cfg.stop_at_accuracy:
+        console.print(f"held-out accuracy {row['eval/accuracy']:.2f} reached the target")
+        return True
+    return bool(cfg.max_minutes) and time.perf_counter() - began > 60 * cfg.max_minutes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ssl-gym train``."""
+    try:
+        cfg = load_config(argv)
+    except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
+        console.print(f"[red]error:[/] {err}")
+        return 2
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    result = train(cfg)
+    s = result["summary"]
+    console.print(f"held-out accuracy by step: {s['eval_curve']}")
+    console.print(f"wall time {s['wall_s']:.0f} s; curves in {Path(cfg.out) / 'curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
