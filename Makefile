@@ -30,7 +30,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check ssl_gym tests benchmarks
+	$(BIN)/ruff format --check ssl_gym agents tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy ssl_gym

@@ -53,6 +53,7 @@ from agents.tiny import build_tiny_model
 
 console = Console()
 EVAL_SEED_BASE = 2**30
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -119,6 +120,10 @@ class TrainConfig:
     """A run directory or checkpoint to continue from."""
     device: str = "cpu"
     """Torch device."""
+    dtype: str = "float32"
+    """Weights dtype: float32, or bfloat16 (GPU)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory (GPU)."""
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -156,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
             dest=f.name,
             default=None,
             type=lambda s, k=f.type: _parse_value(k, s),
+            **({"nargs": "?", "const": True} if f.type in (bool, "bool") else {}),
             help=doc,
         )
     return parser
@@ -196,6 +202,8 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(names))}")
     cfg = TrainConfig(**settings)
+    if cfg.dtype not in DTYPES:
+        raise ValueError(f"dtype={cfg.dtype!r} is not valid; choose one of: {', '.join(DTYPES)}")
     if cfg.steps < 1 or cfg.group_size < 2 or cfg.groups_per_step < 1:
         raise ValueError(
             "need steps >= 1, group_size >= 2 (GRPO compares samples) and groups_per_step >= 1"
@@ -344,8 +352,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None
-    vlm = load_vlm(prepare_model(cfg, run), device=cfg.device)
-    reference = load_vlm(vlm.path, device=cfg.device) if cfg.kl_coef > 0 else None
+    dtype = DTYPES[cfg.dtype]
+    vlm = load_vlm(prepare_model(cfg, run), device=cfg.device, dtype=dtype)
+    reference = load_vlm(vlm.path, device=cfg.device, dtype=dtype) if cfg.kl_coef > 0 else None
     learner = Learner(
         vlm,
         LearnerConfig(
@@ -358,6 +367,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             normalize_std=cfg.normalize_std,
             lora_rank=cfg.lora_rank,
             freeze_vision=cfg.freeze_vision,
+            gradient_checkpointing=cfg.gradient_checkpointing,
         ),
         reference,
     )
@@ -373,11 +383,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         start_step, history = state["step"], state.get("history", [])
         console.print(f"resumed from {resume_from} at step {start_step}")
     metrics_path = run / "metrics.jsonl"
+    writer = _tensorboard(run)
     metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
     # --- the loop: rollout, learn, log, evaluate, checkpoint
-    began, step = time.perf_counter(), start_step
+    step = start_step
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -386,8 +397,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
+        began = time.perf_counter()
         task = progress.add_task(cfg.env, total=cfg.steps, completed=start_step, stats="")
         last_eval: dict[str, float] = {}
+        if start_step == 0:  # the untrained model's held-out accuracy: where learning starts
+            last_eval = evaluate(cfg, eval_envs, sampler)
+            history.append({"step": 0, "env/chance": chance, **last_eval, "time/elapsed_s": 0.0})
+            with metrics_path.open("a") as fh:
+                fh.write(json.dumps(history[-1]) + "\n")
         for step in range(start_step + 1, cfg.steps + 1):
             seeds = group_seeds(cfg.groups_per_step, cfg.group_size, seed=hash_seed(cfg, step))
             params = SamplingParams(
@@ -406,13 +423,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 "env/chance": chance,
                 **step_metrics(batch, learn, time.perf_counter() - clock),
             }
-            if step % cfg.eval_every == 0 or step == cfg.steps or step == 1:
+            if step % cfg.eval_every == 0 or step == cfg.steps:
                 last_eval = evaluate(cfg, eval_envs, sampler)
                 row.update(last_eval)
             row["time/elapsed_s"] = time.perf_counter() - began
             history.append(row)
             with metrics_path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
+            if writer is not None:
+                for key, value in row.items():
+                    writer.add_scalar(key, value, step)
             progress.update(
                 task,
                 advance=1,
@@ -427,6 +447,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if _should_stop(cfg, row, began):
                 break
     # --- the end: final checkpoint, model export, curves
+    if writer is not None:
+        writer.close()
     final = save_checkpoint(run, step, vlm, learner, cfg, {"history": history})
     vlm.model.save_pretrained(run / "final")
     vlm.processor.save_pretrained(run / "final")
@@ -441,6 +463,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     return {"summary": summary, "history": history}
+
+
+def _tensorboard(run: Path) -> Any:
+    """A TensorBoard writer in ``run/tb`` when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run / "tb"))
 
 
 def hash_seed(cfg: TrainConfig, step: int) -> int:

@@ -177,7 +177,7 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, tiny_dir: Path) -> None
     for k in a:
         assert torch.equal(a[k], b[k]), k
     steps = [json.loads(line)["step"] for line in (tmp_path / "cut/metrics.jsonl").open()]
-    assert steps == [1, 2, 3, 4]
+    assert steps == [0, 1, 2, 3, 4]
 
 
 def test_partial_checkpoints_are_ignored(tmp_path: Path, tiny_dir: Path) -> None:
@@ -247,5 +247,5 @@ def test_cli_train_smoke(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     assert (out / "curves.png").stat().st_size > 1000
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 2 and len(summary["eval_curve"]) == 2
+    assert summary["steps"] == 2 and [s for s, _ in summary["eval_curve"]] == [0, 1, 2]
     assert (out / "final" / "model.safetensors").is_file()
