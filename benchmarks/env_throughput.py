@@ -6,8 +6,9 @@ For each id, on one core (the process is pinned where the OS allows it):
 * ``sync``: the same through ``gym.make_vec(..., vectorization_mode="sync")``;
 * ``async``: through an async vector env with ``--workers`` subprocesses (this one uses
   that many cores; the figure is also reported per worker);
-* ``copy_ratio``: time to build an observation divided by the time to copy its pixels
-  (how close generation is to the cost of merely moving the bytes).
+* ``episode_over_copy``: an episode (reset + step) in units of copying its pixels once;
+* ``shell_over_copy``: what the env shell adds on top of the puzzle's own work
+  (generate + verify), in units of copying the observation's pixels once.
 
 Also the procedural image source alone at 224 px. Prints a table and writes
 ``benchmarks/results/env_throughput.json``.
@@ -73,12 +74,45 @@ def vector_rate(env_id: str, mode: str, num_envs: int, seconds: float) -> float:
         envs.close()
 
 
-def copy_ratio(env_id: str, seconds: float) -> float:
+def copy_ratios(env_id: str, seconds: float) -> tuple[float, float]:
+    """(episode / pixel copy, env shell overhead / pixel copy).
+
+    The shell overhead is an env episode (reset + step) minus the same puzzle work done
+    directly (generate + verify): what the Gymnasium layer adds on top of the puzzle.
+    """
     env = gym.make(env_id, disable_env_checker=True).unwrapped
     obs, _ = env.reset(seed=0)
-    build = rate(lambda: env.reset(), seconds)
+    puzzle, source = env.puzzle, env.source
+    oracle = puzzle.oracle(env.instance)
+    seeds = iter(range(10**9))
+
+    def direct() -> None:
+        inst = puzzle.generate(np.random.default_rng(next(seeds)), source)
+        puzzle.verify(inst, oracle)
+
+    def shell() -> None:
+        env.reset(seed=next(seeds))
+        env.step(oracle)
+
     copy = rate(lambda: [np.array(im, copy=True) for im in obs["images"]], seconds / 2)
-    return copy / build
+    through_env, bare = rate(shell, seconds), rate(direct, seconds)
+    overhead = max(1.0 / through_env - 1.0 / bare, 0.0)
+    return copy / through_env, overhead * copy
+
+
+def pin_one_core() -> set[int]:
+    """Pin this process to its first allowed core; returns the cores it had."""
+    if not hasattr(os, "sched_setaffinity"):
+        return set()
+    cores = set(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {min(cores)})
+    return cores
+
+
+def unpin(cores: set[int]) -> None:
+    """Give this process (and the workers it starts) the cores it had."""
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores)
 
 
 def procedural_rate(seconds: float) -> float:
@@ -93,27 +127,28 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="async vector env workers")
     parser.add_argument("--out", type=Path, default=RESULTS / "env_throughput.json")
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
+    all_cores = pin_one_core()
     results = {"procedural_images_per_s_224": procedural_rate(args.seconds), "ids": {}}
     print(f"procedural source, 224x224: {results['procedural_images_per_s_224']:.0f} images/s")
     print(
         f"{'id':32s} {'single':>8s} {'sync x4':>8s} {'async x' + str(args.workers):>9s}"
-        f" {'build/copy':>10s}"
+        f" {'episode/copy':>12s} {'shell/copy':>10s}"
     )
     for env_id in ids:
+        pin_one_core()
         row = {
             "single": single_rate(env_id, args.seconds),
             "sync": vector_rate(env_id, "sync", 4, args.seconds),
-            "async": vector_rate(env_id, "async", args.workers, args.seconds),
-            "build_over_copy": copy_ratio(env_id, args.seconds),
         }
+        row["episode_over_copy"], row["shell_over_copy"] = copy_ratios(env_id, args.seconds)
+        unpin(all_cores)  # async workers inherit the affinity: give them every core
+        row["async"] = vector_rate(env_id, "async", args.workers, args.seconds)
         row["async_per_worker"] = row["async"] / args.workers
         results["ids"][env_id] = row
         print(
             f"{env_id:32s} {row['single']:8.0f} {row['sync']:8.0f} {row['async']:9.0f}"
-            f" {row['build_over_copy']:10.1f}"
+            f" {row['episode_over_copy']:12.0f} {row['shell_over_copy']:10.1f}"
         )
     results["meta"] = {
         "ssl_gym": ssl_gym.__version__,

@@ -279,6 +279,47 @@ def compose_reward(score: float, format_ok: bool, cfg: PuzzleConfig) -> dict[str
     }
 
 
+# --- multiple choice (shared by the choice families) ------------------------------------
+
+LETTERS = "ABCDEFGH"
+_LETTER = re.compile(r"(?<![A-Za-z])([A-H])(?![A-Za-z])")
+
+
+def letters(k: int) -> tuple[str, ...]:
+    """The first ``k`` option letters: ``("A", "B", ...)``."""
+    check_int("number of options", k, 2, len(LETTERS))
+    return tuple(LETTERS[:k])
+
+
+def parse_letter(text: str, options: Sequence[str]) -> str | None:
+    """The one option letter named in ``text`` (``B``, ``(B)``, ``Option B``, ``b``).
+
+    Capital letters standing alone count; a lone lowercase letter counts only when it is the
+    whole answer (``b``), so articles such as "a" are never read as options. Text naming
+    two different options does not parse.
+    """
+    stripped = text.strip().strip(".()[]*:").strip()
+    if len(stripped) == 1 and stripped.upper() in options:
+        return stripped.upper()
+    found = {m for m in _LETTER.findall(text[:400]) if m in options}
+    return found.pop() if len(found) == 1 else None
+
+
+def elimination_hint(instance: Instance, level: int, noun: str = "Option") -> str | None:
+    """Hint ``level``: rule out one more wrong choice, in a fixed per-instance order.
+
+    ``None`` once only one wrong choice would remain (the hints never give the answer away).
+    """
+    if instance.choices is None or level < 0:
+        return None
+    wrong = [c for c in instance.choices if c != instance.answer]
+    if level >= len(wrong) - 1:
+        return None
+    key = sum(ord(ch) for ch in instance.prompt + instance.answer)
+    order = np.random.default_rng([key, len(wrong)]).permutation(len(wrong))
+    return f"{noun} {wrong[order[level]]} is not the answer."
+
+
 # --- the puzzle --------------------------------------------------------------------------
 
 C = TypeVar("C", bound=PuzzleConfig)
