@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,6 +122,21 @@ AGENT_COMMANDS = {
 }
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Run the shortcut audit over ids (globs allowed); exit 1 if any id fails."""
+    from ssl_gym.audit import markdown_table, run_audit
+
+    every = [e.id for e in entries()]
+    ids = [i for pat in (args.ids or ["*"]) for i in every if fnmatch.fnmatch(i, pat)]
+    if not ids:
+        raise ValueError(f"no registered id matches {args.ids}; see `ssl-gym list`")
+    results = run_audit(ids, n=args.n, seed=args.seed, out=args.out, workers=args.workers)
+    console.print(markdown_table(results), markup=False)
+    if args.out:
+        console.print(f"written to {args.out}/shortcut_audit.json and .md")
+    return 0 if all(r.passed for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ssl-gym``."""
     parser = argparse.ArgumentParser(prog="ssl-gym", description=__doc__)
@@ -138,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("audit", help="shortcut audit: blind and cheap-statistics policies")
+    p.add_argument("ids", nargs="*", help="ids or globs (default: every id)")
+    p.add_argument("--n", type=int, default=2000, help="instances per id")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="folder for shortcut_audit.json / .md")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.set_defaults(func=cmd_audit)
     for name, text in AGENT_COMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser

@@ -142,3 +142,38 @@ def is_flat(image: np.ndarray, min_std: float) -> bool:
     mean = pixels.mean(axis=0)
     var = (pixels * pixels).mean(axis=0) - mean * mean
     return float(np.sqrt(max(float(var.mean()), 0.0))) < min_std
+
+
+#: Shape-preserving reorientations: they move the sky of an upright scene to any side.
+ORIENTATIONS = ("identity", "flip_left_right", "flip_up_down", "rotate_180")
+#: With quarter turns too (the dihedral group; square images only).
+DIHEDRAL = (*ORIENTATIONS, "rotate_90", "rotate_270", "transpose", "anti_transpose")
+
+
+def orient(image: np.ndarray, name: str) -> np.ndarray:
+    """Apply one of :data:`DIHEDRAL` (a view: no copy)."""
+    ops = {
+        "identity": lambda a: a,
+        "flip_left_right": lambda a: a[:, ::-1],
+        "flip_up_down": lambda a: a[::-1],
+        "rotate_180": lambda a: a[::-1, ::-1],
+        "rotate_90": lambda a: np.rot90(a, 1),
+        "rotate_270": lambda a: np.rot90(a, 3),
+        "transpose": lambda a: a.transpose(1, 0, 2),
+        "anti_transpose": lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    }
+    return ops[name](image)
+
+
+def random_orientation(
+    image: np.ndarray, rng: np.random.Generator, quarter_turns: bool = False
+) -> tuple[np.ndarray, str]:
+    """The image flipped or turned at random (or kept), and which it was.
+
+    Position and Jigsaw use it so that "the sky is at the top" cannot locate a patch: the
+    cheap-statistics probe of the shortcut audit would otherwise read the row of a patch
+    from its colour. ``quarter_turns`` adds 90-degree turns (square images only).
+    """
+    names = DIHEDRAL if quarter_turns else ORIENTATIONS
+    name = names[int(rng.integers(len(names)))]
+    return np.ascontiguousarray(orient(image, name)), name

@@ -56,7 +56,30 @@ class CopiedCellSource(NoiseSource):
 
 
 def puzzle(**overrides: object) -> Jigsaw:
-    return Jigsaw(JigsawConfig(**overrides))  # type: ignore[arg-type]
+    """Upright unless asked: the geometry tests compare tiles with the source image."""
+    return Jigsaw(JigsawConfig(**{"orientation": "upright", **overrides}))  # type: ignore[arg-type]
+
+
+def test_random_orientation_restores_a_flipped_or_turned_source() -> None:
+    pz = puzzle(grid=2, orientation="random")
+    seen = set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        source = NoiseSource()
+        inst = pz.generate(rng, source)
+        tiles = [inst.images[i - 1] for i in inst.solution]
+        restored = render.join_tiles(tiles, 2, 2)
+        original = source.last
+        views = {
+            "identity": original,
+            "flip_left_right": original[:, ::-1],
+            "flip_up_down": original[::-1],
+            "rotate_180": original[::-1, ::-1],
+        }
+        match = [k for k, v in views.items() if np.array_equal(v, restored)]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert seen == set(render.ORIENTATIONS)
 
 
 def with_truth(pz: Jigsaw, solution: list[int]) -> Instance:
@@ -223,7 +246,7 @@ def test_the_shown_order_is_never_the_original() -> None:
 
 @pytest.mark.parametrize("name", ["2x2", "2x3", "3x3", "4x4", "5x5"])
 def test_the_answer_restores_the_image(name: str) -> None:
-    pz = Jigsaw(JigsawConfig(**PRESETS[name].overrides))
+    pz = Jigsaw(JigsawConfig(orientation="upright", **PRESETS[name].overrides))
     src = NoiseSource()
     inst = generate(pz, 3, src)
     rows, cols = inst.metadata["rows"], inst.metadata["cols"]
@@ -236,7 +259,7 @@ def test_the_answer_restores_the_image(name: str) -> None:
 
 
 def test_composite_lays_the_shown_tiles_out_like_render_grid() -> None:
-    pz = Jigsaw(JigsawConfig(**PRESETS["3x3-Composite"].overrides))
+    pz = Jigsaw(JigsawConfig(orientation="upright", **PRESETS["3x3-Composite"].overrides))
     src = NoiseSource()
     inst = generate(pz, 5, src)
     assert src.last is not None
@@ -250,7 +273,7 @@ def test_composite_lays_the_shown_tiles_out_like_render_grid() -> None:
 
 
 def test_jittered_masked_tiles_come_from_their_cells() -> None:
-    pz = Jigsaw(JigsawConfig(**PRESETS["3x3-Masked"].overrides))
+    pz = Jigsaw(JigsawConfig(orientation="upright", **PRESETS["3x3-Masked"].overrides))
     cfg = pz.config
     src = NoiseSource()
     inst = generate(pz, 7, src)

@@ -168,7 +168,7 @@ def test_constant_source_raises_with_rejections():
 
 
 def test_repeated_cells_are_rejected():
-    puzzle = make(grid=2, max_resamples=5)
+    puzzle = make(grid=2, max_resamples=5, context=1.0)  # the whole periodic scene
     with pytest.raises(RuntimeError, match="duplicate_cells"):
         puzzle.generate(np.random.default_rng(0), RepeatedCellSource())
 

@@ -7,7 +7,10 @@ order (never the original one); the task is to restore the image (SSL4RL's jigsa
 SSL-R1's "patch ordering"). Tiles have one size whatever the image size: the source is
 sampled at exactly the size the grid needs. Optionally each tile is cut at a random
 offset inside its cell (``jitter``) and framed flat (``border``), so that tiles cannot be
-matched by their edges alone (as Jigsaw-R1 masks borders).
+matched by their edges alone (as Jigsaw-R1 masks borders). By default
+(``orientation="random"``) the image is flipped or turned half a turn at random before it
+is cut, so that a tile's colour (sky or ground) does not give its row away; the shortcut
+audit's cheap-statistics probe scores 0.35 against a chance of 0.25 on upright 2x2 scenes.
 
 ## Observation
 
@@ -73,7 +76,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, mask_border
+from ssl_gym.render import grid, mask_border, random_orientation
 
 QUESTIONS = {
     "ssl4rl": (
@@ -126,6 +129,9 @@ class JigsawConfig(PuzzleConfig):
     """Tiles are cut at a random offset inside cells of side ``tile + jitter``."""
     scoring: str = "position"
     """``position`` (fraction of cells right), ``exact`` or ``adjacency`` (neighbour pairs)."""
+    orientation: str = "random"
+    """``random``: flip or half-turn the image at random before cutting, so that a tile's
+    colour (sky or ground) cannot tell its row; ``upright``: scenes as they come."""
     min_std: float = 6.0
     """Reject draws with a near-uniform tile (standard deviation about the channel means).
 
@@ -139,6 +145,7 @@ class JigsawConfig(PuzzleConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_choice("orientation", self.orientation, ("random", "upright"))
         check_int("grid", self.grid, 2, 5)
         if self.cols is not None:
             check_int("cols", self.cols, 2, 5)
@@ -227,7 +234,10 @@ class Jigsaw(Puzzle[JigsawConfig]):
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
         (rows, cols), cell = cfg.grid_shape, cfg.tile_side + cfg.jitter
-        tiles = self._cut(source.sample(rng, (rows * cell, cols * cell)), rng)
+        image = source.sample(rng, (rows * cell, cols * cell))
+        if cfg.orientation == "random":
+            image = random_orientation(image, rng)[0]
+        tiles = self._cut(image, rng)
         b = cfg.border
         _check_tiles(tiles[:, b : cfg.tile_side - b, b : cfg.tile_side - b], cfg)
         perm = self._shuffle(rng)
