@@ -30,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 from ssl_gym.core import Instance, Puzzle
+from ssl_gym.images import ImageSource
 
 BORDER = 2
 
@@ -153,14 +154,27 @@ def audit_id(
     """Audit one registered id on ``n`` instances drawn with seeds ``[seed, i]``."""
     env = gym.make(env_id).unwrapped
     puzzle: Puzzle = env.puzzle  # type: ignore[attr-defined]
-    source = env.source  # type: ignore[attr-defined]
+    source: ImageSource = env.source  # type: ignore[attr-defined]
+    return audit_puzzle(puzzle, source, env_id, n, seed, blind_tolerance, probe_tolerance)
+
+
+def audit_puzzle(
+    puzzle: Puzzle,
+    source: ImageSource,
+    name: str,
+    n: int = 2000,
+    seed: int = 0,
+    blind_tolerance: float = 0.03,
+    probe_tolerance: float = 0.05,
+) -> AuditResult:
+    """Audit a puzzle with an image source; ``name`` labels the result."""
     instances = [puzzle.generate(np.random.default_rng([seed, i]), source) for i in range(n)]
     rejected = sum(int(i.metadata["rejections"]) for i in instances)
     chance = float(puzzle.chance_score)
     oracle = float(np.mean([puzzle.verify(i, puzzle.oracle(i)).score for i in instances]))
     blind, probe = blind_score(puzzle, instances), probe_score(puzzle, instances)
     return AuditResult(
-        id=env_id,
+        id=name,
         family=puzzle.family,
         n=n,
         chance=chance,
