@@ -20,6 +20,9 @@ import gymnasium as gym
 import numpy as np
 
 from agents.samplers.base import Request, Sample, Sampler, SamplingParams
+from ssl_gym.vector import group_seeds
+
+__all__ = ["RolloutBatch", "group_seeds", "rollout"]
 
 
 @dataclass
@@ -48,13 +51,6 @@ class RolloutBatch:
     def num_tokens(self) -> int:
         """Completion tokens sampled in this rollout."""
         return sum(len(s.token_ids) for s in self.samples)
-
-
-def group_seeds(num_groups: int, group_size: int, seed: int) -> list[int]:
-    """Seeds for a vector reset: each of ``num_groups`` seeds repeated ``group_size`` times."""
-    rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, 2**30, size=num_groups)  # held-out evaluation seeds lie above
-    return [int(s) for s in seeds for _ in range(group_size)]
 
 
 def _requests(

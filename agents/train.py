@@ -50,9 +50,10 @@ from agents.rollout import RolloutBatch, group_seeds, rollout
 from agents.samplers.base import SamplingParams
 from agents.samplers.hf import HFSampler
 from agents.tiny import build_tiny_model
+from ssl_gym.vector import SEED_LIMIT
 
 console = Console()
-EVAL_SEED_BASE = 2**30
+EVAL_SEED_BASE = SEED_LIMIT
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 

@@ -271,6 +271,12 @@ def format_answer(answer: str, answer_format: str) -> str:
     return answer
 
 
+def printable(text: str, limit: int = 60) -> str:
+    """``text`` reduced to printable ASCII and at most ``limit`` characters (for echoes)."""
+    kept = "".join(ch for ch in text if " " <= ch <= "~")
+    return kept if len(kept) <= limit else kept[: limit - 3] + "..."
+
+
 def compose_reward(score: float, format_ok: bool, cfg: PuzzleConfig) -> dict[str, float]:
     """The weighted reward components; the reward is their sum."""
     return {
@@ -431,6 +437,16 @@ class Puzzle(ABC, Generic[C]):
         format_ok = format_ok and parsed is not None
         parts = compose_reward(score, format_ok, self.config)
         return Verdict(sum(parts.values()), score, format_ok, parsed, text, error, parts)
+
+    def feedback(self, instance: Instance, verdict: Verdict) -> str:
+        """What was right about a wrong answer, for multi-turn play (families may refine)."""
+        if verdict.parsed is None:
+            why = printable(verdict.parse_error or "", 120)
+            return f"I could not read an answer from your reply ({why})."
+        said = printable(verdict.answer_text or "")
+        if verdict.score > 0:
+            return f"Your answer {said!r} is partly right (score {verdict.score:.2f})."
+        return f"Your answer {said!r} is not correct."
 
     def random_answer(self, instance: Instance, rng: np.random.Generator) -> str:
         """A uniformly random valid answer text (the random policy's; scores chance)."""

@@ -177,3 +177,14 @@ def random_orientation(
     names = DIHEDRAL if quarter_turns else ORIENTATIONS
     name = names[int(rng.integers(len(names)))]
     return np.ascontiguousarray(orient(image, name)), name
+
+
+def letterbox(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` scaled to fit a white ``side x side`` canvas, centred (aspect kept)."""
+    h, w = image.shape[:2]
+    scale = min(side / h, side / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    out = np.full((side, side, 3), 255, dtype=np.uint8)
+    top, left = (side - nh) // 2, (side - nw) // 2
+    out[top : top + nh, left : left + nw] = resize(image, (nh, nw))
+    return out

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from ssl_gym.envs.mixture import MixtureEnv
 from ssl_gym.envs.puzzle_env import PuzzleEnv
-from ssl_gym.envs.registration import EnvEntry, entries, env_id, register_all, registered_ids
+from ssl_gym.envs.registration import (
+    EnvEntry,
+    entries,
+    env_id,
+    mixture_ids,
+    register_all,
+    registered_ids,
+)
 from ssl_gym.envs.spaces import Completion, observation_space
 
 __all__ = [
     "Completion",
     "EnvEntry",
+    "MixtureEnv",
     "PuzzleEnv",
     "entries",
     "env_id",
+    "mixture_ids",
     "observation_space",
     "register_all",
     "registered_ids",

@@ -1,4 +1,4 @@
-"""PuzzleEnv: the one Gymnasium shell around every puzzle family.
+"""PuzzleEnv: the one Gymnasium shell around every puzzle family, single- or multi-turn.
 
 The env receives its puzzle by injection (family name, preset name and config
 overrides, all JSON primitives so that ``EnvSpec.to_json()`` works) and its pictures from
@@ -15,6 +15,19 @@ an image source spec. It adds no puzzle logic of its own.
   policies and logging; the model only ever sees the observation) and ``metadata``.
 * ``info`` at step adds ``score``, ``reward_components``, ``parsed``, ``format_ok`` and
   ``parse_error``.
+
+## Multi-turn play with hints (``max_turns > 1``, the ``-Hint`` ids)
+
+The agent keeps the conversation: the first observation's images and prompt, then its
+own answers and the env's replies. After a wrong or partly right answer the episode goes
+on: the next observation has the same images and, as its prompt, the env's reply to this
+turn: what was right (e.g. "4 of 9 tiles are in place"), the next of the family's graded
+hints, and the answer-format instruction. The episode ends when the answer is fully
+right or after ``max_turns`` answers (``"auto"``: the hints the instance offers plus
+two, so that a policy that answers first, then follows every hint, can finish). Intermediate steps give
+reward 0; the last gives the final verdict's reward minus ``hint_cost`` per hint given,
+never below 0 (``reward_components["hints"]`` holds the penalty). ``info`` carries
+``turn``, ``max_turns``, ``hints`` (the hints given so far) and ``turn_scores``.
 """
 
 from __future__ import annotations
@@ -25,7 +38,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ssl_gym.core import Instance, Puzzle, Verdict, check_choice
+from ssl_gym.core import (
+    FORMAT_INSTRUCTIONS,
+    Instance,
+    Puzzle,
+    Verdict,
+    check_choice,
+    check_float,
+    check_int,
+)
 from ssl_gym.envs.spaces import Completion, observation_space
 from ssl_gym.images import ImageSource, make_source
 from ssl_gym.puzzles import build_puzzle
@@ -45,6 +66,8 @@ class PuzzleEnv(gym.Env[Observation, str]):
         preset: str | None = None,
         image_source: str | ImageSource = "procedural",
         render_mode: str | None = None,
+        max_turns: int | str = 1,
+        hint_cost: float = 0.1,
         **overrides: Any,
     ) -> None:
         """Build the env.
@@ -55,6 +78,8 @@ class PuzzleEnv(gym.Env[Observation, str]):
             image_source: an image source spec (``procedural``, ``photos``,
                 ``folder:PATH``, ``hf:NAME[:SPLIT[:COLUMN]]``) or an ``ImageSource``.
             render_mode: ``None`` or ``"rgb_array"``.
+            max_turns: answers allowed per episode (1: single turn), or ``"auto"``.
+            hint_cost: reward deducted per hint given in multi-turn play.
             **overrides: config fields of the family, e.g. ``grid=5``,
                 ``answer_format="boxed"``; unknown ones raise ``ValueError``.
         """
@@ -65,8 +90,15 @@ class PuzzleEnv(gym.Env[Observation, str]):
         self.render_mode = render_mode
         self.observation_space = observation_space(self.puzzle.image_shapes())
         self.action_space = Completion()
+        if max_turns != "auto":
+            check_int("max_turns", max_turns, 1, 64)
+        check_float("hint_cost", hint_cost, 0.0, 1.0)
+        self.max_turns, self.hint_cost = max_turns, float(hint_cost)
         self.instance: Instance | None = None
         self._done = False
+        self._turns = 1
+        self._hints: list[str] = []
+        self._scores: list[float] = []
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -74,8 +106,17 @@ class PuzzleEnv(gym.Env[Observation, str]):
         """Draw a new puzzle; ``seed`` fixes it."""
         super().reset(seed=seed)
         self.instance = self.puzzle.generate(self.np_random, self.source)
-        self._done = False
+        self._done, self._hints, self._scores = False, [], []
+        self._turns = self._max_turns(self.instance)
         return self._observation(self.instance), self._reset_info(self.instance)
+
+    def _max_turns(self, inst: Instance) -> int:
+        if self.max_turns != "auto":
+            return int(self.max_turns)
+        hints = 0
+        while hints < 63 and self.puzzle.hint(inst, hints) is not None:
+            hints += 1
+        return hints + 2
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Verify the completion ``action``; the episode ends."""
@@ -86,12 +127,44 @@ class PuzzleEnv(gym.Env[Observation, str]):
             )
         if self.instance is None or self._done:
             raise RuntimeError("the episode is over or never started: call reset() first")
-        verdict = self.puzzle.verify(self.instance, action)
-        self._done = True
-        info = {**self._reset_info(self.instance), **self._verdict_info(verdict)}
-        obs = self._observation(self.instance)
+        inst = self.instance
+        verdict = self.puzzle.verify(inst, action)
+        self._scores.append(verdict.score)
+        self._done = verdict.score == 1.0 or len(self._scores) >= self._turns
+        obs = self._observation(inst)
         obs["images"] = tuple(im.copy() for im in obs["images"])  # callers may keep both
-        return obs, verdict.reward, True, False, info
+        if self._done:
+            parts = {**verdict.components, "hints": -self.hint_cost * len(self._hints)}
+            reward = max(0.0, sum(parts.values()))
+        else:
+            parts = dict.fromkeys((*verdict.components, "hints"), 0.0)
+            reward = 0.0
+            obs["prompt"] = self._reply(inst, verdict)
+        info = {
+            **self._reset_info(inst),
+            **self._verdict_info(verdict),
+            "reward_components": parts,
+            **self._turn_info(),
+        }
+        return obs, reward, self._done, False, info
+
+    def _reply(self, inst: Instance, verdict: Verdict) -> str:
+        """The env's next user turn: feedback, the next hint, the format instruction."""
+        parts = [self.puzzle.feedback(inst, verdict)]
+        hint = self.puzzle.hint(inst, len(self._hints))
+        if hint is not None:
+            self._hints.append(hint)
+            parts.append(f"Hint: {hint}")
+        parts.append(f"Try again. {FORMAT_INSTRUCTIONS[self.puzzle.config.answer_format]}")
+        return "\n".join(parts)
+
+    def _turn_info(self) -> dict[str, Any]:
+        return {
+            "turn": len(self._scores),
+            "max_turns": self._turns,
+            "hints": list(self._hints),
+            "turn_scores": list(self._scores),
+        }
 
     def render(self) -> np.ndarray | None:
         """With ``render_mode="rgb_array"``: the observation images side by side."""

@@ -1,4 +1,8 @@
-"""The registration loop: every family x preset becomes ``SSL/<Family>-<Variant>-v<N>``."""
+"""The registration loop: every family x preset becomes ``SSL/<Family>-<Variant>-v<N>``.
+
+Beside each single-turn id, ``SSL/<Family>-<Variant>-Hint-v<N>`` is the same puzzle
+played over several turns with hints (``max_turns="auto"``, see ``PuzzleEnv``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 
+from ssl_gym.envs.mixture import MIXTURES
 from ssl_gym.puzzles import FAMILIES, build_puzzle
 
 NAMESPACE = "SSL"
 ENTRY_POINT = "ssl_gym.envs.puzzle_env:PuzzleEnv"
+MIXTURE_ENTRY_POINT = "ssl_gym.envs.mixture:MixtureEnv"
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,7 @@ class EnvEntry:
     difficulty: str
     chance_score: float
     description: str
+    hinted: bool = False
 
 
 def env_id(family: str, variant: str, version: int) -> str:
@@ -29,22 +36,31 @@ def env_id(family: str, variant: str, version: int) -> str:
     return f"{NAMESPACE}/{family}-{variant}-v{version}"
 
 
-def entries() -> list[EnvEntry]:
-    """Every family preset, in registry order (families, then presets easy to hard)."""
+def entries(hinted: bool = False) -> list[EnvEntry]:
+    """Every family preset, in registry order (families, then presets easy to hard).
+
+    With ``hinted``, the ``-Hint`` ids follow each family's single-turn ones.
+    """
     out = []
     for cls in FAMILIES.values():
         for variant, p in cls.presets.items():
             chance = build_puzzle(cls.family, variant).chance_score
-            out.append(
+            eid = env_id(cls.family, variant, cls.version)
+            out.append(EnvEntry(eid, cls.family, variant, p.difficulty, chance, p.description))
+        if hinted:
+            out += [
                 EnvEntry(
-                    env_id(cls.family, variant, cls.version),
-                    cls.family,
-                    variant,
-                    p.difficulty,
-                    chance,
-                    p.description,
+                    env_id(e.family, f"{e.variant}-Hint", cls.version),
+                    e.family,
+                    e.variant,
+                    e.difficulty,
+                    e.chance_score,
+                    f"{e.description}, with hints",
+                    True,
                 )
-            )
+                for e in out
+                if e.family == cls.family and not e.hinted
+            ]
     return out
 
 
@@ -54,12 +70,31 @@ def register_all() -> list[str]:
     for cls in FAMILIES.values():
         for variant in cls.presets:
             eid = env_id(cls.family, variant, cls.version)
-            if eid not in gym.registry:
-                gym.register(
-                    eid, entry_point=ENTRY_POINT, kwargs={"family": cls.family, "preset": variant}
-                )
-            ids.append(eid)
-    return ids
+            hint_id = env_id(cls.family, f"{variant}-Hint", cls.version)
+            single = {"family": cls.family, "preset": variant}
+            for key, kwargs in ((eid, single), (hint_id, {**single, "max_turns": "auto"})):
+                if key not in gym.registry:
+                    gym.register(key, entry_point=ENTRY_POINT, kwargs=kwargs)
+                ids.append(key)
+    return ids + register_mixtures()
+
+
+def mixture_ids() -> list[str]:
+    """The registered mixtures: the papers' task sets, and ``SSL/Mix-v0`` (give ``ids=``)."""
+    return [f"{NAMESPACE}/Mix-{name}-v0" for name in MIXTURES] + [f"{NAMESPACE}/Mix-v0"]
+
+
+def register_mixtures() -> list[str]:
+    """Register the mixture ids (idempotent)."""
+    for eid in mixture_ids():
+        name = eid.removeprefix(f"{NAMESPACE}/Mix-").removesuffix("-v0")
+        if eid not in gym.registry:
+            gym.register(
+                eid,
+                entry_point=MIXTURE_ENTRY_POINT,
+                kwargs=dict(MIXTURES[name]) if name in MIXTURES else {},
+            )
+    return mixture_ids()
 
 
 def registered_ids() -> list[str]:
