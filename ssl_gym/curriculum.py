@@ -148,7 +148,7 @@ class AdaptiveDifficulty(gym.Wrapper):
         return {
             "level": c.level,
             "id": self.ladder[c.level],
-            "solve_rate": c.solve_rate,
+            "solve_rate": float("nan") if c.solve_rate is None else c.solve_rate,
             "change": change,
         }
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ssl_gym
-from ssl_gym.envs import entries
+from ssl_gym.envs import entries, mixture_ids
 from ssl_gym.puzzles import build_puzzle
 from ssl_gym.testing import check_puzzle, check_puzzle_env, observation_digest
 
@@ -28,7 +28,7 @@ def test_every_family_has_presets_from_easy_to_hard() -> None:
 
 
 def test_registry_matches_entries() -> None:
-    assert set(IDS) == set(ssl_gym.registered_ids())
+    assert set(IDS) | set(mixture_ids()) == set(ssl_gym.registered_ids())
     for eid in IDS:
         assert gym.spec(eid).version is not None
 
@@ -91,7 +91,7 @@ def test_step_info_carries_verdict() -> None:
     wrong = next(c for c in info["choices"] if c != info["answer"])
     _, reward, terminated, truncated, info = env.step(f"<think>x</think> <answer>{wrong}</answer>")
     assert (reward, terminated, truncated) == (0.0, True, False)
-    assert info["parsed"] == wrong and info["format_ok"] and info["parse_error"] is None
+    assert info["parsed"] == json.dumps(wrong) and info["format_ok"] and info["parse_error"] is None
     assert info["reward_components"] == {"accuracy": 0.0, "format": 0.0, "hints": 0.0}
     with pytest.raises(RuntimeError, match="reset"):
         env.step("again")

@@ -13,8 +13,9 @@ an image source spec. It adds no puzzle logic of its own.
 * ``info`` at reset: ``family``, ``variant``, ``chance_score``, ``choices``, ``pattern``
   (the answer grammar, for constrained decoding), ``answer`` (ground truth, for oracle
   policies and logging; the model only ever sees the observation) and ``metadata``.
-* ``info`` at step adds ``score``, ``reward_components``, ``parsed``, ``format_ok`` and
-  ``parse_error``.
+* ``info`` at step adds ``score``, ``reward_components``, ``parsed`` (the answer as the
+  verifier read it, as JSON text, or ``None``: one type whatever the answer, so that
+  vector envs can batch it), ``format_ok`` and ``parse_error``.
 
 ## Multi-turn play with hints (``max_turns > 1``, the ``-Hint`` ids)
 
@@ -33,6 +34,7 @@ never below 0 (``reward_components["hints"]`` holds the penalty). ``info`` carri
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import gymnasium as gym
@@ -192,7 +194,7 @@ class PuzzleEnv(gym.Env[Observation, str]):
         return {
             "score": verdict.score,
             "reward_components": dict(verdict.components),
-            "parsed": verdict.parsed,
+            "parsed": None if verdict.parsed is None else json.dumps(verdict.parsed),
             "format_ok": verdict.format_ok,
             "parse_error": verdict.parse_error,
         }
