@@ -26,9 +26,10 @@ turn: what was right (e.g. "4 of 9 tiles are in place"), the next of the family'
 hints, and the answer-format instruction. The episode ends when the answer is fully
 right or after ``max_turns`` answers (``"auto"``: the hints the instance offers plus
 two, so that a policy that answers first, then follows every hint, can finish).
-Intermediate steps give reward 0; the last gives the final verdict's reward minus ``hint_cost`` per hint given,
-never below 0 (``reward_components["hints"]`` holds the penalty). ``info`` carries
-``turn``, ``max_turns``, ``hints`` (the hints given so far) and ``turn_scores``.
+Intermediate steps give reward 0; the last gives the final verdict's reward minus
+``hint_cost`` per hint given, never below 0 (``reward_components["hints"]`` holds the
+penalty). ``info`` carries ``turn``, ``max_turns``, ``hints`` (the hints given so far)
+and ``turn_scores``.
 """
 
 from __future__ import annotations
