@@ -87,15 +87,20 @@ def rollout(
     params: SamplingParams,
     seeds: Sequence[int],
     group_size: int,
-    max_turns: int = 8,
+    max_turns: int = 64,
     on_turn: Callable[[int], None] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> RolloutBatch:
-    """Play one episode in every env of ``envs`` and collect the trajectory."""
+    """Play one episode in every env of ``envs`` and collect the trajectory.
+
+    ``max_turns`` is a safety cap (envs end their episodes themselves); ``options`` go to
+    ``reset`` (e.g. ``{"level": k}`` for a curriculum over a mixture).
+    """
     n = envs.num_envs
     if len(seeds) != n or n % group_size:
         raise ValueError(f"need one seed per env ({n}) and groups of {group_size} dividing it")
     clock = time.perf_counter()
-    obs, infos = envs.reset(seed=list(seeds))
+    obs, infos = envs.reset(seed=list(seeds), options=options)
     env_s, sample_s = time.perf_counter() - clock, 0.0
     first = {i: _first_turn(obs, i) for i in range(n)}
     histories: list[list[tuple[str, str]]] = [[] for _ in range(n)]

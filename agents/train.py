@@ -50,6 +50,7 @@ from agents.rollout import RolloutBatch, group_seeds, rollout
 from agents.samplers.base import SamplingParams
 from agents.samplers.hf import HFSampler
 from agents.tiny import build_tiny_model
+from ssl_gym.curriculum import Curriculum, family_ladder
 from ssl_gym.vector import SEED_LIMIT
 
 console = Console()
@@ -103,6 +104,13 @@ class TrainConfig:
     """LoRA rank; 0 trains all weights."""
     freeze_vision: bool = False
     """Keep the vision tower frozen."""
+    curriculum: str = ""
+    """A family name: train on its presets from easy to hard (as ``SSL/Mix-v0``), moving
+    one level up or down to keep the rollout solve rate inside ``curriculum_band``."""
+    curriculum_band: list[float] = field(default_factory=lambda: [0.3, 0.7])
+    """Target solve-rate band of the curriculum."""
+    curriculum_window: int = 256
+    """Episodes per solve-rate estimate of the curriculum."""
     blank_images: bool = False
     """Control run: replace every image with black pixels (nothing to learn from)."""
     eval_every: int = 10
@@ -139,10 +147,11 @@ def _parse_value(kind: Any, text: str) -> Any:
         return int(text)
     if kind in (float, "float"):
         return float(text)
-    if str(kind).startswith("dict"):
+    if str(kind).startswith(("dict", "list")):
         value = json.loads(text)
-        if not isinstance(value, dict):
-            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+        want = dict if str(kind).startswith("dict") else list
+        if not isinstance(value, want):
+            raise argparse.ArgumentTypeError(f"expected JSON {want.__name__}, got {text!r}")
         return value
     return text
 
@@ -269,21 +278,41 @@ class BlankImages(gym.ObservationWrapper):
         return {**observation, "images": tuple(np.zeros_like(im) for im in observation["images"])}
 
 
+def env_spec(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The id and kwargs to make: the training id, or the curriculum's ladder as a mixture."""
+    if not cfg.curriculum:
+        return cfg.env, dict(cfg.env_kwargs)
+    return "SSL/Mix-v0", {"ids": family_ladder(cfg.curriculum), **cfg.env_kwargs}
+
+
 def make_envs(cfg: TrainConfig, num_envs: int) -> gym.vector.VectorEnv:
     """A sync vector env of ``num_envs`` copies of the training id."""
     wrappers = [BlankImages] if cfg.blank_images else None
+    env_id, kwargs = env_spec(cfg)
     return gym.make_vec(
-        cfg.env, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers, **cfg.env_kwargs
+        env_id, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers, **kwargs
     )
 
 
-def evaluate(cfg: TrainConfig, envs: gym.vector.VectorEnv, sampler: HFSampler) -> dict[str, float]:
+def puzzles_of(cfg: TrainConfig) -> list[Any]:
+    """The puzzle of each level (one level without a curriculum)."""
+    env_id, kwargs = env_spec(cfg)
+    env = gym.make(env_id, **kwargs).unwrapped
+    return [e.puzzle for e in getattr(env, "envs", [env])]
+
+
+def evaluate(
+    cfg: TrainConfig,
+    envs: gym.vector.VectorEnv,
+    sampler: HFSampler,
+    options: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """Greedy accuracy on the fixed held-out seeds."""
     seeds = [EVAL_SEED_BASE + i for i in range(cfg.eval_episodes)]
     params = SamplingParams(
         temperature=0.0, max_new_tokens=cfg.max_new_tokens, constrain=cfg.constrain_answers
     )
-    batch = rollout(envs, sampler, params, seeds, group_size=1)
+    batch = rollout(envs, sampler, params, seeds, group_size=1, options=options)
     return {
         "eval/accuracy": float(np.mean(batch.episode_scores == 1.0)),
         "eval/score": float(np.mean(batch.episode_scores)),
@@ -372,17 +401,35 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         ),
         reference,
     )
-    puzzle = gym.make(cfg.env, **cfg.env_kwargs).unwrapped.puzzle  # type: ignore[attr-defined]
-    answer_format = puzzle.config.answer_format
+    puzzles = puzzles_of(cfg)
+    answer_format = puzzles[0].config.answer_format
+    curriculum = None
+    if cfg.curriculum:
+        low, high = cfg.curriculum_band
+        curriculum = Curriculum(len(puzzles), band=(low, high), window=cfg.curriculum_window)
     sampler = HFSampler(vlm, answer_format=answer_format)
     n_envs = cfg.groups_per_step * cfg.group_size
     envs, eval_envs = make_envs(cfg, n_envs), make_envs(cfg, cfg.eval_episodes)
-    chance = float(puzzle.chance_score)
     start_step, history = 0, []
     if resume_from is not None:
         state = load_checkpoint(resume_from, vlm, learner)
         start_step, history = state["step"], state.get("history", [])
+        if curriculum is not None and state.get("curriculum"):
+            curriculum = Curriculum.from_state_dict(state["curriculum"])
         console.print(f"resumed from {resume_from} at step {start_step}")
+
+    def level_options() -> dict[str, Any] | None:
+        return None if curriculum is None else {"level": curriculum.level}
+
+    def chance() -> float:
+        return float(puzzles[0 if curriculum is None else curriculum.level].chance_score)
+
+    def extra_state() -> dict[str, Any]:
+        return {
+            "history": history,
+            "curriculum": None if curriculum is None else curriculum.state_dict(),
+        }
+
     metrics_path = run / "metrics.jsonl"
     writer = _tensorboard(run)
     metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
@@ -399,11 +446,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     )
     with Progress(*columns, console=console, transient=False) as progress:
         began = time.perf_counter()
-        task = progress.add_task(cfg.env, total=cfg.steps, completed=start_step, stats="")
+        title = f"{cfg.curriculum} curriculum" if cfg.curriculum else cfg.env
+        task = progress.add_task(title, total=cfg.steps, completed=start_step, stats="")
         last_eval: dict[str, float] = {}
         if start_step == 0:  # the untrained model's held-out accuracy: where learning starts
-            last_eval = evaluate(cfg, eval_envs, sampler)
-            history.append({"step": 0, "env/chance": chance, **last_eval, "time/elapsed_s": 0.0})
+            last_eval = evaluate(cfg, eval_envs, sampler, level_options())
+            history.append({"step": 0, "env/chance": chance(), **last_eval, "time/elapsed_s": 0.0})
             with metrics_path.open("a") as fh:
                 fh.write(json.dumps(history[-1]) + "\n")
         for step in range(start_step + 1, cfg.steps + 1):
@@ -416,17 +464,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 seed=hash_seed(cfg, step),
             )
             vlm.model.eval()
-            batch = rollout(envs, sampler, params, seeds, cfg.group_size)
+            batch = rollout(envs, sampler, params, seeds, cfg.group_size, options=level_options())
             clock = time.perf_counter()
             learn = learner.step(batch, cfg.group_size)
             row = {
                 "step": step,
-                "env/chance": chance,
+                "env/chance": chance(),
                 **step_metrics(batch, learn, time.perf_counter() - clock),
             }
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                last_eval = evaluate(cfg, eval_envs, sampler)
+                last_eval = evaluate(cfg, eval_envs, sampler, level_options())
                 row.update(last_eval)
+            if curriculum is not None:
+                change = curriculum.update((batch.episode_scores == 1.0).tolist())
+                row["curriculum/level"] = curriculum.level
+                if change:
+                    console.print(
+                        f"curriculum: level {change['from']} -> {change['to']} "
+                        f"(solve rate {change['solve_rate']:.2f})"
+                    )
             row["time/elapsed_s"] = time.perf_counter() - began
             history.append(row)
             with metrics_path.open("a") as fh:
@@ -444,13 +500,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 ),
             )
             if step % cfg.save_every == 0:
-                save_checkpoint(run, step, vlm, learner, cfg, {"history": history})
+                save_checkpoint(run, step, vlm, learner, cfg, extra_state())
             if _should_stop(cfg, row, began):
                 break
     # --- the end: final checkpoint, model export, curves
     if writer is not None:
         writer.close()
-    final = save_checkpoint(run, step, vlm, learner, cfg, {"history": history})
+    final = save_checkpoint(run, step, vlm, learner, cfg, extra_state())
     vlm.model.save_pretrained(run / "final")
     vlm.processor.save_pretrained(run / "final")
     plot_curves(history, run / "curves.png", f"{cfg.env} (GRPO)")

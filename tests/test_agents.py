@@ -180,6 +180,26 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, tiny_dir: Path) -> None
     assert steps == [0, 1, 2, 3, 4]
 
 
+def test_curriculum_state_is_checkpointed_and_restored(tmp_path: Path, tiny_dir: Path) -> None:
+    kw = {
+        "curriculum": "Rotation",
+        "curriculum_window": 4,
+        "steps": 2,
+        "save_every": 1,
+        "env_kwargs": {**KW, "canvas": 96},
+    }
+    _small(tmp_path, tiny_dir, **kw)
+    state = json.loads((latest_checkpoint(tmp_path) / "trainer_state.json").read_text())
+    saved = state["curriculum"]
+    assert saved["num_levels"] == 4 and len(saved["outcomes"]) <= 4
+    saved["level"], saved["outcomes"] = 2, []
+    (latest_checkpoint(tmp_path) / "trainer_state.json").write_text(json.dumps(state))
+    _small(tmp_path, tiny_dir, **{**kw, "steps": 3}, resume=str(tmp_path))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert rows[-1]["step"] == 3 and rows[-1]["curriculum/level"] in (1, 2, 3)
+    assert rows[-1]["env/chance"] == 0.25  # level 2 is Rotation-4way
+
+
 def test_partial_checkpoints_are_ignored(tmp_path: Path, tiny_dir: Path) -> None:
     _small(tmp_path, tiny_dir, steps=2)
     (tmp_path / "checkpoints/.tmp-step_000004").mkdir()
