@@ -19,9 +19,9 @@ from rich.table import Table
 
 import ssl_gym
 from ssl_gym.core import Puzzle, format_answer
-from ssl_gym.envs import PuzzleEnv, entries
+from ssl_gym.envs import PuzzleEnv, entries, mixture_ids
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs
 
 
 def _unwrap(env: gym.Env) -> PuzzleEnv:
@@ -34,12 +34,16 @@ def _unwrap(env: gym.Env) -> PuzzleEnv:
 def cmd_list(args: argparse.Namespace) -> int:
     """Print every registered id with its family, difficulty and chance score."""
     table = Table(title=f"ssl_gym {ssl_gym.__version__}: registered puzzles")
-    for col in ("id", "family", "difficulty", "chance", "description"):
+    for col in ("id", "family", "difficulty", "chance", "turns", "description"):
         table.add_column(col)
-    for e in entries():
+    for e in entries(hinted=args.hints):
         if args.family and e.family.lower() != args.family.lower():
             continue
-        table.add_row(e.id, e.family, e.difficulty, f"{e.chance_score:.3f}", e.description)
+        turns = "hints" if e.hinted else "1"
+        table.add_row(e.id, e.family, e.difficulty, f"{e.chance_score:.3f}", turns, e.description)
+    if not args.family:
+        for mid in mixture_ids():
+            table.add_row(mid, "mixture", "-", "-", "1", "several families, one composite image")
     console.print(table)
     return 0
 
@@ -143,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="every registered id with family, difficulty, chance")
     p.add_argument("--family", help="only this family")
+    p.add_argument("--hints", action="store_true", help="also the multi-turn -Hint ids")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("show", help="render one instance, print prompt and answer")
     p.add_argument("id")
