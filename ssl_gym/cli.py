@@ -66,9 +66,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise RuntimeError("reset() produced no instance")
     save_observation(env, Path(args.out))
     console.print(f"[bold]{args.id}[/] seed={args.seed} -> {args.out}")
-    console.print("[bold]prompt:[/]", inst.prompt, markup=False)
-    console.print(f"[bold]answer:[/] {inst.answer}")
-    console.print(f"[bold]oracle completion:[/] {env.puzzle.oracle(inst)}", markup=False)
+    for label, text in (
+        ("prompt", inst.prompt),
+        ("answer", inst.answer),
+        ("oracle completion", env.puzzle.oracle(inst)),
+    ):
+        console.print(f"[bold]{label}:[/]", end=" ")
+        console.print(text, markup=False, highlight=False)
     return 0
 
 

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from ssl_gym.core import Puzzle, PuzzleConfig
 from ssl_gym.puzzles.contrastive import Contrastive
+from ssl_gym.puzzles.correspondence import Correspondence
+from ssl_gym.puzzles.flippatch import FlipPatch
+from ssl_gym.puzzles.inpainting import Inpainting
 from ssl_gym.puzzles.jigsaw import Jigsaw
+from ssl_gym.puzzles.oddtile import OddTile
 from ssl_gym.puzzles.position import Position
 from ssl_gym.puzzles.rotation import Rotation
+from ssl_gym.puzzles.similarity import Similarity
 
 #: Every family by name, in the order the docs and ``ssl-gym list`` show them.
 FAMILIES: dict[str, type[Puzzle]] = {
-    cls.family: cls for cls in (Rotation, Position, Jigsaw, Contrastive)
+    cls.family: cls
+    for cls in (
+        Rotation,
+        Position,
+        Jigsaw,
+        Contrastive,
+        Similarity,
+        Inpainting,
+        Correspondence,
+        FlipPatch,
+        OddTile,
+    )
 }
 
 
@@ -40,9 +56,14 @@ def build_puzzle(family: str, preset: str | None = None, **overrides: object) ->
 __all__ = [
     "FAMILIES",
     "Contrastive",
+    "Correspondence",
+    "FlipPatch",
+    "Inpainting",
     "Jigsaw",
+    "OddTile",
     "Position",
     "Rotation",
+    "Similarity",
     "build_puzzle",
     "get_family",
 ]

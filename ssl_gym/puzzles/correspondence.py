@@ -1,0 +1,754 @@
+"""Correspondence: which labelled point in the second view is the marked point of the first?
+
+## Description
+
+Two views of one source image related by a known geometric transform (SSL-R1's
+"geometric correspondence"). View A (Image 1) is an upright crop of the source with a red
+ring marking one point; view B (Image 2) is another crop of the same source, zoomed in or
+out, shifted and, depending on ``transform``, rotated, mirrored left to right or warped in
+perspective. ``candidates`` yellow rings in view B carry large letters; exactly one of
+them is the image of the marked point under the transform.
+
+Both views are rendered from the source through the same bilinear resampling (view A
+through an affine map with its own random scale), and the transforms are kept as 3 x 3
+homogeneous matrices (view pixel -> source pixel), so the true point is mapped exactly.
+All candidates, the true one included, are drawn from one distribution: points of view B
+whose preimage lies inside view A, both neighbourhoods textured, at least
+``min_distance`` pixels apart; the true one is then picked uniformly. So a candidate's
+position, texture or visibility in view A says nothing about whether it is the answer.
+Draws with too few such points, with near-identical neighbourhoods around two candidates,
+or with labels that cannot be placed without overlapping, are rejected and redrawn.
+
+The metadata holds the transform (``zoom``, ``rotation`` counter-clockwise in degrees,
+``flip``, ``perspective``), the 3 x 3 maps ``a_to_b``, ``a_to_source`` and
+``b_to_source``, the marked point ``point_a``, the true point ``point_b``, every candidate
+in letter order and the letters' boxes, all in pixel coordinates (x to the right, y down,
+pixel centres at integers).
+
+## Observation
+
+``layout="images"``: two ``size x size`` images, view A then view B. ``layout="composite"``:
+one image with both views side by side on white, labelled "Image 1" and "Image 2" above.
+
+## Answer format
+
+The letter of the candidate, e.g. ``<answer>C</answer>``. ``C``, ``(C)``, ``Point C`` and a
+lone ``c`` read as C; text naming two different letters does not parse.
+
+## Reward
+
+1 for the right letter, else 0.
+
+## Difficulty
+
+The number of candidates, the transform (``crop``: shift and zoom; ``affine``: also
+rotation and mirroring; ``perspective``: also a projective warp), the largest rotation,
+the zoom range and the spacing of the candidates.
+
+## Registered Configurations
+
+* ``SSL/Correspondence-Crop-K4-v0``: shift and mild zoom, 4 candidates (easy).
+* ``SSL/Correspondence-Affine-K4-v0``: rotation up to 45 degrees, zoom, mirroring, 4
+  candidates (medium).
+* ``SSL/Correspondence-Affine-K4-Composite-v0``: as Affine-K4, both views in one image
+  (medium).
+* ``SSL/Correspondence-Affine-K6-v0``: any rotation, zoom, mirroring, 6 candidates (hard).
+* ``SSL/Correspondence-Perspective-K6-v0``: rotation up to 45 degrees, zoom, mirroring
+  and a perspective warp, 6 candidates (hard).
+
+## Version History
+
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ssl_gym.core import (
+    Instance,
+    Preset,
+    Puzzle,
+    PuzzleConfig,
+    Rejected,
+    check_choice,
+    check_float,
+    check_int,
+    elimination_hint,
+    letters,
+    parse_letter,
+    preset,
+)
+from ssl_gym.images.base import ImageSource
+from ssl_gym.render import font, grid, near_duplicates
+
+QUESTIONS = {
+    "ssl4rl": (
+        "{lead}Image 1 and Image 2 are two views of the same image: Image 2 may have been "
+        "{ops} relative to Image 1. A red circle marks a point in Image 1. Image 2 has {k} "
+        "yellow circles labelled {options}. Which labelled circle in Image 2 marks the same "
+        "point of the scene as the red circle in Image 1? Answer with its letter."
+    ),
+    "ssl_r1": (
+        "{lead}Image 1 and Image 2 show the same scene from different viewpoints ({ops}). "
+        "Which labelled point in Image 2 ({options}) corresponds to the red marked point in "
+        "Image 1? Answer with the letter."
+    ),
+    "plain": "{lead}Which labelled point in Image 2 ({options}) is the red point of Image 1?",
+}
+LEADS = {
+    "images": "",
+    "composite": "The picture shows Image 1 (left) and Image 2 (right) side by side. ",
+}
+OPERATIONS = {
+    "crop": ("cropped", "scaled"),
+    "affine": ("cropped", "scaled", "rotated"),
+    "perspective": ("cropped", "scaled", "rotated", "seen at an angle"),
+}
+TRANSFORMS = ("crop", "affine", "perspective")
+LAYOUTS = ("images", "composite")
+SOURCE_FACTOR = 1.5
+"""The source is sampled at ``SOURCE_FACTOR * size`` pixels square; both views fit in it."""
+VIEW_FRACTION = (0.5, 0.6)
+"""Range of view A's side as a fraction of the source side (shrunk when view B needs room)."""
+Colour = tuple[int, int, int]
+MARK: tuple[Colour, Colour] = ((230, 20, 20), (255, 255, 255))
+"""Ring and outline colours of the marked point in view A."""
+CANDIDATE: tuple[Colour, Colour] = ((255, 215, 0), (0, 0, 0))
+"""Ring and outline colours of the candidates in view B (and of their letters)."""
+BATCH, BATCHES = 64, 4
+"""Random points tried at once when placing candidates, and batches before giving up."""
+LAYOUT_TRIES = 3
+"""Candidate sets drawn on one pair of views before a draw is rejected for its labels."""
+Box = tuple[float, float, float, float]
+"""A label's box ``(x0, y0, x1, y1)`` in view coordinates."""
+GAP = 4
+"""Pixels between and around the views in the composite layout."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorrespondenceConfig(PuzzleConfig):
+    """Settings of the Correspondence family; ``size`` is the side of each view."""
+
+    candidates: int = 4
+    """Number of labelled points in view B (2 to 8); exactly one is the answer."""
+    transform: str = "affine"
+    """``crop`` (shift and zoom), ``affine`` (also rotation, mirroring) or ``perspective``."""
+    max_rotation: float = 45.0
+    """Largest rotation of view B in degrees, either way (``affine``, ``perspective``)."""
+    flip: bool = True
+    """Mirror view B left to right half of the time (``affine``, ``perspective``)."""
+    scale_range: tuple[float, float] = (0.8, 1.25)
+    """Range of view B's zoom relative to view A (above 1: zoomed in), log-uniform."""
+    perspective: float = 0.12
+    """Largest shift of each corner of view B, as a fraction of its side (``perspective``)."""
+    max_shift: float = 0.25
+    """Largest offset of view B's centre from view A's, per axis, as a fraction of view A."""
+    min_distance: int | None = None
+    """Least distance in pixels between two candidates; ``None`` for ``size // 7``."""
+    marker_radius: int | None = None
+    """Radius in pixels of the rings; ``None`` for ``size / 24`` (at least 4)."""
+    min_std: float = 10.0
+    """Least standard deviation of the luma (averaged over 2 x 2 blocks) in the window of
+    about ``size / 10`` pixels around a point, in both views; flatter points are never
+    candidates (nor marked)."""
+    min_patch_diff: float = 8.0
+    """Reject draws where two candidates' windows in view B differ by less (mean abs.)."""
+    layout: str = "images"
+    """``images``: view A then view B; ``composite``: both side by side in one image."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("size", self.size, 64, 1024)
+        check_int("candidates", self.candidates, 2, 8)
+        check_choice("transform", self.transform, TRANSFORMS)
+        check_float("max_rotation", self.max_rotation, 0.0, 180.0)
+        check_choice("flip", self.flip, (True, False))
+        self._check_scale_range()
+        check_float("perspective", self.perspective, 0.0, 0.2)
+        check_float("max_shift", self.max_shift, 0.0, 0.5)
+        check_int("marker_radius", self.ring_radius, 3, self.size // 8)
+        check_int("min_distance", self.spacing, 2 * self.ring_radius + 4, self.size // 2)
+        check_float("min_std", self.min_std, 0.0, 128.0)
+        check_float("min_patch_diff", self.min_patch_diff, 0.0, 255.0)
+        check_choice("layout", self.layout, LAYOUTS)
+
+    def _check_scale_range(self) -> None:
+        pair = self.scale_range
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValueError(f"scale_range must be a pair (low, high), got {pair!r}")
+        for value in pair:
+            check_float("scale_range", value, 0.5, 2.0)
+        if pair[0] > pair[1]:
+            raise ValueError(f"scale_range must satisfy low <= high, got {pair!r}")
+        object.__setattr__(self, "scale_range", (float(pair[0]), float(pair[1])))
+
+    @property
+    def ring_radius(self) -> int:
+        """Radius of the rings in pixels."""
+        return self.marker_radius if self.marker_radius is not None else max(4, self.size // 24)
+
+    @property
+    def spacing(self) -> int:
+        """Least distance between two candidates in pixels."""
+        return self.min_distance if self.min_distance is not None else self.size // 7
+
+    @property
+    def window(self) -> int:
+        """Half-side in pixels of the window around a point whose texture is measured."""
+        return max(4, self.size // 20)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The two views as 3 x 3 maps from view pixel coordinates to source coordinates.
+
+    Coordinates are continuous with pixel centres at ``i + 0.5`` (PIL's convention).
+    """
+
+    a_to_source: np.ndarray
+    b_to_source: np.ndarray
+    zoom: float
+    """View B's magnification relative to view A."""
+    rotation: float
+    """Counter-clockwise rotation of view B's content in degrees (after mirroring)."""
+    flip: bool
+    """Whether view B is mirrored left to right (before rotating)."""
+    warped: bool
+    """Whether view B has a perspective warp."""
+
+    @cached_property
+    def a_to_b(self) -> np.ndarray:
+        """The map from view A coordinates to view B coordinates."""
+        return np.linalg.solve(self.b_to_source, self.a_to_source)
+
+    @cached_property
+    def b_to_a(self) -> np.ndarray:
+        """The map from view B coordinates to view A coordinates."""
+        return np.linalg.solve(self.a_to_source, self.b_to_source)
+
+
+class Correspondence(Puzzle[CorrespondenceConfig]):
+    """Find the point in a transformed view that corresponds to a marked point."""
+
+    family = "Correspondence"
+    version = 0
+    config_cls = CorrespondenceConfig
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The candidate letters (the valid answers)."""
+        return letters(self.config.candidates)
+
+    @property
+    def chance_score(self) -> float:
+        """One over the number of candidates."""
+        return 1.0 / self.config.candidates
+
+    def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """Two square views, or the one composite."""
+        side = self.config.size
+        if self.config.layout == "composite":
+            h, w, _ = self._blank_composite.shape
+            return ((h, w, 3),)
+        return ((side, side, 3),) * 2
+
+    @cached_property
+    def _blank_composite(self) -> np.ndarray:
+        blank = [np.zeros((self.config.size, self.config.size, 3), np.uint8)] * 2
+        return grid(blank, 2, ("Image 1", "Image 2"), GAP, self._label_height)
+
+    @property
+    def _label_height(self) -> int:
+        return max(14, self.config.size // 10)
+
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        cfg = self.config
+        side = math.ceil(SOURCE_FACTOR * cfg.size)
+        geo = self._geometry(rng, side)
+        image = source.sample(rng, (side, side))
+        view_a = _warp(image, geo.a_to_source, cfg.size)
+        view_b = _warp(image, geo.b_to_source, cfg.size)
+        points, boxes = self._layout(rng, geo, view_a, view_b)
+        truth = int(rng.integers(cfg.candidates))
+        marked = _apply(geo.b_to_a, points[truth : truth + 1])[0]
+        view_a = self._draw_mark(view_a, marked)
+        view_b = self._draw_candidates(view_b, points, boxes)
+        answer = self.options[truth]
+        return self.make_instance(
+            self._observation(view_a, view_b),
+            self._question(),
+            answer,
+            answer,
+            choices=self.options,
+            **_metadata(geo, marked, points, truth, side),
+            label_boxes=np.round(np.array(boxes) - 0.5, 2).tolist(),
+        )
+
+    # -- geometry --
+
+    def _geometry(self, rng: np.random.Generator, side: int) -> Geometry:
+        """Random maps of both views into a ``side x side`` source, both fully inside it."""
+        cfg, n = self.config, self.config.size
+        zoom = math.exp(rng.uniform(*np.log(cfg.scale_range)))
+        moving = cfg.transform != "crop"
+        angle = float(rng.uniform(-cfg.max_rotation, cfg.max_rotation)) if moving else 0.0
+        flip = bool(moving and cfg.flip and rng.random() < 0.5)
+        warp = self._warp_matrix(rng)
+        # Source -> B mirrors, then rotates counter-clockwise, then zooms; B -> source undoes it.
+        linear = np.diag([-1.0 if flip else 1.0, 1.0]) @ _rotation(-angle) / zoom
+        corners = _apply(warp, np.array([[0, 0], [n, 0], [n, n], [0, n]], float)) - n / 2
+        offsets = corners @ linear.T / n  # B's corners around its centre, per unit of A's side
+        extent = max(1.0, float((offsets.max(axis=0) - offsets.min(axis=0)).max()))
+        a = min(rng.uniform(*VIEW_FRACTION) * side, (side - 2) / extent)
+        low, high = offsets.min(axis=0) * a, offsets.max(axis=0) * a
+        centre_a = rng.uniform(a / 2 + 1, side - a / 2 - 1, size=2)
+        shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=2) * a
+        centre_b = np.clip(centre_a + shift, 1 - low, side - 1 - high)
+        a_map = _affine(np.eye(2) * a / n, centre_a, n)
+        b_map = _affine(linear * a / n, centre_b, n) @ warp
+        return Geometry(a_map, b_map, zoom, angle, flip, cfg.transform == "perspective")
+
+    def _warp_matrix(self, rng: np.random.Generator) -> np.ndarray:
+        """The perspective part of view B (identity unless ``transform="perspective"``)."""
+        n = self.config.size
+        if self.config.transform != "perspective":
+            return np.eye(3)
+        square = np.array([[0, 0], [n, 0], [n, n], [0, n]], float)
+        jitter = rng.uniform(-1.0, 1.0, size=(4, 2)) * self.config.perspective * n
+        return _homography(square, square + jitter)
+
+    # -- candidates --
+
+    def _candidates(
+        self, rng: np.random.Generator, geo: Geometry, view_a: np.ndarray, view_b: np.ndarray
+    ) -> np.ndarray:
+        """``k`` admissible points of view B, spaced, in the order drawn (letter order).
+
+        Uniform admissible points are kept in turn when far enough from those kept so far,
+        so every candidate has the same distribution whichever one becomes the answer.
+        """
+        cfg = self.config
+        lumas = (_block_luma(view_a), _block_luma(view_b))
+        chosen: list[tuple[float, float]] = []
+        least = cfg.spacing**2
+        for _ in range(BATCHES):
+            for x, y in self._admissible(rng, geo, lumas).tolist():
+                if all((x - u) ** 2 + (y - v) ** 2 >= least for u, v in chosen):
+                    chosen.append((x, y))
+                if len(chosen) == cfg.candidates:
+                    return self._check_distinct(np.array(chosen), view_b)
+        raise Rejected("no_room")
+
+    def _admissible(
+        self, rng: np.random.Generator, geo: Geometry, lumas: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """Of ``BATCH`` uniform pixel centres of view B, those fit to be a candidate.
+
+        Fit: far enough inside view B and, mapped back, inside view A, to hold the ring and
+        the texture window; and textured in both views (block-luma standard deviation in
+        the window at least ``min_std``).
+        """
+        cfg, n, half = self.config, self.config.size, self._half_window
+        margin = self._margin
+        pts_b = np.floor(rng.uniform(margin, n - margin, size=(BATCH, 2))) + 0.5
+        pts_a = _apply(geo.b_to_a, pts_b)
+        ok = ((pts_a >= margin) & (pts_a <= n - margin)).all(axis=1)
+        pts_a, pts_b = pts_a[ok], pts_b[ok]
+        textured = (_window_std(lumas[0], pts_a, half) >= cfg.min_std) & (
+            _window_std(lumas[1], pts_b, half) >= cfg.min_std
+        )
+        return pts_b[textured]
+
+    @property
+    def _half_window(self) -> int:
+        """Half-side of the texture window in blocks of 2 x 2 pixels."""
+        return max(2, self.config.window // 2)
+
+    @property
+    def _margin(self) -> int:
+        """Least distance of a point from the edges of both views."""
+        return max(self.config.ring_radius + 3, 2 * self._half_window + 2)
+
+    def _check_distinct(self, points: np.ndarray, view_b: np.ndarray) -> np.ndarray:
+        """``points``, unless two of their windows in view B are near-identical."""
+        w = self.config.window
+        idx = np.floor(points).astype(int)
+        patches = [view_b[y - w : y + w + 1, x - w : x + w + 1] for x, y in idx]
+        if near_duplicates(patches, self.config.min_patch_diff):
+            raise Rejected("similar_candidates")
+        return points
+
+    # -- labels and drawing --
+
+    def _layout(
+        self, rng: np.random.Generator, geo: Geometry, view_a: np.ndarray, view_b: np.ndarray
+    ) -> tuple[np.ndarray, list[Box]]:
+        """Candidates and their label boxes; redraws the candidates if labels collide."""
+        for _ in range(LAYOUT_TRIES):
+            points = self._candidates(rng, geo, view_a, view_b)
+            boxes = self._label_boxes(points)
+            if boxes is not None:
+                return points, boxes
+        raise Rejected("labels_overlap")
+
+    def _label_boxes(self, points: np.ndarray) -> list[Box] | None:
+        """The box ``(x0, y0, x1, y1)`` of each candidate's letter, beside its ring.
+
+        The first of eight places around the ring (right, left, above, below, diagonals)
+        that stays inside the view, touches no ring and no earlier letter, and is clearly
+        nearer its own ring than any other (so no letter sits between two rings); ``None``
+        when some letter has no such place.
+        """
+        reach = self.config.ring_radius + 2
+        centres = [(float(x), float(y)) for x, y in points]
+        rings = [(x - reach, y - reach, x + reach, y + reach) for x, y in centres]
+        placed: list[Box] = []
+        for k, letter in enumerate(self.options):
+            w, h = _letter_size(letter, self._font_size)
+            x, y = centres[k]
+            for box in _label_places(x, y, w, h, reach + 2):
+                if self._fits(box, k, centres, rings + placed):
+                    placed.append(box)
+                    break
+            else:
+                return None
+        return placed
+
+    def _fits(
+        self,
+        box: Box,
+        k: int,
+        points: list[tuple[float, float]],
+        taken: list[Box],
+    ) -> bool:
+        """Whether a label box for point ``k`` is inside, free and unambiguous."""
+        n = self.config.size
+        if box[0] < 1 or box[1] < 1 or box[2] > n - 1 or box[3] > n - 1:
+            return False
+        if any(_overlap(box, other) for other in taken):
+            return False
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        dist = [math.hypot(x - cx, y - cy) for x, y in points]
+        own = dist.pop(k) + self.config.ring_radius
+        return all(d >= own for d in dist)
+
+    @property
+    def _font_size(self) -> int:
+        return max(10, round(self.config.size / 10))
+
+    def _draw_candidates(
+        self, view: np.ndarray, points: np.ndarray, boxes: list[Box]
+    ) -> np.ndarray:
+        """View B with every candidate's ring and letter."""
+        pil = Image.fromarray(view)
+        ring = _ring_sprite(self.config.ring_radius, CANDIDATE)
+        for point in points:
+            _paste_centred(pil, ring, point)
+        for (x, y, _, _), letter in zip(boxes, self.options, strict=True):
+            sprite = _letter_sprite(letter, self._font_size)
+            pil.paste(sprite, (int(x), int(y)), sprite)
+        return np.asarray(pil)
+
+    def _draw_mark(self, view: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """View A with the red ring on the marked point."""
+        pil = Image.fromarray(view)
+        _paste_centred(pil, _ring_sprite(self.config.ring_radius, MARK), point)
+        return np.asarray(pil)
+
+    def _observation(self, view_a: np.ndarray, view_b: np.ndarray) -> tuple[np.ndarray, ...]:
+        if self.config.layout == "images":
+            return view_a, view_b
+        canvas, n = self._blank_composite.copy(), self.config.size
+        top = GAP + self._label_height
+        canvas[top : top + n, GAP : GAP + n] = view_a
+        canvas[top : top + n, 2 * GAP + n : 2 * GAP + 2 * n] = view_b
+        return (canvas,)
+
+    # -- text, parsing, scoring, hints --
+
+    def _question(self) -> str:
+        cfg = self.config
+        ops = OPERATIONS[cfg.transform]
+        if cfg.flip and cfg.transform != "crop":
+            ops = (*ops[:3], "mirrored", *ops[3:])
+        return self.style(
+            QUESTIONS,
+            lead=LEADS[cfg.layout],
+            ops=_either(ops),
+            k=cfg.candidates,
+            options=_either(self.options),
+        )
+
+    def parse(self, text: str) -> str | None:
+        """Read one candidate letter; ``None`` if none or two different ones are named."""
+        return parse_letter(text, self.options)
+
+    def score(self, instance: Instance, solution: Any) -> float:
+        """1 for the right letter, else 0."""
+        return float(solution == instance.solution)
+
+    def hint(self, instance: Instance, level: int) -> str | None:
+        """Level 0 describes the transform; later levels rule out wrong candidates."""
+        if level == 0:
+            return _describe(instance.metadata)
+        return elimination_hint(instance, level - 1, noun="Point")
+
+
+# --- geometry helpers ----------------------------------------------------------------------
+
+
+def _rotation(degrees: float) -> np.ndarray:
+    """The 2 x 2 map turning vectors counter-clockwise on screen (y pointing down)."""
+    t = math.radians(degrees)
+    return np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+
+
+def _affine(linear: np.ndarray, centre: np.ndarray, n: int) -> np.ndarray:
+    """3 x 3 map of an ``n x n`` view whose centre goes to ``centre`` via ``linear``."""
+    out = np.eye(3)
+    out[:2, :2] = linear
+    out[:2, 2] = centre - linear @ np.array([n / 2, n / 2])
+    return out
+
+
+def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 3 x 3 projective map taking the four points ``src`` to ``dst``."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(src, dst, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs.extend([u, v])
+    h = np.linalg.solve(np.array(rows, float), np.array(rhs, float))
+    return np.append(h, 1.0).reshape(3, 3)
+
+
+def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points through a 3 x 3 homogeneous matrix."""
+    homo = points @ matrix[:, :2].T + matrix[:, 2]
+    return homo[:, :2] / homo[:, 2:3]
+
+
+def _warp(image: np.ndarray, view_to_source: np.ndarray, n: int) -> np.ndarray:
+    """Render an ``n x n`` view through its map into the source, bilinear.
+
+    An upscaling axis-aligned map takes PIL's separable resize, which computes the same
+    bilinear interpolation (to rounding) as ``Image.transform`` about twice as fast.
+    """
+    m = view_to_source / view_to_source[2, 2]
+    pil = Image.fromarray(image)
+    if _is_upscaling_crop(m):
+        box = (m[0, 2], m[1, 2], m[0, 2] + m[0, 0] * n, m[1, 2] + m[1, 1] * n)
+        return np.asarray(pil.resize((n, n), Image.Resampling.BILINEAR, box=box))
+    affine = np.allclose(m[2, :2], 0.0)
+    method = Image.Transform.AFFINE if affine else Image.Transform.PERSPECTIVE
+    data = tuple(float(v) for v in m.ravel()[: 6 if affine else 8])
+    return np.asarray(pil.transform((n, n), method, data, Image.Resampling.BILINEAR))
+
+
+def _is_upscaling_crop(m: np.ndarray) -> bool:
+    """True for a map that only scales (by at most 1 source pixel per pixel) and shifts."""
+    return bool(
+        m[0, 1] == 0.0
+        and m[1, 0] == 0.0
+        and np.allclose(m[2, :2], 0.0)
+        and 0.0 < m[0, 0] <= 1.0
+        and 0.0 < m[1, 1] <= 1.0
+    )
+
+
+def _block_luma(view: np.ndarray) -> np.ndarray:
+    """Luma averaged over blocks of 2 x 2 pixels (fast to measure, blind to pixel grain)."""
+    return np.asarray(Image.fromarray(view).convert("L").reduce(2), dtype=np.float32)
+
+
+def _window_std(luma: np.ndarray, points: np.ndarray, half: int) -> np.ndarray:
+    """Standard deviation of ``luma`` (blocks) in the ``2 half + 1`` window of each point."""
+    blocks = np.floor(points).astype(int) // 2
+    offsets = np.arange(-half, half + 1)
+    rows = np.clip(blocks[:, 1, None, None] + offsets[None, :, None], 0, luma.shape[0] - 1)
+    cols = np.clip(blocks[:, 0, None, None] + offsets[None, None, :], 0, luma.shape[1] - 1)
+    return luma[rows, cols].std(axis=(1, 2))
+
+
+# --- drawing helpers -----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _ring_sprite(radius: int, colours: tuple[Colour, Colour]) -> Image.Image:
+    """A ring (colour, then outline colour) on a clear ground, centred on its middle pixel."""
+    r, width = radius + 1, max(2, radius // 3)
+    sprite = Image.new("RGBA", (2 * r + 1, 2 * r + 1), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(sprite)
+    draw.ellipse((0, 0, 2 * r, 2 * r), outline=(*colours[1], 255), width=width + 2)
+    draw.ellipse((1, 1, 2 * r - 1, 2 * r - 1), outline=(*colours[0], 255), width=width)
+    return sprite
+
+
+def _paste_centred(pil: Image.Image, sprite: Image.Image, point: np.ndarray) -> None:
+    """Paste a square sprite centred on the pixel that holds ``point``."""
+    half = sprite.width // 2
+    x, y = (int(v) for v in np.floor(point))
+    pil.paste(sprite, (x - half, y - half), sprite)
+
+
+@lru_cache(maxsize=64)
+def _letter_sprite(letter: str, size: int) -> Image.Image:
+    """A label letter (with its outline) on a clear ground, cropped to its ink."""
+    left, top, right, bottom = _letter_bbox(letter, size)
+    sprite = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
+    ImageDraw.Draw(sprite).text(
+        (-left, -top),
+        letter,
+        fill=(*CANDIDATE[0], 255),
+        font=font(size),
+        stroke_width=_stroke(size),
+        stroke_fill=(*CANDIDATE[1], 255),
+    )
+    return sprite
+
+
+def _stroke(size: int) -> int:
+    return max(1, size // 10)
+
+
+@lru_cache(maxsize=64)
+def _letter_bbox(letter: str, size: int) -> tuple[int, int, int, int]:
+    """Ink box of a letter drawn at the origin (with its outline stroke)."""
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    box = draw.textbbox((0, 0), letter, font=font(size), stroke_width=_stroke(size))
+    return int(box[0]), int(box[1]), int(box[2]), int(box[3])
+
+
+def _letter_size(letter: str, size: int) -> tuple[int, int]:
+    left, top, right, bottom = _letter_bbox(letter, size)
+    return right - left, bottom - top
+
+
+def _label_places(x: float, y: float, w: int, h: int, reach: float) -> list[Box]:
+    """Boxes ``(x0, y0, x1, y1)`` of a ``w x h`` label beside a ring at ``(x, y)``."""
+    d = reach * 0.75
+    lefts = (x + reach, x - reach - w, x - w / 2, x - w / 2, x + d, x - d - w, x + d, x - d - w)
+    tops = (y - h / 2, y - h / 2, y - reach - h, y + reach, y - d - h, y - d - h, y + d, y + d)
+    return [
+        (float(round(lx)), float(round(ty)), float(round(lx) + w), float(round(ty) + h))
+        for lx, ty in zip(lefts, tops, strict=True)
+    ]
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] + 1 and b[0] < a[2] + 1 and a[1] < b[3] + 1 and b[1] < a[3] + 1
+
+
+# --- metadata and hints ------------------------------------------------------------------
+
+
+def _to_pixels(matrix: np.ndarray) -> np.ndarray:
+    """A map in continuous coordinates rewritten for pixel coordinates (centres integer)."""
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    out = np.linalg.inv(shift) @ matrix @ shift
+    return out / out[2, 2]
+
+
+def _metadata(
+    geo: Geometry, marked: np.ndarray, points: np.ndarray, truth: int, side: int
+) -> dict[str, Any]:
+    """JSON facts: the transform, and points in pixel coordinates (x right, y down)."""
+    maps = {
+        name: np.round(_to_pixels(m), 8).tolist()
+        for name, m in (
+            ("a_to_b", geo.a_to_b),
+            ("a_to_source", geo.a_to_source),
+            ("b_to_source", geo.b_to_source),
+        )
+    }
+    return {
+        "zoom": round(geo.zoom, 4),
+        "rotation": round(geo.rotation, 3),
+        "flip": geo.flip,
+        "perspective": geo.warped,
+        "source_size": side,
+        **maps,
+        "point_a": np.round(marked - 0.5, 3).tolist(),
+        "point_b": np.round(points[truth] - 0.5, 3).tolist(),
+        "candidates": np.round(points - 0.5, 3).tolist(),
+        "answer_index": truth,
+    }
+
+
+def _either(words: tuple[str, ...]) -> str:
+    """``a, b, c or d``."""
+    return ", ".join(words[:-1]) + f" or {words[-1]}"
+
+
+def _describe(meta: Any) -> str:
+    """The transform from Image 1 to Image 2 in words, coarsely (never the answer)."""
+    angle = 5 * round(float(meta["rotation"]) / 5)
+    turn = f"rotated about {abs(angle)} degrees " + (
+        "counter-clockwise" if angle > 0 else "clockwise"
+    )
+    if meta["flip"]:
+        orientation = "mirrored left-right and then " + (turn if angle else "not rotated")
+    else:
+        orientation = turn if angle else "not rotated or mirrored"
+    zoom = float(meta["zoom"])
+    scale = "at about the same scale"
+    if zoom >= 1.05:
+        scale = f"magnified about {zoom:.1f} times"
+    elif zoom <= 0.95:
+        scale = f"shrunk to about {zoom:.1f} times the size"
+    seen = ", seen at a slight angle (perspective)" if meta["perspective"] else ""
+    return f"Relative to Image 1, Image 2 is {orientation}, {scale}{seen} and shifted."
+
+
+PRESETS: dict[str, Preset] = {
+    "Crop-K4": preset(
+        "easy",
+        "shift and mild zoom, 4 candidates",
+        transform="crop",
+        candidates=4,
+        scale_range=(0.8, 1.25),
+    ),
+    "Affine-K4": preset(
+        "medium",
+        "rotation up to 45 degrees, zoom, mirroring, 4 candidates",
+        transform="affine",
+        candidates=4,
+        max_rotation=45.0,
+        flip=True,
+    ),
+    "Affine-K4-Composite": preset(
+        "medium",
+        "as Affine-K4, both views in one image",
+        transform="affine",
+        candidates=4,
+        max_rotation=45.0,
+        flip=True,
+        layout="composite",
+    ),
+    "Affine-K6": preset(
+        "hard",
+        "any rotation, zoom, mirroring, 6 candidates",
+        transform="affine",
+        candidates=6,
+        max_rotation=180.0,
+        flip=True,
+        scale_range=(0.75, 1.33),
+    ),
+    "Perspective-K6": preset(
+        "hard",
+        "rotation up to 45 degrees, zoom, mirroring, perspective warp, 6 candidates",
+        transform="perspective",
+        candidates=6,
+        max_rotation=45.0,
+        flip=True,
+        perspective=0.12,
+    ),
+}
+Correspondence.presets = PRESETS

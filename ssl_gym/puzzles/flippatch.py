@@ -1,0 +1,371 @@
+"""FlipPatch: which tile of the image is flipped, and how?
+
+## Description
+
+An image is cut into a ``rows x cols`` grid of square tiles shown in their places; exactly
+one tile is flipped in place, horizontally (mirrored left to right) or vertically (upside
+down) (Spatial-SSRL's flipped-patch task). The model names the tile and the direction.
+The direction is drawn first, with probability 1/2 each, then the tile uniformly among
+those whose flip in that direction is visible: a tile that looks the same flipped
+(symmetric content), or whose two flips look alike (so the direction would be
+ambiguous), is never chosen. Draws with a near-uniform tile, or with no tile to choose,
+are rejected and redrawn. Optionally every tile is framed flat (``border``), so that the
+flip must be seen in the content rather than in broken edges.
+
+## Observation
+
+``layout="composite"`` (default): one image with the tiles in place on white, small gaps
+between them and each tile's number (1 to ``rows x cols``, row-major) in large print above
+it. ``layout="image"``: the plain ``rows*tile x cols*tile`` image with thin white grid
+lines (a one-pixel frame on every tile) and each tile's number in a small box in its
+top-left corner. Tile numbers, lines and frames are the same for every instance; only
+the pixels of the one flipped tile differ from the original image.
+
+## Answer format
+
+The tile number and the direction, e.g. ``<answer>5 horizontal</answer>``. Reading is
+tolerant: ``5 h``, ``tile 5, horizontally``, ``horizontal 5``, ``(5, vertical)``,
+``5-vertically``, ``5 left-right`` / ``5 mirrored left to right`` (horizontal) and
+``5 upside down`` / ``5 top-bottom`` (vertical) all parse. A tile number alone (``5``)
+parses with no direction. Text with two different numbers or both directions does not
+parse. The canonical answers (``choices``) are ``"k horizontal"`` and ``"k vertical"``
+for every tile ``k``.
+
+## Reward
+
+1 for the right tile and direction, 0.5 for the right tile with the wrong (or no)
+direction, 0 otherwise.
+
+## Difficulty
+
+The grid (2x2 to 5x5, or m x n), border masking and the layout.
+
+## Registered Configurations
+
+* ``SSL/FlipPatch-2x2-v0``: 4 tiles (easy).
+* ``SSL/FlipPatch-3x3-v0``: 9 tiles (medium).
+* ``SSL/FlipPatch-3x3-Image-v0``: 9 tiles, drawn on the plain image with grid lines (medium).
+* ``SSL/FlipPatch-3x3-Masked-v0``: 9 tiles with masked borders (hard).
+* ``SSL/FlipPatch-4x4-v0``: 16 tiles (hard).
+
+## Version History
+
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ssl_gym.core import (
+    Instance,
+    Preset,
+    Puzzle,
+    PuzzleConfig,
+    Rejected,
+    check_choice,
+    check_float,
+    check_int,
+    preset,
+)
+from ssl_gym.images.base import ImageSource
+from ssl_gym.render import grid, label_strip
+
+QUESTIONS = {
+    "ssl4rl": (
+        "{shown} Exactly one tile has been flipped in place, either horizontally (mirrored "
+        "left to right) or vertically (upside down); all other tiles are unchanged. Which "
+        "tile is flipped, and in which direction? Answer with the tile number and the "
+        'direction, for instance "{example}".'
+    ),
+    "ssl_r1": (
+        "{shown} One of the patches has been flipped horizontally or vertically. Identify "
+        "the flipped patch and the flip direction. Answer with the patch number and "
+        '"horizontal" or "vertical", e.g. {example}.'
+    ),
+    "plain": (
+        "{shown} One tile is flipped. Which tile, and horizontal or vertical (e.g. {example})?"
+    ),
+}
+SHOWN = {
+    "composite": (
+        "The image is divided into a {rows}x{cols} grid of tiles ({rows} rows, {cols} "
+        "columns), shown in their places with their numbers (1 to {n}, row by row from the "
+        "top-left) above them."
+    ),
+    "image": (
+        "The image is divided by thin lines into a {rows}x{cols} grid of tiles ({rows} rows, "
+        "{cols} columns), numbered 1 to {n} row by row from the top-left; each tile's number "
+        "is in its top-left corner."
+    ),
+}
+LAYOUTS = ("composite", "image")
+DIRECTIONS = ("horizontal", "vertical")
+GAP = 4
+"""Pixels between tiles in the composite layout."""
+LINE = (255, 255, 255)
+"""Colour of the grid lines in the image layout."""
+_TOKEN = re.compile(r"[a-z]+|\d+")
+_GRID_SIZE = re.compile(r"\d+\s*x\s*\d+")
+"""``3x3`` and the like: a grid size, not a tile number."""
+_HORIZONTAL_WORDS = frozenset({"horizontal", "horizontally", "h", "horiz", "hor", "lr"})
+_VERTICAL_WORDS = frozenset({"vertical", "vertically", "v", "vert", "ud"})
+_HORIZONTAL_PAIRS = (frozenset({"left", "right"}),)
+_VERTICAL_PAIRS = (
+    frozenset({"upside", "down"}),
+    frozenset({"top", "bottom"}),
+    frozenset({"up", "down"}),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlipPatchConfig(PuzzleConfig):
+    """Settings of the FlipPatch family."""
+
+    grid: int = 3
+    """Rows of the grid, 2 to 5 (also the columns unless ``cols`` is set)."""
+    cols: int | None = None
+    """Columns of the grid for m x n puzzles, 2 to 5; ``None`` for a square grid."""
+    layout: str = "composite"
+    """``composite``: numbered tiles in place with gaps; ``image``: grid lines drawn on it."""
+    border: int = 0
+    """Width in pixels of a flat frame masked on every tile, against edge matching."""
+    min_std: float = 6.0
+    """Reject draws with a tile whose pixel standard deviation is below this."""
+    min_flip_diff: float = 8.0
+    """A flip counts as visible when the tile and its flip differ by this much (mean
+    absolute difference over the visible pixels), and so must the two flips."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("grid", self.grid, 2, 5)
+        if self.cols is not None:
+            check_int("cols", self.cols, 2, 5)
+        check_choice("layout", self.layout, LAYOUTS)
+        if self.tile_side < 16:
+            raise ValueError(
+                f"size={self.size} gives tiles of {self.tile_side} px for a "
+                f"{self.grid_shape[0]}x{self.grid_shape[1]} grid; need at least 16"
+            )
+        check_int("border", self.border, 0, self.tile_side // 4 - 1)
+        check_float("min_std", self.min_std, 0.0, 128.0)
+        check_float("min_flip_diff", self.min_flip_diff, 0.0, 255.0)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """Rows and columns of the grid."""
+        return self.grid, self.grid if self.cols is None else self.cols
+
+    @property
+    def tile_side(self) -> int:
+        """Side of every tile in pixels."""
+        return self.size // max(self.grid_shape)
+
+
+class FlipPatch(Puzzle[FlipPatchConfig]):
+    """Find the one tile that is flipped in place, and its direction."""
+
+    family = "FlipPatch"
+    version = 0
+    config_cls = FlipPatchConfig
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles."""
+        rows, cols = self.config.grid_shape
+        return rows * cols
+
+    @cached_property
+    def choices(self) -> tuple[str, ...]:
+        """Every canonical answer: ``"k horizontal"`` and ``"k vertical"`` per tile."""
+        return tuple(f"{k} {d}" for k in range(1, self.n_tiles + 1) for d in DIRECTIONS)
+
+    @property
+    def chance_score(self) -> float:
+        """Mean score of a uniformly random choice: ``0.75 / n``, computed from the choices."""
+        truth = (1, DIRECTIONS[0])
+        return sum(_credit(truth, self.parse(c)) for c in self.choices) / len(self.choices)
+
+    def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """The one observation image."""
+        h, w, _ = self._blank.shape
+        return ((h, w, 3),)
+
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        cfg = self.config
+        (rows, cols), side = cfg.grid_shape, cfg.tile_side
+        image = source.sample(rng, (rows * side, cols * side))
+        tiles = image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
+        visible = self._visible_flips(tiles)
+        d = int(rng.integers(2))
+        eligible = np.flatnonzero(visible[:, d])
+        if not len(eligible):
+            raise Rejected("no_visible_flip")
+        k = int(eligible[rng.integers(len(eligible))])
+        shown = tiles.copy()
+        shown[k] = tiles[k][:, ::-1] if d == 0 else tiles[k][::-1]
+        solution = (k + 1, DIRECTIONS[d])
+        question = self.style(
+            QUESTIONS,
+            shown=SHOWN[cfg.layout].format(rows=rows, cols=cols, n=self.n_tiles),
+            example=f"{self.n_tiles} vertical",
+        )
+        return self.make_instance(
+            (self._observation(shown),),
+            question,
+            solution,
+            f"{k + 1} {DIRECTIONS[d]}",
+            choices=self.choices,
+            rows=rows,
+            cols=cols,
+            eligible_tiles=len(eligible),
+        )
+
+    def _visible_flips(self, tiles: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` booleans: is the tile's horizontal / vertical flip clearly visible.
+
+        Measured on the pixels the observation shows (inside the border, outside the
+        number box). A flip is visible when the flipped tile differs from the original by
+        ``min_flip_diff``; both flips also need the two flips to differ from each other
+        (else the direction is ambiguous: the tile looks the same rotated by 180 degrees).
+        Rejects draws with a near-uniform tile.
+        """
+        cfg, (pixel, value) = self.config, self._weights
+        n = len(tiles)
+        t = tiles[:, ::2, ::2].astype(np.float32).reshape(n, -1, 3)
+        colour = np.matmul(pixel[:, None], t)[:, 0]
+        spread = np.einsum("np,np->n", t.reshape(n, -1) ** 2, value) - (colour**2).mean(axis=1)
+        if (np.sqrt(np.maximum(spread, 0.0)) < cfg.min_std).any():
+            raise Rejected("flat_tile")
+        mirrored = (  # flips sampled at the same pixels as ``t``
+            tiles[:, ::2, ::-1][:, :, ::2],
+            tiles[:, ::-1][:, ::2, ::2],
+            tiles[:, ::-1, ::-1][:, ::2, ::2],
+        )
+        h, v, both = (
+            np.einsum("np,np->n", np.abs(t.reshape(n, -1) - m.reshape(n, -1)), value)
+            >= cfg.min_flip_diff
+            for m in mirrored
+        )
+        return np.stack([h & both, v & both], axis=1)
+
+    @cached_property
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Weights of the pixels the observation shows, on every second pixel of each tile.
+
+        ``(n, pixels)`` per pixel and ``(n, pixels * 3)`` per value, each row summing to 1.
+        """
+        (rows, cols), side, b = self.config.grid_shape, self.config.tile_side, self.config.border
+        shown = np.zeros((self.n_tiles, side, side), dtype=bool)
+        shown[:, b : side - b, b : side - b] = True
+        if self.config.layout == "image":
+            mask, _ = self._overlay
+            shown &= ~mask.reshape(rows, side, cols, side).swapaxes(1, 2).reshape(-1, side, side)
+        pixel = shown[:, ::2, ::2].reshape(self.n_tiles, -1).astype(np.float32)
+        pixel /= pixel.sum(axis=1, keepdims=True)
+        return pixel, np.repeat(pixel, 3, axis=1) / 3.0
+
+    def _observation(self, tiles: np.ndarray) -> np.ndarray:
+        """The tiles, masked, pasted into the composite or drawn on as one image."""
+        cfg = self.config
+        if cfg.border:  # render.mask_border on every tile at once
+            b, tiles = cfg.border, tiles.copy()
+            tiles[:, :b], tiles[:, -b:], tiles[:, :, :b], tiles[:, :, -b:] = 128, 128, 128, 128
+        (rows, cols), side = cfg.grid_shape, cfg.tile_side
+        if cfg.layout == "image":
+            image = tiles.reshape(rows, cols, side, side, 3).swapaxes(1, 2)
+            mask, overlay = self._overlay
+            image = image.reshape(rows * side, cols * side, 3)
+            np.copyto(image, overlay, where=mask[..., None])
+            return image
+        canvas, label_h = self._blank.copy(), self._label_height
+        for k, tile in enumerate(tiles):
+            r, c = divmod(k, cols)
+            y = GAP + r * (side + label_h + GAP) + label_h
+            x = GAP + c * (side + GAP)
+            canvas[y : y + side, x : x + side] = tile
+        return canvas
+
+    @property
+    def _label_height(self) -> int:
+        return max(14, self.config.tile_side // 5)
+
+    @cached_property
+    def _blank(self) -> np.ndarray:
+        """The observation's frame: the composite with labels, or the image's overlay."""
+        (rows, cols), side = self.config.grid_shape, self.config.tile_side
+        if self.config.layout == "image":
+            return np.zeros((rows * side, cols * side, 3), np.uint8)
+        blank = [np.zeros((side, side, 3), np.uint8)] * self.n_tiles
+        labels = [str(k + 1) for k in range(self.n_tiles)]
+        return grid(blank, cols, labels, GAP, self._label_height)
+
+    @cached_property
+    def _overlay(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mask and pixels of the image layout's grid lines and number boxes."""
+        (rows, cols), side = self.config.grid_shape, self.config.tile_side
+        frame = np.zeros((side, side), dtype=bool)
+        frame[[0, -1]], frame[:, [0, -1]] = True, True
+        mask = np.tile(frame, (rows, cols))
+        overlay = np.full((rows * side, cols * side, 3), LINE, dtype=np.uint8)
+        box_h = max(14, side // 5)
+        for k in range(self.n_tiles):
+            y, x = (side * v for v in divmod(k, cols))
+            box_w = round(box_h * (0.2 + 0.55 * len(str(k + 1))))
+            box = np.s_[y + 1 : y + 1 + box_h, x + 1 : x + 1 + box_w]
+            mask[box], overlay[box] = True, label_strip(str(k + 1), box_w, box_h)
+        return mask, overlay
+
+    def parse(self, text: str) -> tuple[int, str | None] | None:
+        """Read ``(tile, direction)``; direction ``None`` when only a number is given.
+
+        ``None`` when there is no number, two different numbers, or both directions.
+        """
+        tokens = _TOKEN.findall(_GRID_SIZE.sub(" ", text[:200].lower()))
+        numbers = {int(t) for t in tokens if t.isdigit() and len(t) <= 6}
+        if len(numbers) != 1 or any(t.isdigit() and len(t) > 6 for t in tokens):
+            return None
+        words = set(tokens)
+        horizontal = bool(words & _HORIZONTAL_WORDS) or any(p <= words for p in _HORIZONTAL_PAIRS)
+        vertical = bool(words & _VERTICAL_WORDS) or any(p <= words for p in _VERTICAL_PAIRS)
+        if horizontal and vertical:
+            return None
+        direction = DIRECTIONS[0] if horizontal else DIRECTIONS[1] if vertical else None
+        return numbers.pop(), direction
+
+    def score(self, instance: Instance, solution: Any) -> float:
+        """1 for tile and direction, 0.5 for the tile alone, else 0."""
+        return _credit(instance.solution, solution)
+
+    def hint(self, instance: Instance, level: int) -> str | None:
+        """Level 0 gives the flipped tile's row, level 1 its column; then no more hints."""
+        r, c = divmod(int(instance.solution[0]) - 1, self.config.grid_shape[1])
+        if level == 0:
+            return f"The flipped tile is in row {r + 1} (rows are numbered from the top)."
+        if level == 1:
+            return f"The flipped tile is in column {c + 1} (columns are numbered from the left)."
+        return None
+
+
+def _credit(truth: Any, guess: Any) -> float:
+    """The score of ``guess`` against ``truth``, both ``(tile, direction)`` pairs."""
+    if not isinstance(guess, tuple | list) or len(guess) != 2:
+        return 0.0
+    if guess[0] != truth[0]:
+        return 0.0
+    return 1.0 if guess[1] == truth[1] else 0.5
+
+
+PRESETS: dict[str, Preset] = {
+    "2x2": preset("easy", "4 tiles", grid=2),
+    "3x3": preset("medium", "9 tiles", grid=3),
+    "3x3-Image": preset("medium", "9 tiles drawn on the plain image", grid=3, layout="image"),
+    "3x3-Masked": preset("hard", "9 tiles with masked borders", grid=3, border=4),
+    "4x4": preset("hard", "16 tiles", grid=4),
+}
+FlipPatch.presets = PRESETS

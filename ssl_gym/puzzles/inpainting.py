@@ -1,0 +1,470 @@
+"""Inpainting: which candidate patch fills the masked region of the image?
+
+## Description
+
+A square region of an image is masked (a flat grey square, or one fixed noise pattern) and
+``candidates`` patches of the region's size are offered, exactly one of which is the
+region's true content (SSL-R1's region inpainting, Spatial-SSRL). The wrong candidates
+(``distractors``) are of four kinds:
+
+* ``other``: a region from elsewhere in the scene. By default (``hidden_others``) it is
+  cut from a band of the scene just outside the shown picture, so it cannot be ruled out
+  by finding it elsewhere in the picture; otherwise from the shown picture, away from the
+  mask (SSL-R1).
+* ``shifted``: a crop moved by ``shift`` times its side, in a random direction, off the
+  region or off another shifted crop (it overlaps the mask or its surroundings: a near
+  miss).
+* ``rotated`` (90, 180 or 270 degrees) and ``flipped`` (mirrored left-right or upside
+  down): transformed copies of a crop.
+
+The candidates come in groups of one size (drawn per instance among the sizes the mix
+allows): a crop (the true one, an other or a shifted one) with its rotated or flipped
+copies. Shifted crops form a chain (each a shift of its neighbour) in which the true crop
+sits at a random place. So neither the statistics that copies share with their crop nor
+the shape of the shifts single out the true patch: among the candidates, it is only the
+one that fits the hole.
+
+## Observation
+
+``layout="images"``: the masked ``size x size`` picture, then the ``candidates`` patches
+(``side x side``, candidate A first). ``layout="composite"``: one picture with the masked
+image on top and the patches below it, each labelled with its letter in large print. All
+patches are cut at native resolution (no resampling) and only rotated or flipped, so the
+true patch and the distractors share size, colour statistics and pixel pipeline. Draws
+with a near-uniform patch or two near-identical candidates (a flip of a symmetric patch, a
+shift in a flat area) are rejected, so the answer is unique.
+
+## Answer format
+
+The letter of the candidate, e.g. ``<answer>B</answer>``; ``(B)``, ``Option B``,
+``Candidate B.`` and a lone ``b`` read the same (see :func:`ssl_gym.core.parse_letter`).
+Text naming two letters does not parse.
+
+## Reward
+
+1 for the right letter, else 0.
+
+## Difficulty
+
+The number of candidates (2 to 8), the region's side and the kinds of distractors
+(regions from elsewhere are easy to rule out; rotated, flipped and shifted copies of
+nearby content are near misses).
+
+## Registered Configurations
+
+* ``SSL/Inpainting-K2-v0``: 2 candidates, the wrong one from elsewhere (easy).
+* ``SSL/Inpainting-K4-v0``: 4 candidates from elsewhere in the scene (medium).
+* ``SSL/Inpainting-K4-Mixed-v0``: 4 candidates, all kinds of distractors (medium).
+* ``SSL/Inpainting-K4-Hard-v0``: 4 candidates, rotated, flipped and shifted (hard).
+* ``SSL/Inpainting-K6-Hard-v0``: 6 candidates, rotated, flipped and shifted (hard).
+
+## Version History
+
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ssl_gym.core import (
+    Instance,
+    Preset,
+    Puzzle,
+    PuzzleConfig,
+    Rejected,
+    check_choice,
+    check_float,
+    check_int,
+    elimination_hint,
+    letters,
+    parse_letter,
+    preset,
+)
+from ssl_gym.images.base import ImageSource
+from ssl_gym.render import grid, is_flat, near_duplicates
+
+QUESTIONS = {
+    "ssl4rl": (
+        "{shown} Exactly one candidate is the original content of the missing region. "
+        "Which candidate is it? Answer with its letter, one of: {options}."
+    ),
+    "ssl_r1": (
+        "{shown} Which candidate patch ({options}) fills the missing region correctly? "
+        "Answer with the letter."
+    ),
+    "plain": "{shown} Which candidate ({options}) fills the missing region?",
+}
+SHOWN = {
+    "images": (
+        "Image 1 has a missing region ({fill}). Images 2 to {last_image} are {k} candidate "
+        "patches of the region's size, labelled {first} to {last} in order (Image 2 is "
+        "candidate {first})."
+    ),
+    "composite": (
+        "The image shows a picture with a missing region ({fill}) at the top and, below it, "
+        "{k} candidate patches of the region's size labelled {first} to {last}."
+    ),
+}
+FILL_WORDS = {"gray": "a grey square", "noise": "a square of random noise"}
+LAYOUTS = ("images", "composite")
+FILLS = tuple(FILL_WORDS)
+KINDS = ("other", "shifted", "rotated", "flipped")
+"""Distractor kinds, in the order they are made (copies need their crops first)."""
+ALIASES = {"near": "shifted,rotated,flipped", "all": ",".join(KINDS)}
+"""Names of common mixes accepted by ``distractors``."""
+TRANSFORMS = {"rotated": ("rot90", "rot180", "rot270"), "flipped": ("hflip", "vflip")}
+TRANSFORM_KIND = {op: kind for kind, ops in TRANSFORMS.items() for op in ops}
+KIND_WORDS = {
+    "other": ("patch from elsewhere in the scene", "patches from elsewhere in the scene"),
+    "shifted": ("crop shifted off the region", "crops shifted off the region"),
+    "rotated": ("rotated copy of a crop", "rotated copies of crops"),
+    "flipped": ("mirrored copy of a crop", "mirrored copies of crops"),
+}
+GAP = 4
+"""Pixels between the parts of the composite layout."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InpaintingConfig(PuzzleConfig):
+    """Settings of the Inpainting family."""
+
+    candidates: int = 4
+    """Number of candidate patches K, 2 to 8 (one true, ``K - 1`` distractors)."""
+    region: float = 0.25
+    """Side of the masked square: a fraction of ``size`` (float, 0.05 to 0.45) or pixels (int)."""
+    distractors: str = "other"
+    """Comma-separated distractor kinds among ``other``, ``shifted``, ``rotated`` and
+    ``flipped``, or the aliases ``near`` (the last three) and ``all``. Each crop's kind is
+    drawn uniformly among the crop kinds, each copy's transform among the allowed ones."""
+    shift: tuple[float, float] = (0.25, 0.5)
+    """Range of a shifted crop's offset as a fraction of the region's side."""
+    hidden_others: bool = True
+    """Cut ``other`` distractors from a band of the scene outside the shown picture."""
+    layout: str = "images"
+    """``images``: the masked picture, then one image per candidate; ``composite``: one."""
+    fill: str = "gray"
+    """What covers the region: ``gray`` (flat 128) or ``noise`` (one fixed pattern)."""
+    min_std: float = 8.0
+    """Reject draws with a candidate whose pixel standard deviation is below this."""
+    min_patch_diff: float = 8.0
+    """Reject draws with two candidates closer than this (mean absolute difference)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("candidates", self.candidates, 2, 8)
+        if isinstance(self.region, int) and not isinstance(self.region, bool):
+            check_int("region", self.region, 8, int(self.size * 0.45))
+        else:
+            check_float("region", self.region, 0.05, 0.45)
+        if not self.kinds:
+            raise ValueError(f"distractors={self.distractors!r} names no kind; use {KINDS}")
+        for kind in self.kinds:
+            check_choice("distractors", kind, (*KINDS, *ALIASES))
+        self._check_capacity()
+        if not isinstance(self.shift, tuple | list) or len(self.shift) != 2:
+            raise ValueError(f"shift must be a (low, high) pair of fractions, got {self.shift!r}")
+        check_float("shift[0]", self.shift[0], 0.05, 1.0)
+        check_float("shift[1]", self.shift[1], self.shift[0], 1.0)
+        object.__setattr__(self, "shift", (float(self.shift[0]), float(self.shift[1])))
+        check_choice("hidden_others", self.hidden_others, (True, False))
+        check_choice("layout", self.layout, LAYOUTS)
+        check_choice("fill", self.fill, FILLS)
+        check_float("min_std", self.min_std, 0.0, 128.0)
+        check_float("min_patch_diff", self.min_patch_diff, 0.0, 255.0)
+
+    def _check_capacity(self) -> None:
+        """Without other crops, copies of the true patch alone must fill the candidates."""
+        if not self.group_sizes:
+            raise ValueError(
+                f"distractors={self.distractors!r} gives at most {len(self.copy_transforms)} "
+                f"distinct wrong candidates, fewer than candidates - 1 = {self.candidates - 1}; "
+                "add 'other' or 'shifted'"
+            )
+
+    @property
+    def copy_transforms(self) -> tuple[str, ...]:
+        """The transforms of the rotated and flipped distractors the mix allows."""
+        return tuple(op for kind in self.kinds if kind in TRANSFORMS for op in TRANSFORMS[kind])
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        """Possible numbers of candidates per crop (the crop and its transformed copies).
+
+        Divisors ``g`` of ``candidates`` with ``g - 1`` transforms available; ``g`` below
+        ``candidates`` needs other or shifted crops.
+        """
+        k, copies = self.candidates, len(self.copy_transforms)
+        crops = bool(set(self.kinds) - set(TRANSFORMS))
+        return tuple(
+            g for g in range(1, k + 1) if k % g == 0 and g - 1 <= copies and (crops or g == k)
+        )
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The distractor kinds, aliases expanded, in :data:`KINDS` order."""
+        names = (n.strip() for n in str(self.distractors).split(","))
+        named = {k for n in names if n for k in ALIASES.get(n, n).split(",")}
+        unknown = sorted(named - set(KINDS))
+        return (*[k for k in KINDS if k in named], *unknown)
+
+    @property
+    def side(self) -> int:
+        """Side of the masked region and of every candidate patch, in pixels."""
+        if isinstance(self.region, int) and not isinstance(self.region, bool):
+            return self.region
+        return max(8, round(self.region * self.size))
+
+
+class Inpainting(Puzzle[InpaintingConfig]):
+    """Pick the patch that fills the masked region of an image."""
+
+    family = "Inpainting"
+    version = 0
+    config_cls = InpaintingConfig
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The candidate letters (the valid answers)."""
+        return letters(self.config.candidates)
+
+    @property
+    def chance_score(self) -> float:
+        """One over the number of candidates."""
+        return 1.0 / self.config.candidates
+
+    @property
+    def band(self) -> int:
+        """Width of the hidden scene band on each side of the shown picture."""
+        cfg = self.config
+        return cfg.side if cfg.hidden_others and "other" in cfg.kinds else 0
+
+    def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """The masked picture and the patches, or the one composite."""
+        if self.config.layout == "composite":
+            h, w, _ = self._canvas[0].shape
+            return ((h, w, 3),)
+        side, size = self.config.side, self.config.size
+        return ((size, size, 3), *[(side, side, 3)] * self.config.candidates)
+
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        cfg, band = self.config, self.band
+        scene = source.sample(rng, (cfg.size, cfg.size + 2 * band))
+        boxes, specs, kinds = self._specs(rng)
+        crops = [_cut(scene, box, cfg.side) for box in boxes]
+        if any(is_flat(c, cfg.min_std) for c in crops):  # copies share their crop's std
+            raise Rejected("flat_patch")
+        patches = [_transform(crops[b], op) for b, op in specs]
+        if near_duplicates(patches, cfg.min_patch_diff):
+            raise Rejected("near_duplicate_candidates")
+        order = rng.permutation(cfg.candidates)
+        answer = self.options[int(np.flatnonzero(order == 0)[0])]
+        masked = self._masked(scene, boxes[0])
+        return self.make_instance(
+            self._observation(masked, [patches[i] for i in order]),
+            self._question(),
+            answer,
+            answer,
+            choices=self.options,
+            kinds=[kinds[i] for i in order],
+            transforms=[specs[i][1] for i in order],
+            boxes=[list(boxes[specs[i][0]]) for i in order],
+            band=band,
+            region=[boxes[0][0], boxes[0][1] - band, cfg.side],
+            group_size=cfg.candidates // len(boxes),
+        )
+
+    def _specs(
+        self, rng: np.random.Generator
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, str]], list[str]]:
+        """Crop boxes ``(top, left)`` in the scene, ``(box, transform)`` and kind per candidate.
+
+        Candidate 0 is the true patch. The candidates form groups of one size: a crop (the
+        true one, an other or a shifted one) and its rotated or flipped copies, each with
+        its own transform, so that pooled statistics (which copies share with their crop)
+        do not single out the uncopied crops. Shifted crops form a chain with the true one
+        (:meth:`_shift_chain`).
+        """
+        cfg = self.config
+        size = cfg.group_sizes[int(rng.integers(len(cfg.group_sizes)))]
+        crop_kinds = [k for k in cfg.kinds if k not in TRANSFORMS]
+        n = cfg.candidates // size - 1  # crops besides the true one
+        drawn = [crop_kinds[int(i)] for i in rng.integers(len(crop_kinds), size=n)] if n else []
+        boxes = [self._true_box(rng)]
+        boxes += self._shift_chain(rng, boxes[0], drawn.count("shifted"))
+        boxes += [self._other_box(rng, boxes[0]) for _ in range(drawn.count("other"))]
+        kinds = ["true", *sorted(drawn, reverse=True)]  # shifted before other, as the boxes
+        specs = [(b, "identity") for b in range(len(boxes))]
+        ops = cfg.copy_transforms
+        for b in range(len(boxes)):
+            for i in rng.choice(len(ops), size - 1, replace=False) if size > 1 else ():
+                specs.append((b, ops[i]))
+                kinds.append(TRANSFORM_KIND[ops[i]])
+        return boxes, specs, kinds
+
+    def _true_box(self, rng: np.random.Generator) -> tuple[int, int]:
+        """A box inside the shown picture, uniformly placed."""
+        room = self.config.size - self.config.side + 1
+        top, left = rng.integers(0, room, size=2)
+        return int(top), int(left) + self.band
+
+    def _other_box(self, rng: np.random.Generator, truth: tuple[int, int]) -> tuple[int, int]:
+        """A box in the hidden band, or in the shown picture clear of the true box."""
+        size, side, band = self.config.size, self.config.side, self.band
+        if band:
+            left = 0 if rng.random() < 0.5 else band + size
+            return int(rng.integers(0, size - side + 1)), left
+        tops, lefts = rng.integers(0, size - side + 1, size=(2, 16))
+        clear = (np.abs(tops - truth[0]) >= side) | (np.abs(lefts - truth[1]) >= side)
+        if not clear.any():
+            raise Rejected("no_room_for_other_region")
+        i = int(np.argmax(clear))
+        return int(tops[i]), int(lefts[i])
+
+    def _shift_chain(
+        self, rng: np.random.Generator, truth: tuple[int, int], n: int
+    ) -> list[tuple[int, int]]:
+        """``n`` boxes that with the true one form a chain, each a shift of its neighbour.
+
+        The true box sits at a uniformly random place in the chain, so that it is not the
+        hub the shifted crops spread out from.
+        """
+        before = int(rng.integers(n + 1))
+        boxes: list[tuple[int, int]] = []
+        for count in (before, n - before):
+            box = truth
+            for _ in range(count):
+                box = self._shifted_box(rng, box)
+                boxes.append(box)
+        return boxes
+
+    def _shifted_box(self, rng: np.random.Generator, base: tuple[int, int]) -> tuple[int, int]:
+        """``base`` moved by a random offset; mirrored where it would leave the scene."""
+        cfg = self.config
+        angle = rng.uniform(0.0, 2.0 * math.pi)
+        dist = rng.uniform(*cfg.shift) * cfg.side
+        dy, dx = round(dist * math.sin(angle)), round(dist * math.cos(angle))
+        dx = dx if dy or dx else 1
+        limits = (cfg.size - cfg.side, cfg.size + 2 * self.band - cfg.side)
+        box = []
+        for start, step, limit in zip(base, (dy, dx), limits, strict=True):
+            pos = start + step if 0 <= start + step <= limit else start - step
+            if not 0 <= pos <= limit:
+                raise Rejected("shift_out_of_bounds")
+            box.append(pos)
+        return box[0], box[1]
+
+    def _masked(self, scene: np.ndarray, box: tuple[int, int]) -> np.ndarray:
+        """The shown picture with the true region covered."""
+        size, side, band = self.config.size, self.config.side, self.band
+        shown = scene[:, band : band + size].copy()
+        top, left = box[0], box[1] - band
+        shown[top : top + side, left : left + side] = self._fill
+        return shown
+
+    @cached_property
+    def _fill(self) -> np.ndarray:
+        """What covers the region; the same for every instance."""
+        side = self.config.side
+        if self.config.fill == "noise":
+            return np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+        return np.full((side, side, 3), 128, dtype=np.uint8)
+
+    def _question(self) -> str:
+        cfg, options = self.config, self.options
+        shown = SHOWN[cfg.layout].format(
+            fill=FILL_WORDS[cfg.fill],
+            k=cfg.candidates,
+            first=options[0],
+            last=options[-1],
+            last_image=cfg.candidates + 1,
+        )
+        return self.style(QUESTIONS, shown=shown, options=", ".join(options))
+
+    def _observation(self, masked: np.ndarray, patches: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Separate images, or everything pasted into the composite."""
+        if self.config.layout == "images":
+            return (masked, *patches)
+        canvas, positions = self._canvas
+        canvas = canvas.copy()
+        for (y, x), im in zip(positions, (masked, *patches), strict=True):
+            canvas[y : y + im.shape[0], x : x + im.shape[1]] = im
+        return (canvas,)
+
+    @cached_property
+    def _canvas(self) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The blank composite (labels drawn) and the top-left corner of each part."""
+        size, side, k = self.config.size, self.config.side, self.config.candidates
+        cols = k if k <= 4 else -(-k // 2)
+        label_h = max(16, side // 3)
+        blank = [np.zeros((side, side, 3), np.uint8)] * k
+        block = grid(blank, cols, self.options, GAP, label_h)
+        width = max(size + 2 * GAP, block.shape[1])
+        canvas = np.full((GAP + size + block.shape[0], width, 3), 255, dtype=np.uint8)
+        bx = (width - block.shape[1]) // 2
+        canvas[GAP + size :, bx : bx + block.shape[1]] = block
+        positions = [(GAP, (width - size) // 2)]
+        for i in range(k):
+            r, c = divmod(i, cols)
+            y = GAP + size + GAP + r * (label_h + side + GAP) + label_h
+            positions.append((y, bx + GAP + c * (side + GAP)))
+        return canvas, positions
+
+    def parse(self, text: str) -> str | None:
+        """Read one candidate letter; ``None`` if none or two different ones."""
+        return parse_letter(text, self.options)
+
+    def score(self, instance: Instance, solution: Any) -> float:
+        """1 for the right letter, else 0."""
+        return float(solution == instance.solution)
+
+    def hint(self, instance: Instance, level: int) -> str | None:
+        """Level 0 names the kinds of wrong candidates; later levels rule out one each."""
+        if level == 0:
+            counts = Counter(k for k in instance.metadata["kinds"] if k != "true")
+            parts = [f"{counts[k]} {KIND_WORDS[k][counts[k] > 1]}" for k in KINDS if counts[k]]
+            listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+            upright = (
+                " The true patch is neither rotated nor mirrored."
+                if set(counts) & set(TRANSFORMS)
+                else ""
+            )
+            return f"The wrong candidates are: {listed}.{upright}"
+        return elimination_hint(instance, level - 1, noun="Candidate")
+
+
+def _cut(scene: np.ndarray, box: tuple[int, int], side: int) -> np.ndarray:
+    return scene[box[0] : box[0] + side, box[1] : box[1] + side]
+
+
+def _transform(patch: np.ndarray, op: str) -> np.ndarray:
+    """``patch`` rotated counter-clockwise (``rot90`` ...), mirrored or unchanged."""
+    if op.startswith("rot"):
+        patch = np.rot90(patch, int(op[3:]) // 90)
+    elif op == "hflip":
+        patch = patch[:, ::-1]
+    elif op == "vflip":
+        patch = patch[::-1]
+    return np.ascontiguousarray(patch)
+
+
+PRESETS: dict[str, Preset] = {
+    "K2": preset("easy", "2 candidates, the wrong one from elsewhere", candidates=2),
+    "K4": preset("medium", "4 candidates from elsewhere in the scene", candidates=4),
+    "K4-Mixed": preset(
+        "medium", "4 candidates, all kinds of distractors", candidates=4, distractors="all"
+    ),
+    "K4-Hard": preset(
+        "hard", "4 candidates: rotated, flipped and shifted", candidates=4, distractors="near"
+    ),
+    "K6-Hard": preset(
+        "hard", "6 candidates: rotated, flipped and shifted", candidates=6, distractors="near"
+    ),
+}
+Inpainting.presets = PRESETS

@@ -1,0 +1,315 @@
+"""OddTile: which tile was cut from a different image than the others?
+
+## Description
+
+``K`` square tiles: ``K - 1`` are cut from distinct cells of one image, and exactly one
+from a cell of another image (PC-GRPO's "PatchFit"). The model names the odd tile. With
+``hard_other`` the two images look alike: ``pool`` images are drawn (as small
+thumbnails), one of them is picked at random and paired with its nearest in coarse colour
+histogram, and the pair's order is random; so the odd tile's colour does not give it away,
+and its image is no more and no less typical than the main one. With ``tile_jitter`` every
+tile (the odd one too) gets its own mild random change of brightness, contrast and
+saturation, so that tiles cannot be told apart by exact colour levels either.
+
+## Observation
+
+``layout="images"``: ``K`` square images of ``tile`` pixels, tiles A, B, ... in order.
+``layout="composite"``: one image with the tiles in a grid on white, each with its letter
+in large print above it. Every tile is cut at native resolution from a cell of a grid of
+``tile``-pixel cells of its image and goes through the same processing, whichever image it
+comes from. Draws with a near-uniform tile, two near-identical tiles, an odd tile that
+nearly matches some cell of the main image, or two near-identical images are rejected
+before the answer is drawn.
+
+## Answer format
+
+The odd tile's letter, e.g. ``<answer>C</answer>``; ``(C)``, ``Tile C`` and a lone ``c``
+read the same. Text naming two different letters does not parse.
+
+## Reward
+
+1 for the right letter, else 0.
+
+## Difficulty
+
+``tiles`` (3 to 8), ``hard_other`` (an odd image of similar colours) and ``tile_jitter``.
+
+## Registered Configurations
+
+* ``SSL/OddTile-K4-v0``: 4 tiles (easy).
+* ``SSL/OddTile-K6-v0``: 6 tiles (medium).
+* ``SSL/OddTile-K6-Composite-v0``: 6 tiles in one labelled picture (medium).
+* ``SSL/OddTile-K6-Hard-v0``: 6 tiles, odd image of similar colours (hard).
+* ``SSL/OddTile-K8-Hard-v0``: 8 tiles, odd image of similar colours (hard).
+
+## Version History
+
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ssl_gym.augment import color_jitter
+from ssl_gym.core import (
+    Instance,
+    Preset,
+    Puzzle,
+    PuzzleConfig,
+    Rejected,
+    check_choice,
+    check_float,
+    check_int,
+    elimination_hint,
+    letters,
+    parse_letter,
+    preset,
+)
+from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles.similarity import aligned_differences, similar_group
+from ssl_gym.render import grid
+
+QUESTIONS = {
+    "ssl4rl": (
+        "{shown} All but one of the tiles were cut from the same original image; exactly "
+        "one tile comes from a different image. Which tile does not belong? Answer with its "
+        "letter ({options})."
+    ),
+    "ssl_r1": (
+        "{shown} These patches were taken from one image, except one patch that was taken "
+        "from another image. Which patch does not fit? Options: {options}. Answer with the "
+        "letter."
+    ),
+    "plain": "{shown} Which tile ({options}) comes from a different image than the others?",
+}
+SHOWN = {
+    "images": "The {k} images are tiles {span}, in that order.",
+    "composite": "The image shows {k} tiles, labelled {span}.",
+}
+LAYOUTS = ("images", "composite")
+GAP = 4
+"""Pixels between tiles in the composite layout."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OddTileConfig(PuzzleConfig):
+    """Settings of the OddTile family (tiles are cut from ``size``-pixel images)."""
+
+    tiles: int = 4
+    """Number of tiles ``K``, 3 to 8; exactly one comes from another image."""
+    tile: int | None = None
+    """Tile side in pixels; ``None`` for ``size // 4``. Cells of this side tile the image."""
+    hard_other: bool = False
+    """Cut the tiles from a pair of images close in colour histogram (of ``pool`` drawn)."""
+    pool: int = 8
+    """Images drawn to pick the similar pair from when ``hard_other`` is set (at least 2)."""
+    layout: str = "images"
+    """``images``: each tile a separate image; ``composite``: one labelled picture."""
+    tile_jitter: float = 0.15
+    """Strength of each tile's own brightness, contrast and saturation jitter (0: none)."""
+    min_std: float = 8.0
+    """Reject draws with a near-uniform tile (pixel standard deviation below this)."""
+    min_tile_diff: float = 8.0
+    """Reject draws with two tiles (or the odd tile and a main-image cell) this close.
+
+    Mean absolute pixel difference, before the jitter.
+    """
+    min_pair_diff: float = 20.0
+    """Reject draws whose two images are this close (mean absolute pixel difference).
+
+    Compared at their best alignment (:func:`ssl_gym.puzzles.similarity.aligned_differences`),
+    so that two crops of one picture count as the same image.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("tiles", self.tiles, 3, 8)
+        if self.tile is not None:
+            check_int("tile", self.tile, 8, self.size)
+        if self.cells_per_side**2 < self.tiles or self.tile_side < 8:
+            raise ValueError(
+                f"size={self.size} and tile={self.tile} give {self.cells_per_side**2} cells of "
+                f"{self.tile_side} px; {self.tiles} tiles need as many cells of at least 8 px"
+            )
+        check_int("pool", self.pool, 2, 256)
+        check_choice("hard_other", self.hard_other, (True, False))
+        check_choice("layout", self.layout, LAYOUTS)
+        check_float("tile_jitter", self.tile_jitter, 0.0, 0.5)
+        check_float("min_std", self.min_std, 0.0, 128.0)
+        check_float("min_tile_diff", self.min_tile_diff, 0.0, 255.0)
+        check_float("min_pair_diff", self.min_pair_diff, 0.0, 255.0)
+
+    @property
+    def tile_side(self) -> int:
+        """Side of every tile in pixels."""
+        return self.tile if self.tile is not None else self.size // 4
+
+    @property
+    def cells_per_side(self) -> int:
+        """Cells of ``tile_side`` along each side of an image."""
+        return self.size // max(1, self.tile_side)
+
+
+class OddTile(Puzzle[OddTileConfig]):
+    """Find the one tile cut from a different image."""
+
+    family = "OddTile"
+    version = 0
+    config_cls = OddTileConfig
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The tile letters (the valid answers)."""
+        return letters(self.config.tiles)
+
+    @property
+    def chance_score(self) -> float:
+        """One over the number of tiles."""
+        return 1.0 / self.config.tiles
+
+    def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """``K`` square tiles, or the one composite."""
+        if self.config.layout == "composite":
+            h, w, _ = self._blank_composite.shape
+            return ((h, w, 3),)
+        side = self.config.tile_side
+        return ((side, side, 3),) * self.config.tiles
+
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        cfg = self.config
+        g, k = cfg.cells_per_side, cfg.tiles
+        shape = (g * cfg.tile_side, g * cfg.tile_side)
+        main, other = self._images(rng, source, shape)
+        cells = rng.choice(g * g, size=k, replace=False)
+        main_cells, other_cells = self._cells(main), self._cells(other)
+        tiles = np.concatenate([main_cells[cells[:-1]], other_cells[cells[-1:]]])
+        _check(main, other, tiles, main_cells, cfg)
+        index = int(rng.integers(k))
+        shown = [*tiles[:index], tiles[-1], *tiles[index:-1]]
+        if cfg.tile_jitter:
+            j = cfg.tile_jitter
+            shown = [color_jitter(t, rng, j, j, j, 0.0) for t in shown]
+        return self._instance(shown, index, cells)
+
+    def _instance(self, shown: list[np.ndarray], index: int, cells: np.ndarray) -> Instance:
+        options = self.options
+        span = f"{options[0]} to {options[-1]}"
+        text = SHOWN[self.config.layout].format(k=self.config.tiles, span=span)
+        question = self.style(QUESTIONS, shown=text, options=", ".join(options))
+        return self.make_instance(
+            self._observation(shown),
+            question,
+            options[index],
+            options[index],
+            choices=options,
+            cells=[int(c) for c in cells],
+            hard_other=self.config.hard_other,
+        )
+
+    def _images(
+        self, rng: np.random.Generator, source: ImageSource, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The main image and the other one: independent, or a pair of similar colours.
+
+        A similar pair comes in random order (:func:`similar_group`), so the odd tile's
+        image is distributed exactly like the main one.
+        """
+        if not self.config.hard_other:
+            return source.sample(rng, shape), source.sample(rng, shape)
+        cfg = self.config
+        main, other = similar_group(rng, source, 2, cfg.pool, shape, cfg.min_pair_diff)
+        return main, other
+
+    def _cells(self, image: np.ndarray) -> np.ndarray:
+        """All cells of an image in row-major order, shape ``(g * g, tile, tile, 3)``."""
+        g, side = self.config.cells_per_side, self.config.tile_side
+        return image.reshape(g, side, g, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
+
+    def _observation(self, shown: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The tiles as separate images, or pasted into the composite."""
+        if self.config.layout == "images":
+            return tuple(shown)
+        canvas, side, lh = self._blank_composite.copy(), self.config.tile_side, self._label_height
+        for i, tile in enumerate(shown):
+            r, c = divmod(i, self._cols)
+            y, x = GAP + r * (side + lh + GAP) + lh, GAP + c * (side + GAP)
+            canvas[y : y + side, x : x + side] = tile
+        return (canvas,)
+
+    @property
+    def _label_height(self) -> int:
+        return max(16, self.config.tile_side // 3)
+
+    @property
+    def _cols(self) -> int:
+        k = self.config.tiles
+        return k if k <= 3 else math.ceil(k / 2)
+
+    @cached_property
+    def _blank_composite(self) -> np.ndarray:
+        """The composite with labels and empty cells; tiles are pasted into a copy."""
+        side = self.config.tile_side
+        blank = [np.zeros((side, side, 3), np.uint8)] * self.config.tiles
+        return grid(blank, self._cols, self.options, GAP, self._label_height)
+
+    def parse(self, text: str) -> str | None:
+        """Read one tile letter; ``None`` if none or two different ones."""
+        return parse_letter(text, self.options)
+
+    def score(self, instance: Instance, solution: Any) -> float:
+        """1 for the right letter, else 0."""
+        return float(solution == instance.solution)
+
+    def hint(self, instance: Instance, level: int) -> str | None:
+        """Each level rules out one more tile that is not the odd one (never the last)."""
+        return elimination_hint(instance, level, noun="Tile")
+
+
+def _mad(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute difference over the last axis, broadcasting the leading ones."""
+    return np.abs(a - b).mean(axis=-1)
+
+
+def _check(
+    main: np.ndarray,
+    other: np.ndarray,
+    tiles: np.ndarray,
+    main_cells: np.ndarray,
+    cfg: OddTileConfig,
+) -> None:
+    """Reject ambiguous draws; measured on every second pixel of every second row.
+
+    Flat tiles, two near-identical tiles, an odd tile (the last) that nearly matches some
+    cell of the main image, and two near-identical images.
+    """
+    n = len(tiles)
+    flat = tiles[:, ::2, ::2].reshape(n, -1, 3).astype(np.float32)
+    if (flat.std(axis=1).mean(axis=1) < cfg.min_std).any():
+        raise Rejected("flat_tile")
+    vec = flat.reshape(n, -1)
+    pairs = _mad(vec[:, None], vec[None, :]) + np.diag(np.full(n, np.inf))
+    if (pairs < cfg.min_tile_diff).any():
+        raise Rejected("near_duplicate_tiles")
+    cells = main_cells[:, ::2, ::2].reshape(len(main_cells), -1).astype(np.float32)
+    if (_mad(cells, vec[-1]) < cfg.min_tile_diff).any():
+        raise Rejected("odd_tile_matches_main")
+    if aligned_differences([main, other])[0, 1] < cfg.min_pair_diff:
+        raise Rejected("near_duplicate_images")
+
+
+PRESETS: dict[str, Preset] = {
+    "K4": preset("easy", "4 tiles", tiles=4),
+    "K6": preset("medium", "6 tiles", tiles=6),
+    "K6-Composite": preset(
+        "medium", "6 tiles in one labelled picture", tiles=6, layout="composite"
+    ),
+    "K6-Hard": preset("hard", "6 tiles, odd image of similar colours", tiles=6, hard_other=True),
+    "K8-Hard": preset("hard", "8 tiles, odd image of similar colours", tiles=8, hard_other=True),
+}
+OddTile.presets = PRESETS
