@@ -55,8 +55,14 @@ FORMAT_INSTRUCTIONS = {
 
 
 def check_choice(name: str, value: object, options: Sequence[object]) -> None:
-    """Raise ``ValueError`` naming the valid options when ``value`` is not one of them."""
-    if value not in options:
+    """Raise ``ValueError`` naming the valid options when ``value`` is not one of them.
+
+    Booleans and numbers are told apart (``1`` is not ``True``), as JSON tells them apart.
+    """
+    is_bool = isinstance(value, bool)
+    if value not in options or is_bool != any(
+        isinstance(o, bool) and o == value for o in options
+    ):
         valid = ", ".join(repr(o) for o in options)
         raise ValueError(f"{name}={value!r} is not valid; choose one of: {valid}")
 

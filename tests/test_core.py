@@ -111,3 +111,13 @@ def test_core_and_puzzles_stay_pure() -> None:
                 continue
             tops = {m.split(".")[0] for m in mods}
             assert not tops & FORBIDDEN, f"{path.name} imports {tops & FORBIDDEN}"
+
+
+def test_booleans_and_numbers_are_told_apart() -> None:
+    from ssl_gym.core import check_choice
+
+    check_choice("flag", True, (True, False))
+    with pytest.raises(ValueError, match="flag=1"):
+        check_choice("flag", 1, (True, False))
+    with pytest.raises(ValueError, match="grid=True"):
+        check_choice("grid", True, (1, 2))
