@@ -60,9 +60,7 @@ def check_choice(name: str, value: object, options: Sequence[object]) -> None:
     Booleans and numbers are told apart (``1`` is not ``True``), as JSON tells them apart.
     """
     is_bool = isinstance(value, bool)
-    if value not in options or is_bool != any(
-        isinstance(o, bool) and o == value for o in options
-    ):
+    if value not in options or is_bool != any(isinstance(o, bool) and o == value for o in options):
         valid = ", ".join(repr(o) for o in options)
         raise ValueError(f"{name}={value!r} is not valid; choose one of: {valid}")
 
@@ -467,3 +465,34 @@ class Puzzle(ABC, Generic[C]):
     def style(self, texts: Mapping[str, str], **values: Any) -> str:
         """Pick the question template of the configured prompt style and fill it in."""
         return texts[self.config.prompt_style].format(**values)
+
+
+class ChoicePuzzle(Puzzle[C]):
+    """A multiple-choice puzzle: ``num_options`` lettered options (A, B, ...), one right.
+
+    The solution is the right letter; reading, scoring and chance are shared, and the
+    families write generation, image shapes and hints.
+    """
+
+    @property
+    @abstractmethod
+    def num_options(self) -> int:
+        """How many options (K) an instance offers."""
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The option letters (the valid answers)."""
+        return letters(self.num_options)
+
+    @property
+    def chance_score(self) -> float:
+        """One over the number of options."""
+        return 1.0 / self.num_options
+
+    def parse(self, text: str) -> str | None:
+        """The one option letter named in the answer."""
+        return parse_letter(text, self.options)
+
+    def score(self, instance: Instance, solution: Any) -> float:
+        """1 for the right letter, else 0."""
+        return float(solution == instance.solution)

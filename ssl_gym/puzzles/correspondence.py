@@ -72,17 +72,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ssl_gym.core import (
+    ChoicePuzzle,
     Instance,
     Preset,
-    Puzzle,
     PuzzleConfig,
     Rejected,
     check_choice,
     check_float,
     check_int,
     elimination_hint,
-    letters,
-    parse_letter,
     preset,
 )
 from ssl_gym.images.base import ImageSource
@@ -234,7 +232,7 @@ class Geometry:
         return np.linalg.solve(self.a_to_source, self.b_to_source)
 
 
-class Correspondence(Puzzle[CorrespondenceConfig]):
+class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     """Find the point in a transformed view that corresponds to a marked point."""
 
     family = "Correspondence"
@@ -242,14 +240,9 @@ class Correspondence(Puzzle[CorrespondenceConfig]):
     config_cls = CorrespondenceConfig
 
     @property
-    def options(self) -> tuple[str, ...]:
-        """The candidate letters (the valid answers)."""
-        return letters(self.config.candidates)
-
-    @property
-    def chance_score(self) -> float:
-        """One over the number of candidates."""
-        return 1.0 / self.config.candidates
+    def num_options(self) -> int:
+        """The number of options."""
+        return self.config.candidates
 
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """Two square views, or the one composite."""
@@ -485,14 +478,6 @@ class Correspondence(Puzzle[CorrespondenceConfig]):
             k=cfg.candidates,
             options=_either(self.options),
         )
-
-    def parse(self, text: str) -> str | None:
-        """Read one candidate letter; ``None`` if none or two different ones are named."""
-        return parse_letter(text, self.options)
-
-    def score(self, instance: Instance, solution: Any) -> float:
-        """1 for the right letter, else 0."""
-        return float(solution == instance.solution)
 
     def hint(self, instance: Instance, level: int) -> str | None:
         """Level 0 describes the transform; later levels rule out wrong candidates."""

@@ -69,22 +69,19 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 
 from ssl_gym.core import (
+    ChoicePuzzle,
     Instance,
     Preset,
-    Puzzle,
     PuzzleConfig,
     Rejected,
     check_choice,
     check_float,
     check_int,
     elimination_hint,
-    letters,
-    parse_letter,
     preset,
 )
 from ssl_gym.images.base import ImageSource
@@ -222,7 +219,7 @@ class InpaintingConfig(PuzzleConfig):
         return max(8, round(self.region * self.size))
 
 
-class Inpainting(Puzzle[InpaintingConfig]):
+class Inpainting(ChoicePuzzle[InpaintingConfig]):
     """Pick the patch that fills the masked region of an image."""
 
     family = "Inpainting"
@@ -230,14 +227,9 @@ class Inpainting(Puzzle[InpaintingConfig]):
     config_cls = InpaintingConfig
 
     @property
-    def options(self) -> tuple[str, ...]:
-        """The candidate letters (the valid answers)."""
-        return letters(self.config.candidates)
-
-    @property
-    def chance_score(self) -> float:
-        """One over the number of candidates."""
-        return 1.0 / self.config.candidates
+    def num_options(self) -> int:
+        """The number of options."""
+        return self.config.candidates
 
     @property
     def band(self) -> int:
@@ -415,14 +407,6 @@ class Inpainting(Puzzle[InpaintingConfig]):
             y = GAP + size + GAP + r * (label_h + side + GAP) + label_h
             positions.append((y, bx + GAP + c * (side + GAP)))
         return canvas, positions
-
-    def parse(self, text: str) -> str | None:
-        """Read one candidate letter; ``None`` if none or two different ones."""
-        return parse_letter(text, self.options)
-
-    def score(self, instance: Instance, solution: Any) -> float:
-        """1 for the right letter, else 0."""
-        return float(solution == instance.solution)
 
     def hint(self, instance: Instance, level: int) -> str | None:
         """Level 0 names the kinds of wrong candidates; later levels rule out one each."""

@@ -52,23 +52,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 
 from ssl_gym.augment import color_jitter
 from ssl_gym.core import (
+    ChoicePuzzle,
     Instance,
     Preset,
-    Puzzle,
     PuzzleConfig,
     Rejected,
     check_choice,
     check_float,
     check_int,
     elimination_hint,
-    letters,
-    parse_letter,
     preset,
 )
 from ssl_gym.images.base import ImageSource
@@ -156,7 +153,7 @@ class OddTileConfig(PuzzleConfig):
         return self.size // max(1, self.tile_side)
 
 
-class OddTile(Puzzle[OddTileConfig]):
+class OddTile(ChoicePuzzle[OddTileConfig]):
     """Find the one tile cut from a different image."""
 
     family = "OddTile"
@@ -164,14 +161,9 @@ class OddTile(Puzzle[OddTileConfig]):
     config_cls = OddTileConfig
 
     @property
-    def options(self) -> tuple[str, ...]:
-        """The tile letters (the valid answers)."""
-        return letters(self.config.tiles)
-
-    @property
-    def chance_score(self) -> float:
-        """One over the number of tiles."""
-        return 1.0 / self.config.tiles
+    def num_options(self) -> int:
+        """The number of options."""
+        return self.config.tiles
 
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """``K`` square tiles, or the one composite."""
@@ -257,14 +249,6 @@ class OddTile(Puzzle[OddTileConfig]):
         side = self.config.tile_side
         blank = [np.zeros((side, side, 3), np.uint8)] * self.config.tiles
         return grid(blank, self._cols, self.options, GAP, self._label_height)
-
-    def parse(self, text: str) -> str | None:
-        """Read one tile letter; ``None`` if none or two different ones."""
-        return parse_letter(text, self.options)
-
-    def score(self, instance: Instance, solution: Any) -> float:
-        """1 for the right letter, else 0."""
-        return float(solution == instance.solution)
 
     def hint(self, instance: Instance, level: int) -> str | None:
         """Each level rules out one more tile that is not the odd one (never the last)."""

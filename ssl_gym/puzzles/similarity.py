@@ -61,7 +61,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -75,17 +74,15 @@ from ssl_gym.augment import (
     sample_crop_box,
 )
 from ssl_gym.core import (
+    ChoicePuzzle,
     Instance,
     Preset,
-    Puzzle,
     PuzzleConfig,
     Rejected,
     check_choice,
     check_float,
     check_int,
     elimination_hint,
-    letters,
-    parse_letter,
     preset,
 )
 from ssl_gym.images.base import ImageSource
@@ -169,7 +166,7 @@ class SimilarityConfig(PuzzleConfig):
         check_int("view_retries", self.view_retries, 1, 100)
 
 
-class Similarity(Puzzle[SimilarityConfig]):
+class Similarity(ChoicePuzzle[SimilarityConfig]):
     """Find the candidate view that shares the reference view's source image."""
 
     family = "Similarity"
@@ -177,14 +174,9 @@ class Similarity(Puzzle[SimilarityConfig]):
     config_cls = SimilarityConfig
 
     @property
-    def options(self) -> tuple[str, ...]:
-        """The candidate letters (the valid answers)."""
-        return letters(self.config.candidates)
-
-    @property
-    def chance_score(self) -> float:
-        """One over the number of candidates."""
-        return 1.0 / self.config.candidates
+    def num_options(self) -> int:
+        """The number of options."""
+        return self.config.candidates
 
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """``K + 1`` square views, or the one composite."""
@@ -318,14 +310,6 @@ class Similarity(Puzzle[SimilarityConfig]):
             r, c = divmod(i, self._cols)
             slots.append((GAP + r * (side + lh + GAP) + lh, x0 + GAP + c * (side + GAP)))
         return slots
-
-    def parse(self, text: str) -> str | None:
-        """Read one candidate letter; ``None`` if none or two different ones."""
-        return parse_letter(text, self.options)
-
-    def score(self, instance: Instance, solution: Any) -> float:
-        """1 for the right letter, else 0."""
-        return float(solution == instance.solution)
 
     def hint(self, instance: Instance, level: int) -> str | None:
         """Level 0 tells whether the match is mirrored; later levels rule out candidates."""
