@@ -21,12 +21,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 # The main job: train the tiny default model with GRPO on Rotation-4way until held-out
-# accuracy reaches 0.9, then continue on a harder puzzle; curves in outputs/demo/*/curves.png.
+# accuracy reaches 0.9, then continue on the harder Rotation-8way; curves in
+# outputs/demo/*/curves.png.
 demo: $(STAMP)
 	$(BIN)/ssl-gym demo --out outputs/gallery --episodes 20
 	$(BIN)/ssl-gym train --out outputs/demo/rotation --stop-at-accuracy 0.9 --max-minutes 4
-	$(BIN)/ssl-gym train --out outputs/demo/position --env SSL/Position-2x2-v0 \
-		--model outputs/demo/rotation/final --steps 150 --max-minutes 4
+	$(BIN)/ssl-gym train --out outputs/demo/rotation8 --env SSL/Rotation-8way-v0 \
+		--model outputs/demo/rotation/final --steps 150 --eval-every 15 --max-minutes 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
