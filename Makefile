@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ssl_gym agents tests benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy ssl_gym
+	$(BIN)/mypy ssl_gym agents
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

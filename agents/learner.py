@@ -64,7 +64,7 @@ def _apply_lora(vlm: VLM, rank: int) -> None:
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", lora_dropout=0.0)
-    vlm.model = get_peft_model(vlm.model, lora)
+    vlm.model = get_peft_model(vlm.model, lora)  # type: ignore[assignment]
 
 
 def _pad(rows: Sequence[Sequence[Any]], value: float, dtype: torch.dtype) -> torch.Tensor:

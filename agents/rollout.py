@@ -100,7 +100,7 @@ def rollout(
     if len(seeds) != n or n % group_size:
         raise ValueError(f"need one seed per env ({n}) and groups of {group_size} dividing it")
     clock = time.perf_counter()
-    obs, infos = envs.reset(seed=list(seeds), options=options)
+    obs, infos = envs.reset(seed=list(seeds), options=options)  # type: ignore[arg-type]
     env_s, sample_s = time.perf_counter() - clock, 0.0
     first = {i: _first_turn(obs, i) for i in range(n)}
     histories: list[list[tuple[str, str]]] = [[] for _ in range(n)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -164,16 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--config", help="TOML file of settings (options below win)")
+    docs = _field_docs()
     for f in dataclasses.fields(TrainConfig):
-        doc = _field_docs().get(f.name, "")
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f.name,
-            default=None,
-            type=lambda s, k=f.type: _parse_value(k, s),
-            **({"nargs": "?", "const": True} if f.type in (bool, "bool") else {}),
-            help=doc,
-        )
+        flag, kind = f"--{f.name.replace('_', '-')}", f.type
+        convert = functools.partial(_parse_value, kind)
+        if kind in (bool, "bool"):  # a bare --flag means true
+            parser.add_argument(
+                flag, dest=f.name, type=convert, nargs="?", const=True, help=docs.get(f.name, "")
+            )
+        else:
+            parser.add_argument(flag, dest=f.name, type=convert, help=docs.get(f.name, ""))
     return parser
 
 

@@ -40,7 +40,7 @@ class ConstrainedLogits(LogitsProcessor):
         A copy: generate keeps the tensor it passes in as the raw logits, from which the
         sampler's logprobs are computed.
         """
-        scores = scores.clone()
+        scores = scores.clone()  # type: ignore[assignment]
         scores[:, self.suppress] = -torch.inf
         for row in range(scores.shape[0]):
             constraint = self.constraints[row // self.n]
@@ -105,7 +105,7 @@ class HFSampler:
             vlm, prompt_len, constraints, params.n, self.vocab if any(constraints) else []
         )
         greedy = params.temperature == 0
-        gen = vlm.model.generate(
+        gen = vlm.model.generate(  # type: ignore[operator]
             **batch,
             do_sample=not greedy,
             temperature=None if greedy else params.temperature,
