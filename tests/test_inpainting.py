@@ -9,37 +9,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from sources import ConstantSource, NoiseSource
 
 from ssl_gym.core import Instance
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles.inpainting import PRESETS, Inpainting, InpaintingConfig
 from ssl_gym.testing import check_puzzle
-
-
-class NoiseSource(ImageSource):
-    """Uniform noise drawn from the caller's generator; remembers the last scene."""
-
-    spec = "noise"
-
-    def __init__(self) -> None:
-        self.last = np.zeros((1, 1, 3), np.uint8)
-
-    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        self.last = self._paint(rng, shape)
-        return self.last
-
-    def _paint(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        return rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-
-
-class ConstantSource(NoiseSource):
-    """One random flat colour per scene."""
-
-    def _paint(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        return np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (*shape, 3)).copy()
 
 
 class StripesSource(NoiseSource):

@@ -10,37 +10,12 @@ import re
 
 import numpy as np
 import pytest
+from sources import ConstantSource, NoiseSource
 
 from ssl_gym import render
 from ssl_gym.core import Instance, Rejected
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles.jigsaw import PRESETS, Jigsaw, JigsawConfig, _check_tiles
-
-
-class NoiseSource(ImageSource):
-    """Uniform noise drawn from the caller's generator; remembers the last image."""
-
-    spec = "noise"
-
-    def __init__(self) -> None:
-        self.last: np.ndarray | None = None
-
-    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        self.last = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-        return self.last
-
-
-class ConstantSource(NoiseSource):
-    """One random flat colour per image."""
-
-    spec = "constant"
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        colour = rng.integers(0, 256, 3, dtype=np.uint8)
-        return np.broadcast_to(colour, (*shape, 3)).copy()
 
 
 class CopiedCellSource(NoiseSource):

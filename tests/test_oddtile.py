@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from sources import ConstantSource, NoiseSource
 
 from ssl_gym.core import Instance
 from ssl_gym.images.base import ImageSource
@@ -15,31 +16,6 @@ from ssl_gym.testing import check_puzzle
 
 FAST = {"size": 64, "tile": 16}
 """Small images keep the many-seed tests fast."""
-
-
-class NoiseSource(ImageSource):
-    """Uniform noise from the caller's generator; remembers every image it made."""
-
-    spec = "noise"
-
-    def __init__(self) -> None:
-        self.made: list[np.ndarray] = []
-
-    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
-        return self.sample(rng, (32, 32))
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-        self.made.append(image)
-        return image
-
-
-class ConstantSource(NoiseSource):
-    """One random flat colour per image."""
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        colour = rng.integers(0, 256, 3, dtype=np.uint8)
-        return np.broadcast_to(colour, (*shape, 3)).copy()
 
 
 class SameSource(NoiseSource):
