@@ -467,3 +467,50 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"tiny {args.arch} model written to {path}")
     return 0
+
+
+#: Published shapes of production models, for memory estimates and GPU step timings of a
+#: random model of the real size (nothing downloaded).
+PRODUCTION_SHAPES: dict[str, dict[str, Any]] = {
+    "qwen2_5_vl_3b": {
+        "text_config": {
+            "vocab_size": 151936,
+            "hidden_size": 2048,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 36,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 128000,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1_000_000.0,
+                "mrope_section": [16, 24, 24],
+            },
+            "tie_word_embeddings": True,
+        },
+        "vision_config": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "out_hidden_size": 2048,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+        },
+        "tie_word_embeddings": True,
+    },
+}
+
+
+def write_production_config(out_dir: str | Path, name: str = "qwen2_5_vl_3b") -> Path:
+    """Save the config of a production-shaped model (no weights) to ``out_dir``."""
+    if name not in PRODUCTION_SHAPES:
+        raise ValueError(f"unknown shape {name!r}; known: {', '.join(PRODUCTION_SHAPES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    Qwen2_5_VLConfig(**PRODUCTION_SHAPES[name]).save_pretrained(out)
+    return out

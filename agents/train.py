@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
 from agents.learner import Learner, LearnerConfig
-from agents.models import VLM, load_vlm
+from agents.models import VLM, load_vlm, resolve_local_dir
 from agents.rollout import RolloutBatch, group_seeds, rollout
 from agents.samplers.base import SamplingParams
 from agents.samplers.hf import HFSampler
@@ -56,6 +56,7 @@ from ssl_gym.vector import SEED_LIMIT
 
 console = Console()
 EVAL_SEED_BASE = SEED_LIMIT
+RECIPES = Path(__file__).parent / "recipes"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -164,7 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument("--recipe", help="a recipe of agents/recipes: ssl4rl, ssl_r1, tiny_cpu")
     parser.add_argument("--config", help="TOML file of settings (options below win)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved settings and a memory estimate, then exit",
+    )
     docs = _field_docs()
     for f in dataclasses.fields(TrainConfig):
         flag, kind = f"--{f.name.replace('_', '-')}", f.type
@@ -192,10 +199,23 @@ def _field_docs() -> dict[str, str]:
     return docs
 
 
+def recipe_settings(name: str) -> dict[str, Any]:
+    """The settings of a recipe file in ``agents/recipes``."""
+    path = RECIPES / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.toml")))
+        raise ValueError(f"unknown recipe {name!r}; known: {known}")
+    return tomllib.loads(path.read_text())
+
+
 def load_config(argv: Sequence[str] | None) -> TrainConfig:
-    """Defaults, then the TOML file, then command-line options."""
+    """Defaults, then the recipe, then the TOML file, then command-line options."""
     args = vars(build_parser().parse_args(argv))
+    args.pop("dry_run")
     settings: dict[str, Any] = {}
+    recipe = args.pop("recipe")
+    if recipe:
+        settings.update(recipe_settings(recipe))
     config_file = args.pop("config")
     if config_file:
         path = Path(config_file)
@@ -544,10 +564,62 @@ def _should_stop(cfg: TrainConfig, row: dict[str, float], began: float) -> bool:
     return bool(cfg.max_minutes) and time.perf_counter() - began > 60 * cfg.max_minutes
 
 
+def memory_estimate(cfg: TrainConfig) -> dict[str, float]:
+    """GiB for weights, gradients, AdamW states, the reference model and activations.
+
+    Parameters are counted on the meta device from the model's config (nothing is
+    loaded); activations are a rough bound for one micro-batch of prompt (1024 tokens)
+    plus completion.
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    if cfg.model == "tiny":
+        raise ValueError("the tiny model is built at run time; give --model DIR to estimate")
+    config = AutoConfig.from_pretrained(str(resolve_local_dir(cfg.model)))
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    params = sum(p.numel() for p in model.parameters())
+    size = 2 if cfg.dtype == "bfloat16" else 4
+    text = getattr(config, "text_config", config)
+    tokens = cfg.micro_batch_size * (1024 + cfg.max_new_tokens)
+    per_layer = 2 if cfg.gradient_checkpointing else 16
+    gib = 2.0**30
+    parts = {
+        "params_billion": params / 1e9,
+        "weights_gib": params * size / gib,
+        "gradients_gib": params * size / gib,
+        "adamw_states_gib": 2 * params * size / gib,
+        "reference_gib": params * size / gib if cfg.kl_coef > 0 else 0.0,
+        "activations_gib": tokens
+        * text.hidden_size
+        * text.num_hidden_layers
+        * per_layer
+        * size
+        / gib,
+    }
+    parts["total_gib"] = sum(v for k, v in parts.items() if k.endswith("_gib"))
+    return parts
+
+
+def dry_run(cfg: TrainConfig) -> None:
+    """Print the resolved settings and, for a model on disk, the memory estimate."""
+    console.print_json(json.dumps(dataclasses.asdict(cfg)))
+    if cfg.model == "tiny":
+        console.print("memory: the tiny model (a few MB) fits anywhere")
+        return
+    for key, value in memory_estimate(cfg).items():
+        console.print(f"{key:>20s}: {value:10.2f}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ssl-gym train``."""
     try:
         cfg = load_config(argv)
+        if "--dry-run" in (sys.argv[1:] if argv is None else argv):
+            dry_run(cfg)
+            return 0
+        if not cfg.model:
+            raise ValueError("no model: give --model DIR (a local checkpoint directory)")
     except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
         console.print(f"[red]error:[/] {err}")
         return 2
