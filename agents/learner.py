@@ -9,13 +9,17 @@ the gradient norm and steps AdamW.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from agents.distributed import DistInfo, all_reduce_mean, all_reduce_sum
 from agents.grpo import group_advantages, grpo_loss
 from agents.models import VLM, completion_logprobs, encode, prompt_text
 from agents.rollout import RolloutBatch
@@ -78,10 +82,17 @@ def _pad(rows: Sequence[Sequence[Any]], value: float, dtype: torch.dtype) -> tor
 class Learner:
     """AdamW on the policy with the GRPO loss; optional frozen reference for the KL term."""
 
-    def __init__(self, vlm: VLM, cfg: LearnerConfig, reference: VLM | None = None) -> None:
+    def __init__(
+        self,
+        vlm: VLM,
+        cfg: LearnerConfig,
+        reference: VLM | None = None,
+        dist_info: DistInfo | None = None,
+    ) -> None:
         if cfg.kl_coef > 0 and reference is None:
             raise ValueError("kl_coef > 0 needs a reference model")
         self.vlm, self.cfg, self.reference = vlm, cfg, reference
+        self.dist = dist_info or DistInfo()
         if cfg.freeze_vision:
             _freeze_vision(vlm.model)
         if cfg.lora_rank:
@@ -90,6 +101,18 @@ class Learner:
             vlm.model.gradient_checkpointing_enable()
         params = [p for p in vlm.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the learner's forward goes through DDP (gradient averaging); sampling uses the module
+        self.forward_vlm = vlm
+        if self.dist.enabled:
+            ddp = DistributedDataParallel(vlm.model, find_unused_parameters=True)
+            self.forward_vlm = dataclasses.replace(vlm, model=ddp)  # type: ignore[arg-type]
+
+    def _sync(self, last: bool) -> contextlib.AbstractContextManager[None]:
+        """DDP averages gradients on the last micro-batch only (no_sync before it)."""
+        model = self.forward_vlm.model
+        if self.dist.enabled and not last:
+            return model.no_sync()  # type: ignore[operator]
+        return contextlib.nullcontext()
 
     def advantages(self, batch: RolloutBatch, group_size: int) -> np.ndarray:
         """Per-row advantages: each episode's group advantage, on every turn of it."""
@@ -107,7 +130,7 @@ class Learner:
         ids = _pad([batch.samples[i].token_ids for i in rows], vlm.pad_token_id, torch.long)
         mask = _pad([[1] * len(batch.samples[i].token_ids) for i in rows], 0, torch.long)
         old = _pad([batch.samples[i].logprobs for i in rows], 0.0, torch.float32)
-        logprobs, entropy = completion_logprobs(vlm, prompts, ids, mask)
+        logprobs, entropy = completion_logprobs(self.forward_vlm, prompts, ids, mask)
         ref = None
         if self.reference is not None and self.cfg.kl_coef > 0:
             with torch.no_grad():
@@ -131,24 +154,32 @@ class Learner:
         self.vlm.model.train()
         adv = self.advantages(batch, group_size)
         n, size = len(batch.samples), self.cfg.micro_batch_size
-        total_tokens = max(1, batch.num_tokens)
+        # each micro-batch's share of the global batch; DDP averages over ranks, hence x world
+        world = self.dist.world
+        total_tokens = max(1.0, all_reduce_sum(batch.num_tokens, self.dist))
+        total_rows = max(1.0, all_reduce_sum(n, self.dist))
         sums: dict[str, float] = {}
-        for start in range(0, n, size):
+        starts = list(range(0, n, size))
+        for start in starts:
             rows = np.arange(start, min(n, start + size))
-            loss, metrics, tokens = self._micro_batch(batch, rows, adv)
-            weight = (
-                tokens / total_tokens if self.cfg.aggregation == "token_mean" else len(rows) / n
-            )
-            (loss * weight).backward()
+            last = start == starts[-1]
+            with self._sync(last):
+                loss, metrics, tokens = self._micro_batch(batch, rows, adv)
+                share = (
+                    tokens / total_tokens
+                    if self.cfg.aggregation == "token_mean"
+                    else (len(rows) / total_rows)
+                )
+                (loss * share * world).backward()
             for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + value * weight
+                sums[key] = sums.get(key, 0.0) + value * share * world
         params = [p for p in self.vlm.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.vlm.model.eval()
         return {
-            **sums,
+            **all_reduce_mean(sums, self.dist),
             "learner/grad_norm": float(grad_norm),
             "learner/lr": self.optimizer.param_groups[0]["lr"],
         }

@@ -47,6 +47,27 @@ class RolloutBatch:
     sample_seconds: float = 0.0
     """Time spent in the sampler."""
 
+    def shard(self, rank: int, world: int, group_size: int) -> RolloutBatch:
+        """This rank's whole GRPO groups (episodes split in contiguous blocks of groups)."""
+        episodes = len(self.episode_rewards)
+        groups = episodes // group_size
+        if groups % world:
+            raise ValueError(f"{groups} groups do not split over {world} ranks")
+        per = groups // world * group_size
+        lo, hi = rank * per, (rank + 1) * per
+        rows = [i for i, e in enumerate(self.episode) if lo <= e < hi]
+        return RolloutBatch(
+            requests=[self.requests[i] for i in rows],
+            samples=[self.samples[i] for i in rows],
+            episode=self.episode[rows] - lo,
+            group=self.group[rows] - lo // group_size,
+            rewards=self.rewards[rows],
+            reward_components={k: v[lo:hi] for k, v in self.reward_components.items()},
+            episode_rewards=self.episode_rewards[lo:hi],
+            episode_scores=self.episode_scores[lo:hi],
+            turns=self.turns[lo:hi],
+        )
+
     @property
     def num_tokens(self) -> int:
         """Completion tokens sampled in this rollout."""

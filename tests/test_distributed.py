@@ -1,0 +1,52 @@
+"""Data-parallel learning: two gloo ranks under torchrun equal one process on the batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agents.tiny import build_tiny_model
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_step.py"
+
+
+def _run(args: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(SCRIPT),
+        str(model),
+        str(tmp_path / "ddp"),
+    ]
+    _run(torchrun, env)
+    _run([sys.executable, str(SCRIPT), str(model), str(tmp_path / "one")], env)
+    ranks = [json.loads((tmp_path / "ddp" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]  # the ranks stay identical
+    ddp = load_file(tmp_path / "ddp" / "weights.safetensors")
+    one = load_file(tmp_path / "one" / "weights.safetensors")
+    base = load_file(model / "model.safetensors")
+    moved = [k for k in base if k in one and not torch.equal(base[k], one[k])]
+    assert moved, "the step must change the weights"
+    for key in one:
+        torch.testing.assert_close(ddp[key], one[key], atol=2e-6, rtol=1e-4)
+    single = json.loads((tmp_path / "one" / "rank0.json").read_text())
+    assert ranks[0]["loss/policy"] == pytest.approx(single["loss/policy"], abs=1e-5)
