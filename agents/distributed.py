@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -65,3 +66,18 @@ def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
     dist.all_reduce(t)
     return {k: float(v) / info.world for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def all_gather_list(values: list[Any], info: DistInfo) -> list[Any]:
+    """Every rank's ``values``, concatenated in rank order (the same list on every rank)."""
+    if not info.enabled:
+        return list(values)
+    gathered: list[list[Any] | None] = [None] * info.world
+    dist.all_gather_object(gathered, list(values))
+    return [v for part in gathered for v in (part or [])]
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in one process)."""
+    if info.enabled:
+        dist.barrier()

@@ -45,6 +45,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
+from agents.distributed import (
+    all_gather_list,
+    all_reduce_mean,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+)
 from agents.learner import Learner, LearnerConfig
 from agents.models import VLM, load_vlm, resolve_local_dir
 from agents.rollout import RolloutBatch, group_seeds, rollout
@@ -400,11 +407,14 @@ def prepare_model(cfg: TrainConfig, run: Path) -> Path:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run GRPO; returns the final metrics and the history."""
     # --- setup: directories, model, sampler, learner, envs
+    info = init_distributed(cfg.device)  # one process, or one rank of a torchrun job
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None
     dtype = DTYPES[cfg.dtype]
-    vlm = load_vlm(prepare_model(cfg, run), device=cfg.device, dtype=dtype)
+    model_dir = prepare_model(cfg, run) if info.is_main else run / "tiny-model"
+    barrier(info)  # rank 0 may have built the tiny model
+    vlm = load_vlm(model_dir if cfg.model == "tiny" else cfg.model, device=cfg.device, dtype=dtype)
     reference = load_vlm(vlm.path, device=cfg.device, dtype=dtype) if cfg.kl_coef > 0 else None
     learner = Learner(
         vlm,
@@ -421,6 +431,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             gradient_checkpointing=cfg.gradient_checkpointing,
         ),
         reference,
+        dist_info=info,
     )
     puzzles = puzzles_of(cfg)
     answer_format = puzzles[0].config.answer_format
@@ -452,9 +463,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         }
 
     metrics_path = run / "metrics.jsonl"
-    writer = _tensorboard(run)
-    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
-    (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    writer = _tensorboard(run) if info.is_main else None
+    if info.is_main:
+        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+        (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
     # --- the loop: rollout, learn, log, evaluate, checkpoint
     step = start_step
@@ -465,24 +477,27 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, disable=not info.is_main) as progress:
         began = time.perf_counter()
         title = f"{cfg.curriculum} curriculum" if cfg.curriculum else cfg.env
         task = progress.add_task(title, total=cfg.steps, completed=start_step, stats="")
         last_eval: dict[str, float] = {}
-        if start_step == 0:  # the untrained model's held-out accuracy: where learning starts
+        if start_step == 0 and info.is_main:  # the untrained model's accuracy: the start
             last_eval = evaluate(cfg, eval_envs, sampler, level_options())
             history.append({"step": 0, "env/chance": chance(), **last_eval, "time/elapsed_s": 0.0})
             with metrics_path.open("a") as fh:
                 fh.write(json.dumps(history[-1]) + "\n")
         for step in range(start_step + 1, cfg.steps + 1):
-            seeds = group_seeds(cfg.groups_per_step, cfg.group_size, seed=hash_seed(cfg, step))
+            per_rank = cfg.groups_per_step * cfg.group_size  # each rank plays its own groups
+            seeds = group_seeds(
+                cfg.groups_per_step * info.world, cfg.group_size, seed=hash_seed(cfg, step)
+            )[info.rank * per_rank :][:per_rank]
             params = SamplingParams(
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens,
                 constrain=cfg.constrain_answers,
-                seed=hash_seed(cfg, step),
+                seed=hash_seed(cfg, step) + info.rank,
             )
             vlm.model.eval()
             batch = rollout(envs, sampler, params, seeds, cfg.group_size, options=level_options())
@@ -491,13 +506,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             row = {
                 "step": step,
                 "env/chance": chance(),
-                **step_metrics(batch, learn, time.perf_counter() - clock),
+                **all_reduce_mean(step_metrics(batch, learn, time.perf_counter() - clock), info),
             }
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if info.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
                 last_eval = evaluate(cfg, eval_envs, sampler, level_options())
                 row.update(last_eval)
             if curriculum is not None:
-                change = curriculum.update((batch.episode_scores == 1.0).tolist())
+                solved = all_gather_list((batch.episode_scores == 1.0).tolist(), info)
+                change = curriculum.update(solved)
                 row["curriculum/level"] = curriculum.level
                 if change:
                     console.print(
@@ -506,8 +522,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     )
             row["time/elapsed_s"] = time.perf_counter() - began
             history.append(row)
-            with metrics_path.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            if info.is_main:
+                with metrics_path.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
             if writer is not None:
                 for key, value in row.items():
                     writer.add_scalar(key, value, step)
@@ -520,18 +537,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     f" {row['perf/tokens_per_s']:.0f} tok/s"
                 ),
             )
-            if step % cfg.save_every == 0:
+            if step % cfg.save_every == 0 and info.is_main:
                 save_checkpoint(run, step, vlm, learner, cfg, extra_state())
-            if _should_stop(cfg, row, began):
-                break
+            if all_reduce_sum(float(_should_stop(cfg, row, began)), info) > 0:
+                break  # every rank stops at the same step
     # --- the end: final checkpoint, model export, curves
     if writer is not None:
         writer.close()
+    evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
+    if not info.is_main:
+        return {"summary": {"steps": step, "eval_curve": evals}, "history": history}
     final = save_checkpoint(run, step, vlm, learner, cfg, extra_state())
     vlm.model.save_pretrained(run / "final")
     vlm.processor.save_pretrained(run / "final")
     plot_curves(history, run / "curves.png", f"{cfg.env} (GRPO)")
-    evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
     summary = {
         "steps": step,
         "final_eval_accuracy": evals[-1][1] if evals else None,
@@ -626,8 +645,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     result = train(cfg)
     s = result["summary"]
-    console.print(f"held-out accuracy by step: {s['eval_curve']}")
-    console.print(f"wall time {s['wall_s']:.0f} s; curves in {Path(cfg.out) / 'curves.png'}")
+    if "wall_s" in s:  # rank 0 (or the only process)
+        console.print(f"held-out accuracy by step: {s['eval_curve']}")
+        console.print(f"wall time {s['wall_s']:.0f} s; curves in {Path(cfg.out) / 'curves.png'}")
     return 0
 
 

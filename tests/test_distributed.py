@@ -50,3 +50,41 @@ def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path: Path) ->
         torch.testing.assert_close(ddp[key], one[key], atol=2e-6, rtol=1e-4)
     single = json.loads((tmp_path / "one" / "rank0.json").read_text())
     assert ranks[0]["loss/policy"] == pytest.approx(single["loss/policy"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "agents.train",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--groups-per-step",
+        "1",
+        "--group-size",
+        "4",
+        "--eval-every",
+        "1",
+        "--eval-episodes",
+        "4",
+        "--save-every",
+        "1",
+    ]
+    _run(args, env)
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()]
+    assert steps == [0, 1, 2]  # one writer
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001", "step_000002"]
+    assert (out / "final" / "model.safetensors").is_file()
