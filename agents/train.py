@@ -97,6 +97,11 @@ class TrainConfig:
     """Longest completion in tokens."""
     constrain_answers: bool = True
     """Sample only completions inside the puzzle's answer grammar."""
+    sampler: str = "hf"
+    """``hf`` (transformers, samples from the learner's module) or ``vllm`` (a colocated
+    vLLM engine that takes the learner's weights after every step)."""
+    gpu_memory_utilization: float = 0.5
+    """vLLM: share of GPU memory for the engine."""
     clip_eps: float = 0.2
     """Ratio clip range."""
     kl_coef: float = 0.0
@@ -240,6 +245,8 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(names))}")
     cfg = TrainConfig(**settings)
+    if cfg.sampler == "vllm" and cfg.lora_rank:
+        raise ValueError("the vLLM sampler takes full weights: train without LoRA, or merge")
     if cfg.dtype not in DTYPES:
         raise ValueError(f"dtype={cfg.dtype!r} is not valid; choose one of: {', '.join(DTYPES)}")
     if cfg.steps < 1 or cfg.group_size < 2 or cfg.groups_per_step < 1:
@@ -332,7 +339,7 @@ def puzzles_of(cfg: TrainConfig) -> list[Any]:
 def evaluate(
     cfg: TrainConfig,
     envs: gym.vector.VectorEnv,
-    sampler: HFSampler,
+    sampler: Any,
     options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Greedy accuracy on the fixed held-out seeds."""
@@ -394,6 +401,23 @@ def step_metrics(batch: RolloutBatch, learn: dict[str, float], learn_s: float) -
     }
 
 
+def make_sampler(cfg: TrainConfig, vlm: VLM, answer_format: str) -> Any:
+    """The HF sampler, or a vLLM engine loaded from the same checkpoint."""
+    if cfg.sampler == "hf":
+        return HFSampler(vlm, answer_format=answer_format)
+    if cfg.sampler != "vllm":
+        raise ValueError(f"sampler={cfg.sampler!r}; choose hf or vllm")
+    from agents.samplers.vllm import VLLMSampler
+
+    return VLLMSampler(
+        vlm.path,
+        answer_format=answer_format,
+        dtype="bfloat16" if cfg.dtype == "bfloat16" else "float32",
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        seed=cfg.seed,
+    )
+
+
 def prepare_model(cfg: TrainConfig, run: Path) -> Path:
     """The model directory: ``cfg.model``, or a freshly built tiny model."""
     if cfg.model != "tiny":
@@ -429,6 +453,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             lora_rank=cfg.lora_rank,
             freeze_vision=cfg.freeze_vision,
             gradient_checkpointing=cfg.gradient_checkpointing,
+            old_logprobs="recompute" if cfg.sampler == "vllm" else "sampler",
         ),
         reference,
         dist_info=info,
@@ -439,7 +464,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.curriculum:
         low, high = cfg.curriculum_band
         curriculum = Curriculum(len(puzzles), band=(low, high), window=cfg.curriculum_window)
-    sampler = HFSampler(vlm, answer_format=answer_format)
+    sampler = make_sampler(cfg, vlm, answer_format)
     n_envs = cfg.groups_per_step * cfg.group_size
     envs, eval_envs = make_envs(cfg, n_envs), make_envs(cfg, cfg.eval_episodes)
     start_step, history = 0, []
@@ -503,6 +528,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             batch = rollout(envs, sampler, params, seeds, cfg.group_size, options=level_options())
             clock = time.perf_counter()
             learn = learner.step(batch, cfg.group_size)
+            sampler.load_weights(vlm.model)  # the vLLM engine samples the new policy next
             row = {
                 "step": step,
                 "env/chance": chance(),
