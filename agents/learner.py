@@ -23,6 +23,7 @@ from agents.distributed import DistInfo, all_reduce_mean, all_reduce_sum
 from agents.grpo import group_advantages, grpo_loss
 from agents.models import VLM, completion_logprobs, encode, prompt_text
 from agents.rollout import RolloutBatch
+from agents.samplers.base import Request, Sample
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,18 @@ def _pad(rows: Sequence[Sequence[Any]], value: float, dtype: torch.dtype) -> tor
     return out
 
 
+def completion_batch(
+    vlm: VLM, requests: Sequence[Request], samples: Sequence[Sample]
+) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Encoded prompts, padded completion ids, their mask and the sampler's logprobs."""
+    texts = [prompt_text(vlm, r.prompt, len(r.images), r.history) for r in requests]
+    prompts = encode(vlm, texts, [list(r.images) for r in requests])
+    ids = _pad([s.token_ids for s in samples], vlm.pad_token_id, torch.long)
+    mask = _pad([[1] * len(s.token_ids) for s in samples], 0, torch.long)
+    sampled = _pad([s.logprobs for s in samples], 0.0, torch.float32)
+    return prompts, ids, mask, sampled
+
+
 class Learner:
     """AdamW on the policy with the GRPO loss; optional frozen reference for the KL term."""
 
@@ -130,13 +143,9 @@ class Learner:
     def _micro_batch(
         self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray
     ) -> tuple[torch.Tensor, dict[str, float], int]:
-        vlm = self.vlm
-        reqs = [batch.requests[i] for i in rows]
-        texts = [prompt_text(vlm, r.prompt, len(r.images), r.history) for r in reqs]
-        prompts = encode(vlm, texts, [list(r.images) for r in reqs])
-        ids = _pad([batch.samples[i].token_ids for i in rows], vlm.pad_token_id, torch.long)
-        mask = _pad([[1] * len(batch.samples[i].token_ids) for i in rows], 0, torch.long)
-        old = _pad([batch.samples[i].logprobs for i in rows], 0.0, torch.float32)
+        prompts, ids, mask, old = completion_batch(
+            self.vlm, [batch.requests[i] for i in rows], [batch.samples[i] for i in rows]
+        )
         logprobs, entropy = completion_logprobs(self.forward_vlm, prompts, ids, mask)
         ref = None
         if self.reference is not None and self.cfg.kl_coef > 0:

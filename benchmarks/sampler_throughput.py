@@ -22,8 +22,8 @@ import gymnasium as gym
 import torch
 
 import ssl_gym  # noqa: F401
-from agents.learner import _pad
-from agents.models import completion_logprobs, encode, load_vlm, prompt_text
+from agents.learner import completion_batch
+from agents.models import completion_logprobs, load_vlm
 from agents.samplers.base import Request, SamplingParams
 from agents.samplers.hf import HFSampler
 from agents.samplers.vllm import VLLMSampler
@@ -45,13 +45,9 @@ def tokens_per_s(sampler, requests, params, repeats: int = 3) -> float:
 
 def logprob_gap(vlm, engine, req: Request, params: SamplingParams) -> float:
     samples = engine.sample([req], params)[0]
-    texts = [prompt_text(vlm, req.prompt, len(req.images))] * len(samples)
-    batch = encode(vlm, texts, [list(req.images)] * len(samples))
-    ids = _pad([s.token_ids for s in samples], vlm.pad_token_id, torch.long)
-    mask = _pad([[1] * len(s.token_ids) for s in samples], 0, torch.long)
+    prompts, ids, mask, theirs = completion_batch(vlm, [req] * len(samples), samples)
     with torch.no_grad():
-        ours, _ = completion_logprobs(vlm, batch, ids, mask)
-    theirs = _pad([s.logprobs for s in samples], 0.0, torch.float32)
+        ours, _ = completion_logprobs(vlm, prompts, ids, mask)
     return float((ours - theirs).abs().max())
 
 

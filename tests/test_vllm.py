@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import ssl_gym  # noqa: F401
-from agents.learner import _pad
-from agents.models import VLM, completion_logprobs, encode, load_vlm, prompt_text
+from agents.learner import completion_batch
+from agents.models import VLM, completion_logprobs, load_vlm
 from agents.samplers.base import Request, Sample, SamplingParams
 from agents.tiny import build_tiny_model
 from agents.train import make_config, train
@@ -34,13 +34,10 @@ def _request(env_id: str = "SSL/Rotation-4way-v0", seed: int = 0) -> Request:
 
 
 def _learner_logprobs(vlm: VLM, req: Request, samples: list[Sample]) -> tuple[torch.Tensor, ...]:
-    texts = [prompt_text(vlm, req.prompt, len(req.images))] * len(samples)
-    batch = encode(vlm, texts, [list(req.images)] * len(samples))
-    ids = _pad([s.token_ids for s in samples], vlm.pad_token_id, torch.long)
-    mask = _pad([[1] * len(s.token_ids) for s in samples], 0, torch.long)
+    prompts, ids, mask, theirs = completion_batch(vlm, [req] * len(samples), samples)
     with torch.no_grad():
-        ours, _ = completion_logprobs(vlm, batch, ids, mask)
-    return ours, _pad([s.logprobs for s in samples], 0.0, torch.float32)
+        ours, _ = completion_logprobs(vlm, prompts, ids, mask)
+    return ours, theirs
 
 
 def test_generation_with_images(engine) -> None:

@@ -81,6 +81,7 @@ class MixtureEnv(gym.Env[Observation, str]):
         self.observation_space = observation_space(((canvas, canvas, 3),))
         self.action_space = Completion()
         self.active: int | None = None
+        self._index = 0
         self._current: PuzzleEnv | None = None
         self._picture: np.ndarray | None = None
 
@@ -119,19 +120,17 @@ class MixtureEnv(gym.Env[Observation, str]):
             index = int(options["level"])
         if index is None:
             index = int(self.np_random.choice(len(self.ids), p=self.weights))
-        self._current = self.envs[index]
+        self._index, self._current = index, self.envs[index]
         obs, info = self._current.reset(seed=int(self.np_random.integers(2**31)))
         self._picture = letterbox(composite(obs["images"]), self.canvas)
-        info.update(task=self._current.puzzle.family, task_id=self.ids[index], task_index=index)
-        return {"images": (self._picture,), "prompt": obs["prompt"]}, info
+        return {"images": (self._picture,), "prompt": obs["prompt"]}, {**info, **self._task()}
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Play the turn in the current task's env."""
         if self._current is None or self._picture is None:
             raise RuntimeError("call reset() before step()")
         obs, reward, terminated, truncated, info = self._current.step(action)
-        index = self.envs.index(self._current)
-        info.update(task=self._current.puzzle.family, task_id=self.ids[index], task_index=index)
+        info.update(self._task())
         return (
             {"images": (self._picture.copy(),), "prompt": obs["prompt"]},
             reward,
@@ -139,6 +138,10 @@ class MixtureEnv(gym.Env[Observation, str]):
             truncated,
             info,
         )
+
+    def _task(self) -> dict[str, Any]:
+        family = self.envs[self._index].puzzle.family
+        return {"task": family, "task_id": self.ids[self._index], "task_index": self._index}
 
     def render(self) -> np.ndarray | None:
         """The composite picture of the current puzzle."""
