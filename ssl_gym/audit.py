@@ -103,8 +103,13 @@ def _mean_score(puzzle: Puzzle, instances: Sequence[Instance], answers: Sequence
     return float(np.mean(scores))
 
 
-def blind_score(puzzle: Puzzle, instances: Sequence[Instance]) -> float:
-    """Best score of a constant answer, chosen in hindsight over all instances."""
+def blind_answer(puzzle: Puzzle, instances: Sequence[Instance]) -> str:
+    """The constant answer text that scores best over ``instances`` (never sees an image).
+
+    The candidates are the most frequent answer and, for sequence answers, the most
+    frequent value at each position. ``ssl-gym eval --policy blind`` fits it on training
+    seeds and answers it on every held-out puzzle.
+    """
     targets = [_targets(puzzle, inst) for inst in instances]
     whole = Counter(_join(t) for t in targets).most_common(1)[0][0]
     candidates = [whole]
@@ -113,7 +118,13 @@ def blind_score(puzzle: Puzzle, instances: Sequence[Instance]) -> float:
             Counter(t[i] for t in targets).most_common(1)[0][0] for i in range(len(targets[0]))
         ]
         candidates.append(_join(modes))
-    return max(_mean_score(puzzle, instances, [c] * len(instances)) for c in candidates)
+    return max(candidates, key=lambda c: _mean_score(puzzle, instances, [c] * len(instances)))
+
+
+def blind_score(puzzle: Puzzle, instances: Sequence[Instance]) -> float:
+    """Best score of a constant answer, chosen in hindsight over all instances."""
+    answer = blind_answer(puzzle, instances)
+    return _mean_score(puzzle, instances, [answer] * len(instances))
 
 
 def ridge_classify(
