@@ -53,8 +53,12 @@ pytest: $(STAMP) $(CHROMIUM)
 
 test: lint typecheck pytest
 
+# Every benchmark; each writes benchmarks/results/<name>.json (see docs for the summary).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(BIN)/python benchmarks/sampler_throughput.py
+	$(BIN)/python benchmarks/grpo_step.py
+	$(BIN)/python benchmarks/shortcut_audit.py
 
 # The documentation site: pages generated from the code into build/docs/, site in build/site/.
 docs: $(STAMP)

@@ -1,6 +1,9 @@
 """Env throughput: instances per second for every registered id.
 
-For each id, on one core (the process is pinned where the OS allows it):
+Every id: the single-turn puzzles, their ``-Hint`` twins (episodes answered right at the
+first turn, so the figure is the hinted shell's overhead) and the mixtures (except
+``SSL/Mix-v0``, which needs its ids). For each id, on one core (the process is pinned where
+the OS allows it):
 
 * ``single``: ``reset`` + ``step(oracle)`` on one env;
 * ``sync``: the same through ``gym.make_vec(..., vectorization_mode="sync")``;
@@ -8,12 +11,13 @@ For each id, on one core (the process is pinned where the OS allows it):
   that many cores; the figure is also reported per worker);
 * ``episode_over_copy``: an episode (reset + step) in units of copying its pixels once;
 * ``shell_over_copy``: what the env shell adds on top of the puzzle's own work
-  (generate + verify), in units of copying the observation's pixels once.
+  (generate + verify), in units of copying the observation's pixels once (single-turn
+  ids only).
 
 Also the procedural image source alone at 224 px. Prints a table and writes
 ``benchmarks/results/env_throughput.json``.
 
-    python benchmarks/env_throughput.py [--ids 'SSL/Jigsaw-*'] [--seconds 1.0]
+    python benchmarks/env_throughput.py [--ids 'SSL/Jigsaw-*'] [--seconds 0.5] [--quick]
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import gymnasium as gym
 import numpy as np
 
 import ssl_gym
-from ssl_gym.envs import entries
+from ssl_gym.core import format_answer
+from ssl_gym.envs import entries, mixture_ids
 from ssl_gym.images import ProceduralSource
 
 RESULTS = Path(__file__).parent / "results"
@@ -46,27 +51,40 @@ def rate(fn, seconds: float, batch: int = 1) -> float:
     return n * batch / elapsed
 
 
+def answer_formats(env_id: str) -> list[str]:
+    """The answer format of the id, or of each task of a mixture (by ``task_index``)."""
+    env = gym.make(env_id, disable_env_checker=True).unwrapped
+    return [e.puzzle.config.answer_format for e in getattr(env, "envs", [env])]
+
+
+def right_answers(infos: dict, formats: list[str], n: int) -> list[str]:
+    """The ground truth of each env of a vector reset, written in its answer format."""
+    tasks = infos.get("task_index", [0] * n)
+    return [format_answer(infos["answer"][i], formats[int(tasks[i])]) for i in range(n)]
+
+
 def single_rate(env_id: str, seconds: float) -> float:
     env = gym.make(env_id, disable_env_checker=True).unwrapped
+    formats = answer_formats(env_id)
     seed = iter(range(10**9))
 
     def one() -> None:
-        env.reset(seed=next(seed))
-        env.step(env.puzzle.oracle(env.instance))
+        _, info = env.reset(seed=next(seed))
+        env.step(format_answer(info["answer"], formats[info.get("task_index", 0)]))
 
     return rate(one, seconds)
 
 
 def vector_rate(env_id: str, mode: str, num_envs: int, seconds: float) -> float:
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+    formats = answer_formats(env_id)
     _, infos = envs.reset(seed=0)
-    state = {"answers": infos["answer"]}
+    state = {"actions": right_answers(infos, formats, num_envs)}
 
     def one() -> None:
-        actions = [f"<think>.</think> <answer>{a}</answer>" for a in state["answers"]]
-        envs.step(actions)  # every episode ends: next-step autoreset draws new puzzles
+        envs.step(state["actions"])  # every episode ends: next-step autoreset draws new puzzles
         _, infos = envs.reset()
-        state["answers"] = infos["answer"]
+        state["actions"] = right_answers(infos, formats, num_envs)
 
     try:
         return rate(one, seconds, batch=num_envs)
@@ -123,11 +141,15 @@ def procedural_rate(seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", default="*", help="glob over registered ids")
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
+    parser.add_argument("--quick", action="store_true", help="0.1 s per measurement")
     parser.add_argument("--workers", type=int, default=2, help="async vector env workers")
     parser.add_argument("--out", type=Path, default=RESULTS / "env_throughput.json")
     args = parser.parse_args()
-    ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
+    if args.quick:
+        args.seconds = 0.1
+    every = [e.id for e in entries(hinted=True)] + mixture_ids()[:-1]  # Mix-v0 needs ids
+    ids = [i for i in every if fnmatch.fnmatch(i, args.ids)]
     all_cores = pin_one_core()
     results = {"procedural_images_per_s_224": procedural_rate(args.seconds), "ids": {}}
     print(f"procedural source, 224x224: {results['procedural_images_per_s_224']:.0f} images/s")
@@ -141,14 +163,16 @@ def main() -> None:
             "single": single_rate(env_id, args.seconds),
             "sync": vector_rate(env_id, "sync", 4, args.seconds),
         }
-        row["episode_over_copy"], row["shell_over_copy"] = copy_ratios(env_id, args.seconds)
+        if "-Hint-" not in env_id and "/Mix-" not in env_id:
+            row["episode_over_copy"], row["shell_over_copy"] = copy_ratios(env_id, args.seconds)
         unpin(all_cores)  # async workers inherit the affinity: give them every core
         row["async"] = vector_rate(env_id, "async", args.workers, args.seconds)
         row["async_per_worker"] = row["async"] / args.workers
         results["ids"][env_id] = row
         print(
             f"{env_id:32s} {row['single']:8.0f} {row['sync']:8.0f} {row['async']:9.0f}"
-            f" {row['episode_over_copy']:12.0f} {row['shell_over_copy']:10.1f}"
+            f" {row.get('episode_over_copy', float('nan')):12.0f}"
+            f" {row.get('shell_over_copy', float('nan')):10.1f}"
         )
     results["meta"] = {
         "ssl_gym": ssl_gym.__version__,
