@@ -5,11 +5,26 @@ computes gradients on them; DDP averages the gradients, so every rank takes the 
 optimizer step. The learner weights each rank's loss by its share of the *global* token
 (or sequence) count, so a run on N ranks equals one process on the same global batch.
 Metrics are averaged across ranks; only rank 0 writes files.
+
+FSDP2 (``fully_shard``) is the same data-parallel loop for models that do not fit on one
+device: every transformer block (and then the root) keeps only its shard of the weights,
+gradients and AdamW states, and gathers the full weights for the forward and backward
+of that block. Three things follow, all handled here and in the learner:
+
+- Sampling needs the whole model for many forwards of different counts on different
+  ranks, so ``full_weights`` gathers every block once (a collective every rank enters
+  together) and keeps it gathered until the context exits.
+- Every forward of the learner is a collective, so every rank runs the same number of
+  micro-batches (a rank with fewer rows runs weightless ones).
+- Checkpoints and weight pushes need the full tensors: ``full_state_dict`` gathers them
+  on every rank (a collective) and the caller decides who writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +83,15 @@ def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float
     return {k: float(v) / info.world for k, v in zip(keys, t.tolist(), strict=True)}
 
 
+def all_reduce_max(value: float, info: DistInfo) -> float:
+    """The largest ``value`` over ranks."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def all_gather_list(values: list[Any], info: DistInfo) -> list[Any]:
     """Every rank's ``values``, concatenated in rank order (the same list on every rank)."""
     if not info.enabled:
@@ -81,3 +105,116 @@ def barrier(info: DistInfo) -> None:
     """Wait for every rank (no-op in one process)."""
     if info.enabled:
         dist.barrier()
+
+
+# --- FSDP2 ---------------------------------------------------------------------------------
+
+#: Class-name endings of the blocks that get their own FSDP unit (besides a model's own
+#: ``_no_split_modules``): text decoder layers, vision encoder layers and blocks.
+BLOCK_SUFFIXES = ("DecoderLayer", "EncoderLayer", "VisionBlock")
+
+
+def shard_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The outermost blocks ``shard_model`` makes FSDP units of (the root excluded)."""
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    blocks: dict[str, torch.nn.Module] = {}
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        inside = any(name.startswith(f"{outer}.") for outer in blocks)
+        if name and not inside and (kind in names or kind.endswith(BLOCK_SUFFIXES)):
+            blocks[name] = module
+    return list(blocks.values())
+
+
+def shard_model(model: torch.nn.Module) -> torch.nn.Module:
+    """``fully_shard`` every transformer block, then the root (in place; returns it)."""
+    from torch.distributed.fsdp import fully_shard
+
+    blocks = shard_blocks(model)
+    if not blocks:
+        raise ValueError(
+            f"FSDP: found no transformer block in {type(model).__name__} (looked for "
+            f"_no_split_modules and class names ending in {BLOCK_SUFFIXES})"
+        )
+    for block in blocks:
+        fully_shard(block)
+    fully_shard(model)
+    # FSDP picks its root at the first forward; transformers' generate may call the vision
+    # tower alone first, so settle the root now
+    model._get_fsdp_state()._lazy_init()  # type: ignore[operator]
+    return model
+
+
+def fsdp_units(model: torch.nn.Module) -> list[Any]:
+    """The FSDP2 modules inside ``model`` (empty when it is not sharded)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return [m for m in model.modules() if isinstance(m, FSDPModule)]
+
+
+@contextlib.contextmanager
+def full_weights(model: torch.nn.Module) -> Iterator[None]:
+    """Keep a sharded model's full weights gathered inside the block (no-op otherwise).
+
+    Every rank must enter together (the gathering is a collective); inside, forwards run
+    no collectives, so ranks may sample different numbers of tokens.
+    """
+    units = fsdp_units(model)
+    for unit in units:
+        unit.set_reshard_after_forward(False)
+        unit.unshard()
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.set_reshard_after_forward(True)
+            unit.reshard()
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Full CPU tensors of the weights, named as in ``state_dict`` (collective if sharded)."""
+    if not fsdp_units(model):
+        return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=False)
+    full = get_model_state_dict(model, options=options)
+    return {k: torch.as_tensor(v).cpu().contiguous() for k, v in full.items()}
+
+
+def full_optimizer_state_dict(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """The optimizer's state keyed by parameter name, with full tensors.
+
+    One layout for one process, DDP and FSDP (``torch.distributed.checkpoint``'s), so a
+    checkpoint of any of them resumes under any other. Collective if the model is sharded.
+    """
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=False)
+    return get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def load_full_state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    weights: dict[str, torch.Tensor],
+    optim_state: dict[str, Any],
+) -> None:
+    """Load full weights and optimizer state (as the ``full_*`` functions return them)."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True)
+    if fsdp_units(model):
+        set_model_state_dict(model, dict(weights), options=options)
+    else:
+        model.load_state_dict(weights)
+    set_optimizer_state_dict(model, optimizer, optim_state, options=options)

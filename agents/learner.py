@@ -19,7 +19,17 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from agents.distributed import DistInfo, all_reduce_mean, all_reduce_sum
+from agents.distributed import (
+    DistInfo,
+    all_reduce_max,
+    all_reduce_mean,
+    all_reduce_sum,
+    full_optimizer_state_dict,
+    full_state_dict,
+    full_weights,
+    load_full_state,
+    shard_model,
+)
 from agents.grpo import group_advantages, grpo_loss
 from agents.models import VLM, completion_logprobs, encode, prompt_text
 from agents.rollout import RolloutBatch
@@ -57,6 +67,9 @@ class LearnerConfig:
     learner's for the HF sampler); ``recompute``: the learner's own, detached (on-policy,
     as verl recomputes them), needed when a sampler reports logprobs after its grammar
     mask (vLLM with structured outputs)."""
+    parallel: str = "ddp"
+    """Under torchrun: ``ddp`` (every rank holds the whole model) or ``fsdp`` (FSDP2
+    ``fully_shard``: weights, gradients and AdamW states sharded over ranks)."""
 
 
 def _freeze_vision(model: torch.nn.Module) -> int:
@@ -111,6 +124,8 @@ class Learner:
             raise ValueError("kl_coef > 0 needs a reference model")
         if cfg.old_logprobs not in ("sampler", "recompute"):
             raise ValueError(f"old_logprobs={cfg.old_logprobs!r}; choose sampler or recompute")
+        if cfg.parallel not in ("ddp", "fsdp"):
+            raise ValueError(f"parallel={cfg.parallel!r}; choose ddp or fsdp")
         self.vlm, self.cfg, self.reference = vlm, cfg, reference
         self.dist = dist_info or DistInfo()
         if cfg.freeze_vision:
@@ -119,20 +134,55 @@ class Learner:
             _apply_lora(vlm, cfg.lora_rank)
         if cfg.gradient_checkpointing:
             vlm.model.gradient_checkpointing_enable()
+        self.fsdp = self.dist.enabled and cfg.parallel == "fsdp"
+        if self.fsdp:  # before the optimizer: sharding turns the parameters into DTensors
+            shard_model(vlm.model)
+            if reference is not None:
+                shard_model(reference.model)
         params = [p for p in vlm.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         # the learner's forward goes through DDP (gradient averaging); sampling uses the module
         self.forward_vlm = vlm
-        if self.dist.enabled:
+        if self.dist.enabled and not self.fsdp:
             ddp = DistributedDataParallel(vlm.model, find_unused_parameters=True)
             self.forward_vlm = dataclasses.replace(vlm, model=ddp)  # type: ignore[arg-type]
 
     def _sync(self, last: bool) -> contextlib.AbstractContextManager[None]:
-        """DDP averages gradients on the last micro-batch only (no_sync before it)."""
+        """Gradients are averaged over ranks on the last micro-batch only."""
         model = self.forward_vlm.model
-        if self.dist.enabled and not last:
+        if self.fsdp:
+            model.set_requires_gradient_sync(last)  # type: ignore[operator]
+        elif self.dist.enabled and not last:
             return model.no_sync()  # type: ignore[operator]
         return contextlib.nullcontext()
+
+    def full_weights(self) -> contextlib.AbstractContextManager[None]:
+        """Sampling context: a sharded policy's full weights stay gathered inside it.
+
+        Every rank must enter together; a no-op without FSDP.
+        """
+        return full_weights(self.vlm.model)
+
+    def state_dicts(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Full weights and optimizer state, for checkpoints (every rank must call)."""
+        model = self.vlm.model
+        return full_state_dict(model), full_optimizer_state_dict(model, self.optimizer)
+
+    def load_state_dicts(self, weights: dict[str, torch.Tensor], optim: dict[str, Any]) -> None:
+        """Restore what ``state_dicts`` returned (every rank must call)."""
+        load_full_state(self.vlm.model, self.optimizer, weights, optim)
+
+    def _micro_batches(self, n: int) -> list[np.ndarray]:
+        """Row ranges of at most ``micro_batch_size``, padded with empty ones under FSDP.
+
+        Every forward of a sharded model is a collective, so every rank runs as many.
+        """
+        size = self.cfg.micro_batch_size
+        chunks = [np.arange(s, min(n, s + size)) for s in range(0, n, size)]
+        count = len(chunks)
+        if self.fsdp:
+            count = int(all_reduce_max(count, self.dist))
+        return chunks + [np.arange(0)] * (count - len(chunks))
 
     def advantages(self, batch: RolloutBatch, group_size: int) -> np.ndarray:
         """Per-row advantages: each episode's group advantage, on every turn of it."""
@@ -174,28 +224,33 @@ class Learner:
         """One optimizer step on the whole batch; returns namespaced metrics."""
         self.vlm.model.train()
         adv = self.advantages(batch, group_size)
-        n, size = len(batch.samples), self.cfg.micro_batch_size
-        # each micro-batch's share of the global batch; DDP averages over ranks, hence x world
+        n = len(batch.samples)
+        # each micro-batch's share of the global batch; DDP and FSDP average over ranks,
+        # hence x world
         world = self.dist.world
         total_tokens = max(1.0, all_reduce_sum(batch.num_tokens, self.dist))
         total_rows = max(1.0, all_reduce_sum(n, self.dist))
         sums: dict[str, float] = {}
-        starts = list(range(0, n, size))
-        for start in starts:
-            rows = np.arange(start, min(n, start + size))
-            last = start == starts[-1]
-            with self._sync(last):
-                loss, metrics, tokens = self._micro_batch(batch, rows, adv)
+        chunks = self._micro_batches(n)
+        for index, rows in enumerate(chunks):
+            padding = len(rows) == 0  # FSDP only: a weightless pass so every rank joins in
+            with self._sync(index == len(chunks) - 1):
+                loss, metrics, tokens = self._micro_batch(
+                    batch, np.arange(1) if padding else rows, adv
+                )
                 share = (
                     tokens / total_tokens
                     if self.cfg.aggregation == "token_mean"
                     else (len(rows) / total_rows)
                 )
+                share = 0.0 if padding else share
                 (loss * share * world).backward()
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value * share * world
         params = [p for p in self.vlm.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
+        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
+            grad_norm = grad_norm.full_tensor()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.vlm.model.eval()

@@ -10,7 +10,8 @@ Design notes
   sampling generator. A run interrupted and resumed from a checkpoint therefore
   replays exactly the steps it would have taken (same weights on CPU).
 * Training seeds are drawn below 2**30, held-out evaluation seeds are
-  ``2**30 + i``: evaluation puzzles are never trained on.
+  ``ssl_gym.evaluation.eval_seeds`` (above 2**30, the set ``ssl-gym eval`` uses):
+  evaluation puzzles are never trained on.
 * Checkpoints are directories written under a temporary name and renamed into place,
   so a crash never leaves a checkpoint that looks complete but is not.
 * A tiny random model learns nothing when it samples freely (it never writes a valid
@@ -59,10 +60,9 @@ from agents.samplers.base import SamplingParams
 from agents.samplers.hf import HFSampler
 from agents.tiny import build_tiny_model
 from ssl_gym.curriculum import Curriculum, family_ladder
-from ssl_gym.vector import SEED_LIMIT
+from ssl_gym.evaluation import eval_seeds
 
 console = Console()
-EVAL_SEED_BASE = SEED_LIMIT
 RECIPES = Path(__file__).parent / "recipes"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -147,6 +147,9 @@ class TrainConfig:
     """Weights dtype: float32, or bfloat16 (GPU)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory (GPU)."""
+    parallel: str = "ddp"
+    """Under torchrun: ``ddp`` (each rank holds the whole model) or ``fsdp`` (FSDP2: weights,
+    gradients and AdamW states sharded over the ranks, for models that do not fit)."""
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -249,6 +252,11 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
         raise ValueError("the vLLM sampler takes full weights: train without LoRA, or merge")
     if cfg.dtype not in DTYPES:
         raise ValueError(f"dtype={cfg.dtype!r} is not valid; choose one of: {', '.join(DTYPES)}")
+    for name, valid in (("sampler", ("hf", "vllm")), ("parallel", ("ddp", "fsdp"))):
+        if getattr(cfg, name) not in valid:
+            raise ValueError(
+                f"{name}={getattr(cfg, name)!r} is not valid; choose {' or '.join(valid)}"
+            )
     if cfg.steps < 1 or cfg.group_size < 2 or cfg.groups_per_step < 1:
         raise ValueError(
             "need steps >= 1, group_size >= 2 (GRPO compares samples) and groups_per_step >= 1"
@@ -260,16 +268,25 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
 
 
 def save_checkpoint(
-    run: Path, step: int, vlm: VLM, learner: Learner, cfg: TrainConfig, extra: dict[str, Any]
+    run: Path,
+    step: int,
+    vlm: VLM,
+    tensors: tuple[dict[str, torch.Tensor], dict[str, Any]],
+    cfg: TrainConfig,
+    extra: dict[str, Any],
 ) -> Path:
-    """Write ``run/checkpoints/step_N`` atomically (temporary directory, then rename)."""
+    """Write ``run/checkpoints/step_N`` atomically (temporary directory, then rename).
+
+    ``tensors`` is ``Learner.state_dicts()``: full weights and optimizer state, which every
+    rank gathers together before rank 0 writes them.
+    """
     final = run / "checkpoints" / f"step_{step:06d}"
     tmp = final.with_name(f".tmp-{final.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in vlm.model.state_dict().items()}
+    weights, optim = tensors
     save_file(weights, tmp / "model.safetensors")
-    torch.save(learner.optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(optim, tmp / "optimizer.pt")
     state = {
         "step": step,
         "config": dataclasses.asdict(cfg),
@@ -293,11 +310,13 @@ def latest_checkpoint(path: Path) -> Path:
     return found[-1].parent
 
 
-def load_checkpoint(ckpt: Path, vlm: VLM, learner: Learner) -> dict[str, Any]:
-    """Restore weights and optimizer; return the trainer state."""
+def load_checkpoint(ckpt: Path, learner: Learner) -> dict[str, Any]:
+    """Restore weights and optimizer (every rank reads the files); return the trainer state."""
     state: dict[str, Any] = json.loads((ckpt / "trainer_state.json").read_text())
-    vlm.model.load_state_dict(load_file(ckpt / "model.safetensors"))
-    learner.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    learner.load_state_dicts(
+        load_file(ckpt / "model.safetensors"),
+        torch.load(ckpt / "optimizer.pt", weights_only=True),
+    )
     torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
     return state
 
@@ -343,7 +362,7 @@ def evaluate(
     options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Greedy accuracy on the fixed held-out seeds."""
-    seeds = [EVAL_SEED_BASE + i for i in range(cfg.eval_episodes)]
+    seeds = eval_seeds(env_spec(cfg)[0], cfg.eval_episodes)
     params = SamplingParams(
         temperature=0.0, max_new_tokens=cfg.max_new_tokens, constrain=cfg.constrain_answers
     )
@@ -454,6 +473,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             freeze_vision=cfg.freeze_vision,
             gradient_checkpointing=cfg.gradient_checkpointing,
             old_logprobs="recompute" if cfg.sampler == "vllm" else "sampler",
+            parallel=cfg.parallel,
         ),
         reference,
         dist_info=info,
@@ -469,7 +489,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     envs, eval_envs = make_envs(cfg, n_envs), make_envs(cfg, cfg.eval_episodes)
     start_step, history = 0, []
     if resume_from is not None:
-        state = load_checkpoint(resume_from, vlm, learner)
+        state = load_checkpoint(resume_from, learner)
         start_step, history = state["step"], state.get("history", [])
         if curriculum is not None and state.get("curriculum"):
             curriculum = Curriculum.from_state_dict(state["curriculum"])
@@ -507,11 +527,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         title = f"{cfg.curriculum} curriculum" if cfg.curriculum else cfg.env
         task = progress.add_task(title, total=cfg.steps, completed=start_step, stats="")
         last_eval: dict[str, float] = {}
-        if start_step == 0 and info.is_main:  # the untrained model's accuracy: the start
-            last_eval = evaluate(cfg, eval_envs, sampler, level_options())
+        if start_step == 0:  # the untrained model's accuracy: the start
+            with learner.full_weights():  # every rank gathers, rank 0 evaluates
+                if info.is_main:
+                    last_eval = evaluate(cfg, eval_envs, sampler, level_options())
             history.append({"step": 0, "env/chance": chance(), **last_eval, "time/elapsed_s": 0.0})
-            with metrics_path.open("a") as fh:
-                fh.write(json.dumps(history[-1]) + "\n")
+            if info.is_main:
+                with metrics_path.open("a") as fh:
+                    fh.write(json.dumps(history[-1]) + "\n")
         for step in range(start_step + 1, cfg.steps + 1):
             per_rank = cfg.groups_per_step * cfg.group_size  # each rank plays its own groups
             seeds = group_seeds(
@@ -525,7 +548,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 seed=hash_seed(cfg, step) + info.rank,
             )
             vlm.model.eval()
-            batch = rollout(envs, sampler, params, seeds, cfg.group_size, options=level_options())
+            with learner.full_weights():
+                batch = rollout(
+                    envs, sampler, params, seeds, cfg.group_size, options=level_options()
+                )
             clock = time.perf_counter()
             learn = learner.step(batch, cfg.group_size)
             sampler.load_weights(vlm.model)  # the vLLM engine samples the new policy next
@@ -534,8 +560,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 "env/chance": chance(),
                 **all_reduce_mean(step_metrics(batch, learn, time.perf_counter() - clock), info),
             }
-            if info.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
-                last_eval = evaluate(cfg, eval_envs, sampler, level_options())
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                with learner.full_weights():  # every rank gathers, rank 0 evaluates
+                    if info.is_main:
+                        last_eval = evaluate(cfg, eval_envs, sampler, level_options())
                 row.update(last_eval)
             if curriculum is not None:
                 solved = all_gather_list((batch.episode_scores == 1.0).tolist(), info)
@@ -563,18 +591,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     f" {row['perf/tokens_per_s']:.0f} tok/s"
                 ),
             )
-            if step % cfg.save_every == 0 and info.is_main:
-                save_checkpoint(run, step, vlm, learner, cfg, extra_state())
+            if step % cfg.save_every == 0:
+                state_dicts = learner.state_dicts()  # every rank gathers, rank 0 writes
+                if info.is_main:
+                    save_checkpoint(run, step, vlm, state_dicts, cfg, extra_state())
             if all_reduce_sum(float(_should_stop(cfg, row, began)), info) > 0:
                 break  # every rank stops at the same step
     # --- the end: final checkpoint, model export, curves
     if writer is not None:
         writer.close()
     evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
+    state_dicts = learner.state_dicts()  # every rank gathers, rank 0 writes
     if not info.is_main:
         return {"summary": {"steps": step, "eval_curve": evals}, "history": history}
-    final = save_checkpoint(run, step, vlm, learner, cfg, extra_state())
-    vlm.model.save_pretrained(run / "final")
+    final = save_checkpoint(run, step, vlm, state_dicts, cfg, extra_state())
+    vlm.model.save_pretrained(run / "final", state_dict=state_dicts[0])
     vlm.processor.save_pretrained(run / "final")
     plot_curves(history, run / "curves.png", f"{cfg.env} (GRPO)")
     summary = {
@@ -609,12 +640,14 @@ def _should_stop(cfg: TrainConfig, row: dict[str, float], began: float) -> bool:
     return bool(cfg.max_minutes) and time.perf_counter() - began > 60 * cfg.max_minutes
 
 
-def memory_estimate(cfg: TrainConfig) -> dict[str, float]:
-    """GiB for weights, gradients, AdamW states, the reference model and activations.
+def memory_estimate(cfg: TrainConfig, ranks: int = 1) -> dict[str, float]:
+    """GiB per rank for weights, gradients, AdamW states, the reference and activations.
 
     Parameters are counted on the meta device from the model's config (nothing is
     loaded); activations are a rough bound for one micro-batch of prompt (1024 tokens)
-    plus completion.
+    plus completion. Under ``parallel = "fsdp"`` the weights, gradients, AdamW states and
+    reference are split over ``ranks`` (plus the largest gathered block, ignored here);
+    under DDP every rank holds them whole.
     """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
@@ -628,7 +661,7 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, float]:
     text = getattr(config, "text_config", config)
     tokens = cfg.micro_batch_size * (1024 + cfg.max_new_tokens)
     per_layer = 2 if cfg.gradient_checkpointing else 16
-    gib = 2.0**30
+    gib = 2.0**30 * (ranks if cfg.parallel == "fsdp" else 1)  # sharded states per rank
     parts = {
         "params_billion": params / 1e9,
         "weights_gib": params * size / gib,
@@ -640,7 +673,7 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, float]:
         * text.num_hidden_layers
         * per_layer
         * size
-        / gib,
+        / 2.0**30,
     }
     parts["total_gib"] = sum(v for k, v in parts.items() if k.endswith("_gib"))
     return parts
@@ -654,6 +687,12 @@ def dry_run(cfg: TrainConfig) -> None:
         return
     for key, value in memory_estimate(cfg).items():
         console.print(f"{key:>20s}: {value:10.2f}")
+    if cfg.parallel == "fsdp":
+        per_rank = {n: memory_estimate(cfg, n)["total_gib"] for n in (2, 4, 8)}
+        console.print(
+            "fsdp total_gib per rank: "
+            + ", ".join(f"{n} ranks {gib:.2f}" for n, gib in per_rank.items())
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

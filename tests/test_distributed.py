@@ -1,4 +1,4 @@
-"""Data-parallel learning: two gloo ranks under torchrun equal one process on the batch."""
+"""Data-parallel learning (DDP and FSDP2): two gloo ranks under torchrun equal one process."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def _run(args: list[str], env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_ranks_match_one_process_on_the_same_global_batch(
+    tmp_path: Path, parallel: str
+) -> None:
     model = build_tiny_model(tmp_path / "tiny", seed=0)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     torchrun = [
@@ -36,6 +39,7 @@ def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path: Path) ->
         str(SCRIPT),
         str(model),
         str(tmp_path / "ddp"),
+        parallel,  # under fsdp the ranks run different numbers of real micro-batches
     ]
     _run(torchrun, env)
     _run([sys.executable, str(SCRIPT), str(model), str(tmp_path / "one")], env)
@@ -53,7 +57,8 @@ def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path, parallel: str) -> None:
     model = build_tiny_model(tmp_path / "tiny", seed=0)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "run"
@@ -82,9 +87,15 @@ def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path) -> None
         "4",
         "--save-every",
         "1",
+        "--parallel",
+        parallel,
     ]
     _run(args, env)
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()]
     assert steps == [0, 1, 2]  # one writer
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001", "step_000002"]
-    assert (out / "final" / "model.safetensors").is_file()
+    final = load_file(out / "final" / "model.safetensors")
+    last = load_file(out / "checkpoints" / "step_000002" / "model.safetensors")
+    assert final.keys() == last.keys() == load_file(model / "model.safetensors").keys()
+    for key in final:  # full tensors, not one rank's shard
+        torch.testing.assert_close(final[key], last[key], rtol=0, atol=0)

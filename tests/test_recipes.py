@@ -48,6 +48,12 @@ def test_memory_estimate_of_a_3b_shaped_model(tmp_path: Path) -> None:
     assert 3.6 < with_kl["params_billion"] < 3.9  # Qwen2.5-VL-3B has 3.75B parameters
     assert with_kl["reference_gib"] == pytest.approx(with_kl["weights_gib"])
     assert no_kl["reference_gib"] == 0.0 and no_kl["total_gib"] < with_kl["total_gib"]
+    fsdp = make_config({**recipe_settings("ssl4rl"), "model": str(model), "parallel": "fsdp"})
+    whole, sharded = memory_estimate(fsdp, 1), memory_estimate(fsdp, 4)
+    assert sharded["adamw_states_gib"] == pytest.approx(whole["adamw_states_gib"] / 4)
+    assert sharded["activations_gib"] == pytest.approx(whole["activations_gib"])  # per rank
+    ddp = make_config({**recipe_settings("ssl4rl"), "model": str(model)})
+    assert memory_estimate(ddp, 4)["total_gib"] == pytest.approx(with_kl["total_gib"])
 
 
 def test_dry_run_and_recipe_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -55,6 +61,10 @@ def test_dry_run_and_recipe_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["--recipe", "ssl_r1", "--model", str(model), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert '"group_size": 8' in out and "params_billion" in out
+    assert (
+        main(["--recipe", "ssl_r1", "--model", str(model), "--dry-run", "--parallel", "fsdp"]) == 0
+    )
+    assert "fsdp total_gib per rank: 2 ranks" in capsys.readouterr().out
     assert main(["--recipe", "nope"]) == 2
     assert "known: ssl4rl, ssl_r1, tiny_cpu" in capsys.readouterr().out
     assert main(["--recipe", "ssl4rl"]) == 2  # no --model

@@ -118,6 +118,9 @@ class HFSampler:
             pad_token_id=vlm.pad_token_id,
             return_dict_in_generate=True,
             output_logits=True,
+            # an FSDP policy is sampled inside Learner.full_weights (every weight gathered),
+            # so ranks need not step in lockstep as transformers assumes for sharded models
+            synced_gpus=False,
         )
         tokens = gen.sequences[:, prompt_len:]
         logprobs = torch.stack(gen.logits, dim=1).float().log_softmax(-1)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from agents.distributed import fsdp_units, full_state_dict
 from agents.models import PLACEHOLDER_TOKENS, chat_messages, load_processor, resolve_local_dir
 from agents.samplers.base import Request, Sample, SamplingParams
 from agents.samplers.grammar import completion_grammar
@@ -120,9 +121,13 @@ class VLLMSampler:
         """Push the learner's weights into the engine, then drop every stale cache.
 
         The weights travel in memory, named as in the checkpoint (a transformers model's
-        ``state_dict`` keys are its safetensors names).
+        ``state_dict`` keys are its safetensors names). Under FSDP every rank must call it:
+        each gathers the full weights for its own engine.
         """
-        weights = [(name, t.detach()) for name, t in model.state_dict().items()]
+        if fsdp_units(model):  # sharded learner: gather the full tensors (a collective)
+            weights = list(full_state_dict(model).items())
+        else:
+            weights = [(name, t.detach()) for name, t in model.state_dict().items()]
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.reset_prefix_cache()
         self.llm.reset_mm_cache()
