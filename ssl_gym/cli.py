@@ -20,6 +20,7 @@ from rich.table import Table
 import ssl_gym
 from ssl_gym.core import Puzzle, format_answer
 from ssl_gym.envs import PuzzleEnv, entries, mixture_ids
+from ssl_gym.vector import policy_rng
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs
 
@@ -78,7 +79,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def policy_scores(env: PuzzleEnv, episodes: int, seed: int) -> tuple[float, float]:
     """Mean reward of the oracle and of a uniformly random valid answer."""
-    rng = np.random.default_rng(seed)
+    rng = policy_rng(seed)  # not default_rng(seed): that is episode 0's own stream
     oracle, rand = [], []
     puzzle: Puzzle = env.puzzle
     for i in range(episodes):

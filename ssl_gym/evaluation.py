@@ -67,17 +67,13 @@ import numpy as np
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
 from ssl_gym.core import ANSWER_FORMATS, Instance, Puzzle, extract_answer, format_answer
 from ssl_gym.envs import EnvEntry, PuzzleEnv, entries
-from ssl_gym.vector import SEED_LIMIT
+from ssl_gym.vector import SEED_LIMIT, policy_rng
 
 #: Training puzzles (seeds ``0 .. n-1``, all below ``SEED_LIMIT``) the blind policy fits on.
 BLIND_FIT_EPISODES = 200
 #: Safety cap on the turns of one episode for the answer policies.
 MAX_TURNS = 64
 SIMPLE_POLICIES = ("random", "oracle", "blind")
-#: First word of the answer policies' seed sequences. ``default_rng([s, 0])`` is the
-#: generator ``reset(seed=s)`` gives the env (zero padding), so a policy seeded ``[s, j]``
-#: would replay the puzzle's own draws; the tag keeps the two streams apart.
-POLICY_RNG_TAG = 0x5E1F_E7A1
 MODEL_POLICIES = ("hf", "vllm", "openai")
 
 
@@ -222,7 +218,7 @@ class AnswerPolicy:
         return [[self._episode(env, s, j) for j in range(samples)] for s in seeds]
 
     def _episode(self, env: PuzzleEnv, seed: int, sample: int) -> Outcome:
-        rng = np.random.default_rng([POLICY_RNG_TAG, seed, sample])
+        rng = policy_rng(seed, sample)
         env.reset(seed=seed)
         for _ in range(MAX_TURNS):
             _, reward, terminated, truncated, info = env.step(self.answer(env, rng))

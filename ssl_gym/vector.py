@@ -32,3 +32,14 @@ def group_seeds(num_groups: int, group_size: int, seed: int) -> list[int]:
         raise ValueError(f"num_groups and group_size must be >= 1, got {num_groups}, {group_size}")
     seeds = np.random.default_rng(seed).integers(0, SEED_LIMIT, size=num_groups)
     return [int(s) for s in seeds for _ in range(group_size)]
+
+
+#: First word of a policy's seed sequence. ``default_rng([s, 0])`` and ``default_rng(s)``
+#: are the generator ``reset(seed=s)`` gives the env (SeedSequence pads with zeros), so a
+#: policy seeded with ``s`` would replay the puzzle's own draws; the tag keeps them apart.
+POLICY_RNG_TAG = 0x5E1F_E7A1
+
+
+def policy_rng(*key: int) -> np.random.Generator:
+    """A generator for a policy's own draws, independent of every env's reset stream."""
+    return np.random.default_rng([POLICY_RNG_TAG, *key])

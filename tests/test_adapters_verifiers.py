@@ -6,11 +6,13 @@ import asyncio
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -21,7 +23,8 @@ from PIL import Image
 from vllm_server import vllm_server
 
 import ssl_gym  # noqa: F401
-from ssl_gym.adapters.verifiers import VerifiersEnv, load_environment, task_seed
+from ssl_gym.adapters._records import record_seed
+from ssl_gym.adapters.verifiers import VerifiersEnv, load_environment
 
 KW = {"size": 64, "answer_format": "plain"}
 
@@ -109,7 +112,7 @@ def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
     tasks = list(env.taskset)
     assert len(tasks) == 3
     for i, task in enumerate(tasks):
-        obs, info = gym.make("SSL/Jigsaw-2x2-v0", **KW).reset(seed=task_seed(7, i))
+        obs, info = gym.make("SSL/Jigsaw-2x2-v0", **KW).reset(seed=record_seed(7, "train", i))
         (message,) = task.data.prompt
         *images, text = message.content
         assert text.text == obs["prompt"]
@@ -118,9 +121,15 @@ def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
             np.testing.assert_array_equal(decode(part.image_url.url), expected)
         assert task.data.answer == info["answer"]
     assert len({t.data.seed for t in tasks}) == 3
+    held_out = load_environment("SSL/Jigsaw-2x2-v0", num_examples=3, seed=7, split="test", **KW)
+    test_seeds = [t.data.seed for t in held_out.taskset]
+    assert test_seeds == [record_seed(7, "test", i) for i in range(3)]  # export's test split
+    assert not set(test_seeds) & {t.data.seed for t in tasks}
 
 
 def test_bad_arguments_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_environment("SSL/Jigsaw-2x2-v0", num_examples=2, split="dev")
     with pytest.raises(ValueError, match="unknown env id"):
         load_environment("SSL/NoSuchPuzzle-v0")
     with pytest.raises(ValueError, match="num_examples"):
@@ -212,3 +221,18 @@ def test_one_real_rollout_against_vllm_cpu(vllm_url: str) -> None:
     puzzle_env.reset(seed=task.data.seed)
     verdict = puzzle_env.unwrapped.puzzle.verify(puzzle_env.unwrapped.instance, reply.content)
     assert trace.reward == pytest.approx(verdict.reward)
+
+
+def test_verifiers_loads_the_plugin_by_its_id_in_a_fresh_process() -> None:
+    code = (
+        "from verifiers.v1.utils.loaders import environment_class, taskset_class\n"
+        "print(taskset_class('ssl_gym_verifiers').__name__,"
+        " environment_class('ssl_gym_verifiers').__name__)"
+    )
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["PuzzleTaskset", "VerifiersEnv"]

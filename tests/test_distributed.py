@@ -56,19 +56,8 @@ def test_two_ranks_match_one_process_on_the_same_global_batch(
     assert ranks[0]["loss/policy"] == pytest.approx(single["loss/policy"], abs=1e-5)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
-def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path, parallel: str) -> None:
-    model = build_tiny_model(tmp_path / "tiny", seed=0)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = tmp_path / "run"
-    args = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+def _train_args(model: Path, out: Path, steps: int) -> list[str]:
+    return [
         "-m",
         "agents.train",
         "--model",
@@ -76,7 +65,7 @@ def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path, paralle
         "--out",
         str(out),
         "--steps",
-        "2",
+        str(steps),
         "--groups-per-step",
         "1",
         "--group-size",
@@ -87,10 +76,19 @@ def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path, paralle
         "4",
         "--save-every",
         "1",
-        "--parallel",
-        parallel,
     ]
-    _run(args, env)
+
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path, parallel: str) -> None:
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    _run([*TORCHRUN, *_train_args(model, out, 2), "--parallel", parallel], env)
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()]
     assert steps == [0, 1, 2]  # one writer
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001", "step_000002"]
@@ -99,3 +97,20 @@ def test_train_under_torchrun_writes_once_from_rank_zero(tmp_path: Path, paralle
     assert final.keys() == last.keys() == load_file(model / "model.safetensors").keys()
     for key in final:  # full tensors, not one rank's shard
         torch.testing.assert_close(final[key], last[key], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_a_single_process_checkpoint_resumes_under_fsdp(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    _run([sys.executable, *_train_args(model, out, 1)], env)
+    _run([*TORCHRUN, *_train_args(model, out, 2), "--parallel", "fsdp", "--resume", str(out)], env)
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()]
+    assert steps == [0, 1, 2]
+    one = load_file(out / "checkpoints" / "step_000001" / "model.safetensors")
+    two = load_file(out / "checkpoints" / "step_000002" / "model.safetensors")
+    optim = torch.load(out / "checkpoints" / "step_000002" / "optimizer.pt", weights_only=True)
+    assert any(not torch.equal(one[k], two[k]) for k in one)  # the resumed step learned
+    steps_taken = {int(v["step"]) for v in optim["state"].values() if "step" in v}
+    assert steps_taken == {2}  # AdamW's state came through the resume

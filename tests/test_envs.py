@@ -167,3 +167,18 @@ def test_cli_list_and_show(tmp_path) -> None:
     assert env.reset(seed=7)[1]["answer"] in shown.stdout
     bad = run_cli("show", "SSL/Nope-v0")
     assert bad.returncode == 2 and "error" in bad.stdout.lower()
+
+
+def test_policy_rng_is_not_the_stream_reset_gives_the_env() -> None:
+    from gymnasium.utils.seeding import np_random
+
+    from ssl_gym.vector import policy_rng
+
+    env_stream = np_random(5)[0].integers(0, 2**62, size=8)
+    # the trap policy_rng avoids: the plain seed replays the env's draws
+    np.testing.assert_array_equal(np.random.default_rng(5).integers(0, 2**62, size=8), env_stream)
+    assert not np.array_equal(policy_rng(5).integers(0, 2**62, size=8), env_stream)
+    assert not np.array_equal(policy_rng(5, 0).integers(0, 2**62, size=8), env_stream)
+    np.testing.assert_array_equal(  # deterministic
+        policy_rng(5, 1).integers(0, 9, size=8), policy_rng(5, 1).integers(0, 9, size=8)
+    )

@@ -7,16 +7,16 @@ Needs the ``verifiers`` extra (``pip install "ssl-gym[verifiers]"``).
 returns a ``vf.Env``. The module is also a verifiers plugin: its ``__all__`` exports
 the one :class:`~verifiers.v1.Taskset`, :class:`~verifiers.v1.Env` and
 :class:`~verifiers.v1.Harness` subclass that verifiers' loaders look for. verifiers
-imports a plugin by a top-level module name (its id), so importing this module also
-registers it as ``ssl_gym_verifiers`` (an alias in ``sys.modules``); configs built in
-process then use ``taskset.id = "ssl_gym_verifiers"``. A separate process (verifiers'
-CLI) needs an importable module of that name re-exporting this one.
+imports a plugin by a top-level module name (its id), so the package
+``ssl_gym_verifiers`` (installed with ssl_gym) re-exports this module: configs and
+verifiers' CLI use ``--env.taskset.id ssl_gym_verifiers``.
 
 ## How a puzzle becomes a verifiers task
 
 * Task ``i`` of a taskset is ``gym.make(env_id, **env_kwargs).reset(seed=s_i)`` with
-  ``s_i = task_seed(seed, i)``; the task data keeps ``env_id``, ``env_kwargs`` and
-  ``seed`` so the episode can be rebuilt anywhere.
+  ``s_i = record_seed(seed, split, i)``: the same puzzles as record ``i`` of that split
+  of ``ssl-gym export`` (train and test never share a seed); the task data keeps
+  ``env_id``, ``env_kwargs`` and ``seed`` so the episode can be rebuilt anywhere.
 * The prompt is one user message: the observation images as OpenAI
   ``image_url`` content parts holding PNG data URLs, then the prompt text.
 * :class:`VerifiersEnv` (a ``vf.Env``) plays the ssl_gym env as the run's user:
@@ -39,7 +39,6 @@ import base64
 import io
 import itertools
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -52,6 +51,7 @@ from pydantic import Field
 from verifiers.v1.dialects.chat import message_to_wire
 
 import ssl_gym  # noqa: F401 - registers the SSL/ ids
+from ssl_gym.adapters._records import SPLITS, record_seed
 from ssl_gym.core import check_int
 
 __all__ = [
@@ -65,14 +65,11 @@ __all__ = [
     "VerifiersEnvConfig",
     "image_data_url",
     "load_environment",
-    "task_seed",
 ]
 
-#: The plugin id verifiers imports this module by. verifiers resolves a plugin id to a
-#: top-level module name, so importing this module also makes it importable under that
-#: name (an alias in ``sys.modules``, nothing on disk).
+#: The plugin id verifiers imports this module by: verifiers resolves a plugin id to a
+#: top-level module name, and the ``ssl_gym_verifiers`` package re-exports this module.
 PLUGIN_ID = "ssl_gym_verifiers"
-sys.modules.setdefault(PLUGIN_ID, sys.modules[__name__])
 
 
 def image_data_url(image: np.ndarray) -> str:
@@ -80,11 +77,6 @@ def image_data_url(image: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def task_seed(seed: int, index: int) -> int:
-    """The ``reset`` seed of task ``index`` in a taskset seeded with ``seed``."""
-    return int(np.random.default_rng([seed, index]).integers(0, 2**31 - 1))
 
 
 def user_message(images: Sequence[np.ndarray], text: str) -> vf.UserMessage:
@@ -173,7 +165,9 @@ class PuzzleTasksetConfig(vf.TasksetConfig):
     num_examples: int | None = 100
     """Tasks in the taskset; ``None`` for an endless stream."""
     seed: int = 0
-    """Seed of the taskset; task ``i`` resets with ``task_seed(seed, i)``."""
+    """Seed of the taskset; task ``i`` resets with ``record_seed(seed, split, i)``."""
+    split: str = "train"
+    """``train`` or ``test``: the split of ``ssl-gym export`` whose seeds to use."""
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments of ``gym.make``: config overrides (``size``,
     ``answer_format``...), ``image_source``, ``max_turns``, ``hint_cost``."""
@@ -189,6 +183,8 @@ class PuzzleTaskset(vf.Taskset[PuzzleTask, PuzzleTasksetConfig]):
             raise ValueError(f"unknown env id {config.env_id!r}; see ssl_gym.envs.entries()")
         if config.num_examples is not None:
             check_int("num_examples", config.num_examples, 1)
+        if config.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {config.split!r}")
         super().__init__(config)
         self.INFINITE = config.num_examples is None
 
@@ -198,7 +194,7 @@ class PuzzleTaskset(vf.Taskset[PuzzleTask, PuzzleTasksetConfig]):
         env = gym.make(cfg.env_id, disable_env_checker=True, **cfg.env_kwargs)
         indices = itertools.count() if cfg.num_examples is None else range(cfg.num_examples)
         for i in indices:
-            seed = task_seed(cfg.seed, i)
+            seed = record_seed(cfg.seed, cfg.split, i)
             obs, info = env.reset(seed=seed)
             data = PuzzleData(
                 name=f"{cfg.env_id}#{i}",
@@ -303,6 +299,7 @@ def load_environment(
     num_examples: int | None = 100,
     seed: int = 0,
     system_prompt: str | None = None,
+    split: str = "train",
     **env_kwargs: Any,
 ) -> VerifiersEnv:
     """The verifiers environment of an ssl_gym id.
@@ -311,20 +308,23 @@ def load_environment(
         env_id: registered id, e.g. ``"SSL/Jigsaw-3x3-v0"``; ``-Hint`` ids play
             multi-turn with the env's feedback and hints as extra user turns.
         num_examples: tasks in the taskset (``None``: endless).
-        seed: taskset seed; task ``i`` is ``reset(seed=task_seed(seed, i))``.
+        seed: taskset seed; task ``i`` is ``reset(seed=record_seed(seed, split, i))``,
+            the puzzle of record ``i`` of that split of ``ssl-gym export``.
         system_prompt: optional system prompt for every task.
+        split: ``"train"`` or ``"test"`` (their seeds never meet).
         **env_kwargs: passed to ``gym.make`` (config overrides such as ``size=64``,
             ``answer_format="plain"``, or ``image_source``, ``max_turns``).
 
     Returns:
         A ``vf.Env``; run it with ``env.serving()`` and ``env.run_episode``, or
-        through verifiers' CLI with ``--env.taskset.id ssl_gym.adapters.verifiers``.
+        through verifiers' CLI with ``--env.taskset.id ssl_gym_verifiers``.
     """
     taskset = PuzzleTasksetConfig(
         id=PLUGIN_ID,
         env_id=env_id,
         num_examples=num_examples,
         seed=seed,
+        split=split,
         env_kwargs=env_kwargs,
         system_prompt_text=system_prompt,
     )
