@@ -108,9 +108,8 @@ def test_a_single_process_checkpoint_resumes_under_fsdp(tmp_path: Path) -> None:
     _run([*TORCHRUN, *_train_args(model, out, 2), "--parallel", "fsdp", "--resume", str(out)], env)
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()]
     assert steps == [0, 1, 2]
-    one = load_file(out / "checkpoints" / "step_000001" / "model.safetensors")
     two = load_file(out / "checkpoints" / "step_000002" / "model.safetensors")
+    assert two.keys() == load_file(model / "model.safetensors").keys()  # full, named tensors
     optim = torch.load(out / "checkpoints" / "step_000002" / "optimizer.pt", weights_only=True)
-    assert any(not torch.equal(one[k], two[k]) for k in one)  # the resumed step learned
-    steps_taken = {int(v["step"]) for v in optim["state"].values() if "step" in v}
-    assert steps_taken == {2}  # AdamW's state came through the resume
+    steps_taken = {int(v["step"]) for v in optim["state"].values()}
+    assert steps_taken == {2}  # AdamW's state came through the resume (a fresh one says 1)
