@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import importlib
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +25,17 @@ from ssl_gym.envs import PuzzleEnv, entries, mixture_ids
 from ssl_gym.vector import policy_rng
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """An argparse type for ``--set KEY=VALUE``: the value read as JSON if it can be."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _unwrap(env: gym.Env) -> PuzzleEnv:

@@ -65,6 +65,7 @@ import gymnasium as gym
 import numpy as np
 
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
+from ssl_gym.cli import key_value
 from ssl_gym.core import ANSWER_FORMATS, Instance, Puzzle, extract_answer, format_answer
 from ssl_gym.envs import EnvEntry, PuzzleEnv, entries
 from ssl_gym.vector import SEED_LIMIT, policy_rng
@@ -367,13 +368,19 @@ def make_policy(
     batch_size: int = 16,
     model: str = "default",
     answer_format: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Policy:
     """The policy named by ``spec`` (see the module docstring).
+
+    ``env_kwargs`` go to every ``gym.make`` (puzzle settings such as ``size``, e.g. the
+    ones a model was trained with); ``answer_format`` is a shorthand for one of them.
 
     Raises:
         ValueError: For an unknown policy or a model policy without its target.
     """
-    env_kwargs = {} if answer_format is None else {"answer_format": answer_format}
+    env_kwargs = dict(env_kwargs or {})
+    if answer_format is not None:
+        env_kwargs["answer_format"] = answer_format
     if spec in SIMPLE_POLICIES:
         answers: dict[str, Answer] = {"random": _random_answer, "oracle": _oracle_answer}
         answer = answers[spec] if spec in answers else BlindAnswer()
@@ -512,6 +519,8 @@ def run_eval(
     unknown = [i for i in ids if i not in table]
     if unknown or not ids:
         raise ValueError(f"not registered puzzle ids: {unknown or 'none given'}")
+    for env_id in ids:  # bad settings fail here, before the run folder is bound to them
+        _puzzle_env(env_id, pol.settings().get("env_kwargs"))
     folder = Path(out)
     header = {"policy": pol.name, "seed": seed, "ids": list(ids), "samples": samples}
     check_run(folder, {**header, **pol.settings()})
@@ -731,6 +740,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="override every id's answer format (e.g. plain for tiny models)",
     )
+    p.add_argument(
+        "--set",
+        dest="env_kwargs",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="puzzle setting of every id, e.g. --set size=64 (value read as JSON if it can be)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -747,6 +765,7 @@ def main(argv: list[str]) -> int:
             args.batch_size,
             args.model,
             args.answer_format,
+            dict(args.env_kwargs),
         )
         summary = run_eval(
             match_ids(args.envs),

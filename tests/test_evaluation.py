@@ -238,6 +238,21 @@ def test_cli_writes_summary_table_and_plots(tmp_path: Path) -> None:
     assert cli.main(["eval", "--policy", "gpt", "--out", str(tmp_path / "y")]) == 2
 
 
+def test_cli_settings_reach_every_env_and_bind_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["eval", "--policy", "random", "--envs", "SSL/Rotation-4way-v0", "--out", str(out)]
+    small = [*argv, "--episodes", "3", "--no-progress", "--set", "size=48", "--set", "hint=x"]
+    assert cli.main(small) == 2  # an unknown setting is refused by gym.make, by name
+    sized = [*argv, "--episodes", "3", "--no-progress", "--set", "size=48"]
+    assert cli.main(sized) == 0
+    assert cli.main([*argv, "--episodes", "3", "--no-progress"]) == 2  # other settings
+    policy = make_policy("oracle", env_kwargs={"size": 48}, answer_format="boxed")
+    env = policy.env("SSL/Rotation-4way-v0")  # type: ignore[attr-defined]
+    env.reset(seed=0)
+    assert env.instance.images[0].shape == (48, 48, 3)
+    assert env.puzzle.config.answer_format == "boxed"
+
+
 @pytest.mark.slow
 def test_hf_policy_on_the_tiny_model(tmp_path: Path) -> None:
     from agents.tiny import build_tiny_model

@@ -41,6 +41,7 @@ import ssl_gym
 from ssl_gym.adapters import easyr1, verl
 from ssl_gym.adapters._records import Record, build_records, check_exportable, dumps
 from ssl_gym.adapters.datasets import features, fingerprint, hf_row, table_to_dataset
+from ssl_gym.cli import key_value
 from ssl_gym.core import check_int
 from ssl_gym.images import make_source
 
@@ -316,16 +317,6 @@ def export(
     return target
 
 
-def _override(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ssl-gym export``."""
     p = argparse.ArgumentParser(
@@ -346,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         dest="overrides",
         action="append",
-        type=_override,
+        type=key_value,
         default=[],
         metavar="KEY=VALUE",
         help="puzzle setting, e.g. --set answer_format=boxed (value read as JSON if it can be)",
