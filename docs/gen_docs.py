@@ -416,6 +416,7 @@ HAND_WRITTEN = (
     ("Getting started", "index.md"),
     ("Env API", "env-api.md"),
     ("Training", "training.md"),
+    ("Evaluation", "evaluation.md"),
     ("Adapters", "adapters.md"),
 )
 
