@@ -383,6 +383,7 @@ class Puzzle(ABC, Generic[C]):
         """Draw an unambiguous instance, resampling rejected draws."""
         rejections: Counter[str] = Counter()
         for _ in range(self.config.max_resamples + 1):
+            source.begin_draw()
             try:
                 inst = self._draft(rng, source)
             except Rejected as why:

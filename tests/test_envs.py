@@ -182,3 +182,13 @@ def test_policy_rng_is_not_the_stream_reset_gives_the_env() -> None:
     np.testing.assert_array_equal(  # deterministic
         policy_rng(5, 1).integers(0, 9, size=8), policy_rng(5, 1).integers(0, 9, size=8)
     )
+
+
+def test_ssl_gym_never_needs_the_optional_libraries() -> None:
+    heavy = ("torch", "transformers", "datasets", "pyarrow", "trl", "verifiers", "pettingzoo")
+    code = (
+        "import sys, ssl_gym, ssl_gym.adapters, ssl_gym.cli, ssl_gym.evaluation, ssl_gym.gallery\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

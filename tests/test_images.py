@@ -576,3 +576,26 @@ def test_importing_images_is_cheap() -> None:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_sources_hear_of_every_draw_the_puzzle_starts() -> None:
+    from sources import ConstantSource, NoiseSource
+
+    from ssl_gym.puzzles.flippatch import FlipPatch, FlipPatchConfig
+
+    def counting(base: type[NoiseSource]) -> NoiseSource:
+        class Counting(base):  # type: ignore[valid-type, misc]
+            draws = 0
+
+            def begin_draw(self) -> None:
+                self.draws += 1
+
+        return Counting()
+
+    flat = counting(ConstantSource)  # every draw is rejected: flat tiles show no flip
+    with pytest.raises(RuntimeError, match="draws"):
+        FlipPatch(FlipPatchConfig(grid=2, max_resamples=4)).generate(np.random.default_rng(0), flat)
+    assert flat.draws == 5  # type: ignore[attr-defined]
+    noisy = counting(NoiseSource)
+    inst = FlipPatch(FlipPatchConfig(grid=2)).generate(np.random.default_rng(0), noisy)
+    assert noisy.draws == 1 + inst.metadata["rejections"]  # type: ignore[attr-defined]

@@ -23,7 +23,6 @@ done, and all rewards come at the end. ``reset(seed=s)`` fixes the puzzle; a lat
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import gymnasium as gym
@@ -197,7 +196,7 @@ class _OriginalRecorder(ImageSource):
         self.original: np.ndarray | None = None
         self._fresh = True
 
-    def new_draft(self) -> None:
+    def begin_draw(self) -> None:
         """The puzzle starts a new draw: the next image sampled is its original."""
         self._fresh = True
 
@@ -210,18 +209,6 @@ class _OriginalRecorder(ImageSource):
         if self._fresh:
             self.original, self._fresh = image.copy(), False
         return image
-
-
-def _watch_drafts(env: PuzzleEnv, recorder: _OriginalRecorder) -> None:
-    """Tell ``recorder`` when the env's puzzle starts each draw (also the rejected ones)."""
-    draft = env.puzzle._draft
-
-    @functools.wraps(draft)
-    def watched(rng: np.random.Generator, source: ImageSource) -> Any:
-        recorder.new_draft()
-        return draft(rng, source)
-
-    setattr(env.puzzle, "_draft", watched)  # noqa: B010 - an instance attribute, on purpose
 
 
 def _fit(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -280,7 +267,6 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
                 f"{env_id!r}: the describer needs one original picture, and {family} puzzles "
                 f"are cut from several; use one of {', '.join(ONE_IMAGE_FAMILIES)}"
             )
-        _watch_drafts(self._env, self._recorder)
         self.possible_agents = ["describer_0", "solver_0"]
         self._original_shape = self._probe_shape()
         self._observation_spaces = {

@@ -27,6 +27,14 @@ class ImageSource(ABC):
         """A random image as uint8 (shape[0], shape[1], 3)."""
         return fit(self._sample_raw(rng), shape, rng)
 
+    def begin_draw(self) -> None:
+        """Called by ``Puzzle.generate`` before each draw, rejected ones included.
+
+        A no-op; a wrapping source may override it to tell one draw's images from the
+        next (e.g. to keep the picture an accepted puzzle was cut from).
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
 
