@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -73,6 +74,23 @@ def test_answer_grammar_as_structured_output(engine) -> None:
     jig = _request("SSL/Jigsaw-2x2-v0")
     for s in engine.sample([jig], SamplingParams(n=4, max_new_tokens=16, constrain=True))[0]:
         assert re.fullmatch(jig.pattern or "", s.text), s.text
+
+
+def test_eval_with_the_vllm_policy_agrees_with_hf(engine, tmp_path: Path) -> None:
+    from ssl_gym.evaluation import make_policy, run_eval
+
+    ids, n = ["SSL/Rotation-4way-v0"], 8
+    scores = {}
+    for kind in ("vllm", "hf"):
+        policy = make_policy(f"{kind}:{engine.path}", constrain=True, env_kwargs=KW)
+        if kind == "vllm":
+            policy.sampler = engine  # type: ignore[attr-defined]  # the module's engine
+        run_eval(ids, policy, n, tmp_path / kind, progress=False)
+        episodes = [json.loads(line) for line in (tmp_path / kind / "episodes.jsonl").open()]
+        scores[kind] = [e["scores"][0] for e in sorted(episodes, key=lambda e: e["episode"])]
+        assert len(scores[kind]) == n
+    agree = sum(a == b for a, b in zip(scores["vllm"], scores["hf"], strict=True))
+    assert agree >= n - 1, scores  # greedy on the same weights; a near-tie may flip one
 
 
 @pytest.mark.slow
