@@ -102,6 +102,12 @@ class TrainConfig:
     vLLM engine that takes the learner's weights after every step)."""
     gpu_memory_utilization: float = 0.5
     """vLLM: share of GPU memory for the engine."""
+    vllm_tensor_parallel_size: int = 1
+    """vLLM: GPUs one engine spans (one process; under torchrun each rank has its own
+    engine, so keep 1 there)."""
+    vllm_sleep: bool = False
+    """vLLM: put the engine to sleep (weights to CPU, KV cache freed) while the learner
+    steps, so the learner can use that memory; it wakes before the weight push (GPU)."""
     clip_eps: float = 0.2
     """Ratio clip range."""
     kl_coef: float = 0.0
@@ -248,6 +254,12 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(names))}")
     cfg = TrainConfig(**settings)
+    if cfg.sampler != "vllm" and (cfg.vllm_sleep or cfg.vllm_tensor_parallel_size != 1):
+        raise ValueError("vllm_sleep and vllm_tensor_parallel_size need --sampler vllm")
+    if cfg.vllm_tensor_parallel_size > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(
+            "under torchrun every rank runs its own vLLM engine: keep vllm_tensor_parallel_size 1"
+        )
     if cfg.sampler == "vllm" and cfg.lora_rank:
         raise ValueError("the vLLM sampler takes full weights: train without LoRA, or merge")
     if cfg.dtype not in DTYPES:
@@ -433,6 +445,8 @@ def make_sampler(cfg: TrainConfig, vlm: VLM, answer_format: str) -> Any:
         answer_format=answer_format,
         dtype="bfloat16" if cfg.dtype == "bfloat16" else "float32",
         gpu_memory_utilization=cfg.gpu_memory_utilization,
+        tensor_parallel_size=cfg.vllm_tensor_parallel_size,
+        sleep_mode=cfg.vllm_sleep,
         seed=cfg.seed,
     )
 
@@ -553,7 +567,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     envs, sampler, params, seeds, cfg.group_size, options=level_options()
                 )
             clock = time.perf_counter()
+            if cfg.vllm_sleep:
+                sampler.sleep()  # the engine's memory is the learner's while it steps
             learn = learner.step(batch, cfg.group_size)
+            if cfg.vllm_sleep:
+                sampler.wake_up()
             sampler.load_weights(vlm.model)  # the vLLM engine samples the new policy next
             row = {
                 "step": step,

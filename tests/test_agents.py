@@ -167,6 +167,53 @@ def _small(tmp: Path, tiny_dir: Path, **kw: object) -> dict:
     return train(make_config({**settings, **kw}))
 
 
+class _Recording:
+    """A sampler that records the trainer's calls and samples with the HF sampler."""
+
+    def __init__(self, inner: HFSampler) -> None:
+        self.inner, self.calls, self.awake = inner, [], True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def sample(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Sample]]:
+        assert self.awake, "sampled while the engine sleeps"
+        self.calls.append("sample")
+        return self.inner.sample(requests, params)
+
+    def sleep(self) -> None:
+        self.calls.append("sleep")
+        self.awake = False
+
+    def wake_up(self) -> None:
+        self.calls.append("wake_up")
+        self.awake = True
+
+    def load_weights(self, model: torch.nn.Module) -> None:
+        assert self.awake, "weights pushed into a sleeping engine"
+        self.calls.append("load")
+        self.inner.load_weights(model)
+
+
+def test_the_vllm_engine_sleeps_while_the_learner_steps(
+    tmp_path: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agents.train
+
+    made: list[_Recording] = []
+
+    def recording(cfg: object, vlm: object, answer_format: str) -> _Recording:
+        made.append(_Recording(HFSampler(vlm, answer_format=answer_format)))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(agents.train, "make_sampler", recording)
+    _small(tmp_path, tiny_dir, steps=2, sampler="vllm", vllm_sleep=True)
+    steps = [c for c in made[0].calls if c != "sample"]
+    assert steps == ["sleep", "wake_up", "load"] * 2
+    with pytest.raises(ValueError, match="need --sampler vllm"):
+        make_config({"vllm_sleep": True})
+
+
 def test_resume_reaches_the_same_weights(tmp_path: Path, tiny_dir: Path) -> None:
     _small(tmp_path / "straight", tiny_dir)
     _small(tmp_path / "cut", tiny_dir, steps=2)
