@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import verifiers.v1 as vf
+from http_stub import JSONHandler, chat_choices, serve
 from PIL import Image
 from vllm_server import vllm_server
 
@@ -29,49 +27,29 @@ from ssl_gym.adapters.verifiers import VerifiersEnv, load_environment
 KW = {"size": 64, "answer_format": "plain"}
 
 
-class Scripted(BaseHTTPRequestHandler):
+class Scripted(JSONHandler):
     """An OpenAI-compatible stand-in: replies with the next scripted completion."""
 
     replies: list[str] = []  # noqa: RUF012
     bodies: list[dict[str, Any]] = []  # noqa: RUF012
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def respond(self, body: dict[str, Any]) -> dict[str, Any]:
         type(self).bodies.append(body)
         text = type(self).replies.pop(0) if type(self).replies else "(script ran out)"
-        payload = json.dumps(
-            {
-                "id": f"c{len(type(self).bodies)}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        return {
+            "id": f"c{len(type(self).bodies)}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": chat_choices([text]),
+            "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10},
+        }
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = HTTPServer(("127.0.0.1", 0), Scripted)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with serve(Scripted) as url:
+        yield url
 
 
 def rollout(env: VerifiersEnv, task: vf.Task, base_url: str, model: str = "stub") -> vf.Trace:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from http_stub import JSONHandler, chat_choices, serve
 
 from ssl_gym import cli
 from ssl_gym.envs import entries
@@ -275,40 +274,23 @@ def test_hf_policy_on_the_tiny_model(tmp_path: Path) -> None:
     assert run["env_kwargs"] == {"answer_format": "plain"} and run["constrain"] is True
 
 
-class _Always90(BaseHTTPRequestHandler):
+class _Always90(JSONHandler):
     """A stand-in OpenAI-compatible server whose model always answers 90 degrees."""
 
     requests = 0
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def respond(self, body: dict) -> dict:
         type(self).requests += 1
-        text = "<think>upright?</think> <answer>90</answer>"
-        choices = [
-            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            for i in range(body.get("n", 1))
-        ]
-        payload = json.dumps({"choices": choices}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        return {
+            "choices": chat_choices(["<think>upright?</think> <answer>90</answer>"] * body["n"])
+        }
 
 
 def test_openai_policy_scores_what_the_endpoint_answers(tmp_path: Path) -> None:
-    httpd = HTTPServer(("127.0.0.1", 0), _Always90)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    env_id, n = "SSL/Rotation-4way-v0", 12
+    with serve(_Always90) as url:
         policy = make_policy(f"openai:{url}", batch_size=4, env_kwargs={"size": 32})
-        env_id, n = "SSL/Rotation-4way-v0", 12
         summary = run_eval([env_id], policy, n, tmp_path / "run", progress=False)
-    finally:
-        httpd.shutdown()
     env = gym.make(env_id, size=32)
     answers = [env.reset(seed=s)[1]["answer"] for s in eval_seeds(env_id, n)]
     row = summary["by_id"][env_id]

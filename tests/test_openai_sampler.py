@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from http_stub import JSONHandler, chat_choices, serve
 from PIL import Image
 
 import ssl_gym  # noqa: F401
@@ -21,50 +19,27 @@ from agents.samplers.base import Request, SamplingParams
 from agents.samplers.openai import EndpointUnavailableError, OpenAISampler
 
 
-class Stub(BaseHTTPRequestHandler):
+class Stub(JSONHandler):
     """Answers chat completions with canned text; fails the first ``fail_first`` calls."""
 
     bodies: list[dict[str, Any]] = []  # noqa: RUF012
     fail_first = 0
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def respond(self, body: dict[str, Any]) -> dict[str, Any] | None:
         type(self).bodies.append(body)
         if type(self).fail_first > 0:
             type(self).fail_first -= 1
-            self.send_response(503)
-            self.end_headers()
-            return
-        choices = [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": f"answer {i}"},
-                "finish_reason": "stop",
-                "logprobs": {
-                    "content": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -0.25}]
-                },
-            }
-            for i in range(body["n"])
-        ]
-        payload = json.dumps({"choices": choices}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            return None
+        logprobs = {"content": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -0.25}]}
+        texts = [f"answer {i}" for i in range(body["n"])]
+        return {"choices": chat_choices(texts, logprobs=logprobs)}
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
     Stub.bodies, Stub.fail_first = [], 0
-    httpd = HTTPServer(("127.0.0.1", 0), Stub)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with serve(Stub) as url:
+        yield url
 
 
 def _request(env_id: str = "SSL/Rotation-4way-Ref-v0") -> Request:
