@@ -78,6 +78,23 @@ def label_strip(text: str, width: int, height: int) -> np.ndarray:
     return np.asarray(pil)
 
 
+def grid_slots(
+    count: int, cols: int, height: int, width: int, gap: int = 4, label_height: int = 0
+) -> list[tuple[int, int]]:
+    """Top-left corners of ``count`` images of ``height x width`` in a :func:`grid` layout.
+
+    The corner is the image's own, below its label; a composite made with :func:`grid`
+    (or around one) pastes its images there.
+    """
+    slots = []
+    for i in range(count):
+        r, c = divmod(i, cols)
+        slots.append(
+            (gap + r * (height + label_height + gap) + label_height, gap + c * (width + gap))
+        )
+    return slots
+
+
 def grid(
     images: Sequence[np.ndarray],
     cols: int,
@@ -96,12 +113,11 @@ def grid(
     out = np.full(
         (rows * cell_h + (rows + 1) * gap, cols * w + (cols + 1) * gap, 3), 255, dtype=np.uint8
     )
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        y, x = gap + r * (cell_h + gap), gap + c * (w + gap)
+    slots = grid_slots(len(images), cols, h, w, gap, label_height)
+    for i, (im, (y, x)) in enumerate(zip(images, slots, strict=True)):
         if labels is not None and label_height:
-            out[y : y + label_height, x : x + w] = label_strip(labels[i], w, label_height)
-        out[y + label_height : y + cell_h, x : x + w] = im
+            out[y - label_height : y, x : x + w] = label_strip(labels[i], w, label_height)
+        out[y : y + h, x : x + w] = im
     return out
 
 

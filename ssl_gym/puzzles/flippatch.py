@@ -74,7 +74,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, label_strip
+from ssl_gym.render import grid, grid_slots, label_strip
 
 QUESTIONS = {
     "ssl4rl": (
@@ -283,11 +283,9 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
             image = image.reshape(rows * side, cols * side, 3)
             np.copyto(image, overlay, where=mask[..., None])
             return image
-        canvas, label_h = self._blank.copy(), self._label_height
-        for k, tile in enumerate(tiles):
-            r, c = divmod(k, cols)
-            y = GAP + r * (side + label_h + GAP) + label_h
-            x = GAP + c * (side + GAP)
+        canvas = self._blank.copy()
+        slots = grid_slots(len(tiles), cols, side, side, GAP, self._label_height)
+        for (y, x), tile in zip(slots, tiles, strict=True):
             canvas[y : y + side, x : x + side] = tile
         return canvas
 

@@ -85,7 +85,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, is_flat, near_duplicates
+from ssl_gym.render import grid, grid_slots, is_flat, near_duplicates
 
 QUESTIONS = {
     "ssl4rl": (
@@ -401,11 +401,8 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         canvas = np.full((GAP + size + block.shape[0], width, 3), 255, dtype=np.uint8)
         bx = (width - block.shape[1]) // 2
         canvas[GAP + size :, bx : bx + block.shape[1]] = block
-        positions = [(GAP, (width - size) // 2)]
-        for i in range(k):
-            r, c = divmod(i, cols)
-            y = GAP + size + GAP + r * (label_h + side + GAP) + label_h
-            positions.append((y, bx + GAP + c * (side + GAP)))
+        slots = grid_slots(k, cols, side, side, GAP, label_h)
+        positions = [(GAP, (width - size) // 2), *((GAP + size + y, bx + x) for y, x in slots)]
         return canvas, positions
 
     def hint(self, instance: Instance, level: int) -> str | None:

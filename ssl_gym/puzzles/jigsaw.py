@@ -77,7 +77,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, mask_border, random_orientation
+from ssl_gym.render import grid, grid_slots, mask_border, random_orientation
 
 QUESTIONS = {
     "ssl4rl": (
@@ -290,10 +290,8 @@ class Jigsaw(Puzzle[JigsawConfig]):
         if self.config.layout == "tiles":
             return tuple(shown)
         canvas, cols, side = self._blank_composite.copy(), self.config.grid_shape[1], shown.shape[1]
-        for k, tile in enumerate(shown):
-            r, c = divmod(k, cols)
-            y = GAP + r * (side + self._label_height + GAP) + self._label_height
-            x = GAP + c * (side + GAP)
+        slots = grid_slots(len(shown), cols, side, side, GAP, self._label_height)
+        for (y, x), tile in zip(slots, shown, strict=True):
             canvas[y : y + side, x : x + side] = tile
         return (canvas,)
 

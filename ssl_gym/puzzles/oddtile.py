@@ -70,7 +70,7 @@ from ssl_gym.core import (
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles.similarity import aligned_differences, similar_group
-from ssl_gym.render import grid
+from ssl_gym.render import grid, grid_slots
 
 QUESTIONS = {
     "ssl4rl": (
@@ -228,9 +228,8 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         if self.config.layout == "images":
             return tuple(shown)
         canvas, side, lh = self._blank_composite.copy(), self.config.tile_side, self._label_height
-        for i, tile in enumerate(shown):
-            r, c = divmod(i, self._cols)
-            y, x = GAP + r * (side + lh + GAP) + lh, GAP + c * (side + GAP)
+        slots = grid_slots(len(shown), self._cols, side, side, GAP, lh)
+        for (y, x), tile in zip(slots, shown, strict=True):
             canvas[y : y + side, x : x + side] = tile
         return (canvas,)
 

@@ -86,7 +86,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, is_flat
+from ssl_gym.render import grid, grid_slots, is_flat
 
 QUESTIONS = {
     "ssl4rl": (
@@ -305,11 +305,8 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         """Top-left corners of the reference's and the candidates' views in the composite."""
         side, lh = self.config.view_size, self._label_height
         x0 = GAP + side + GAP + SEPARATOR
-        slots = [(GAP + lh, GAP)]
-        for i in range(self.config.candidates):
-            r, c = divmod(i, self._cols)
-            slots.append((GAP + r * (side + lh + GAP) + lh, x0 + GAP + c * (side + GAP)))
-        return slots
+        candidates = grid_slots(self.config.candidates, self._cols, side, side, GAP, lh)
+        return [(GAP + lh, GAP), *((y, x0 + x) for y, x in candidates)]
 
     def hint(self, instance: Instance, level: int) -> str | None:
         """Level 0 tells whether the match is mirrored; later levels rule out candidates."""
