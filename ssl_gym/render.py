@@ -6,6 +6,8 @@ faster (resizing, text).
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -204,3 +206,18 @@ def letterbox(image: np.ndarray, side: int) -> np.ndarray:
     top, left = (side - nh) // 2, (side - nw) // 2
     out[top : top + nh, left : left + nw] = resize(image, (nh, nw))
     return out
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 (H, W, 3) image as PNG bytes (deterministic: no timestamps, fixed level)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(
+        buf, format="PNG", compress_level=6
+    )
+    return buf.getvalue()
+
+
+def png_data_url(image: np.ndarray | bytes) -> str:
+    """An image (an array, or PNG bytes already encoded) as a ``data:image/png`` URL."""
+    data = image if isinstance(image, bytes) else png_bytes(image)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")

@@ -11,8 +11,6 @@ retried with exponential backoff; a server that stays down is a clear error.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import time
 import urllib.error
@@ -21,12 +19,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from agents.samplers.base import Request, Sample, SamplingParams
 from agents.samplers.grammar import completion_grammar
+from ssl_gym.render import png_data_url
 
 RETRYABLE = {408, 429, 500, 502, 503, 504}
 
@@ -35,16 +32,9 @@ class EndpointUnavailableError(RuntimeError):
     """The endpoint could not be reached or kept failing."""
 
 
-def data_url(image: np.ndarray) -> str:
-    """A uint8 (H, W, 3) image as a PNG data URL."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def chat_messages(req: Request) -> list[dict[str, Any]]:
     """The request as OpenAI chat messages: images and prompt, then the history."""
-    first = [{"type": "image_url", "image_url": {"url": data_url(im)}} for im in req.images]
+    first = [{"type": "image_url", "image_url": {"url": png_data_url(im)}} for im in req.images]
     first.append({"type": "text", "text": req.prompt})
     return [
         {"role": "user", "content": first},

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +36,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from PIL import Image
 
 from ssl_gym.core import Instance, Puzzle, Verdict, check_float, check_int
 from ssl_gym.envs import PuzzleEnv
@@ -411,15 +409,6 @@ def score_completion(
 
 
 # --- images ----------------------------------------------------------------------------
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """A uint8 (H, W, 3) image as PNG bytes (deterministic: no timestamps, fixed level)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(
-        buf, format="PNG", compress_level=6
-    )
-    return buf.getvalue()
 
 
 def image_placeholders(prompt: str, num_images: int, token: str = "<image>") -> str:

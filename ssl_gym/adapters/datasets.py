@@ -31,8 +31,9 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
-from ssl_gym.adapters._records import Record, build_records, dumps, png_bytes
+from ssl_gym.adapters._records import Record, build_records, dumps
 from ssl_gym.images import ImageSource, make_source
+from ssl_gym.render import png_bytes
 
 COLUMNS = ("data_source", "images", "prompt", "answer", "info")
 

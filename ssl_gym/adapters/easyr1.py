@@ -33,7 +33,8 @@ from typing import Any, overload
 
 import pyarrow as pa
 
-from ssl_gym.adapters._records import Record, image_placeholders, png_bytes, score_completion
+from ssl_gym.adapters._records import Record, image_placeholders, score_completion
+from ssl_gym.render import png_bytes
 
 SCHEMA = pa.schema(
     [

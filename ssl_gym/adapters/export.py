@@ -21,7 +21,6 @@ export is never mistaken for a finished one.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -44,6 +43,7 @@ from ssl_gym.adapters.datasets import features, fingerprint, hf_row, table_to_da
 from ssl_gym.cli import key_value
 from ssl_gym.core import check_int
 from ssl_gym.images import make_source
+from ssl_gym.render import png_data_url
 
 FORMATS = ("hf", "parquet", "jsonl", "verl", "easyr1")
 MANIFEST = "ssl_gym_export.json"
@@ -79,10 +79,6 @@ class ParquetSink:
         return [self.name]
 
 
-def _data_url(image: Mapping[str, Any]) -> str:
-    return "data:image/png;base64," + base64.b64encode(image["bytes"]).decode("ascii")
-
-
 class JsonlSink:
     """Rows as JSON lines; images as PNG data URLs."""
 
@@ -93,7 +89,7 @@ class JsonlSink:
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Append rows, one line each."""
         for row in rows:
-            line = {**row, "images": [_data_url(im) for im in row["images"]]}
+            line = {**row, "images": [png_data_url(im["bytes"]) for im in row["images"]]}
             self.file.write(dumps(line) + "\n")
 
     def close(self) -> list[str]:

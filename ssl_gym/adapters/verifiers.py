@@ -35,8 +35,6 @@ verifiers' CLI use ``--env.taskset.id ssl_gym_verifiers``.
 
 from __future__ import annotations
 
-import base64
-import io
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -46,13 +44,13 @@ import gymnasium as gym
 import httpx
 import numpy as np
 import verifiers.v1 as vf
-from PIL import Image
 from pydantic import Field
 from verifiers.v1.dialects.chat import message_to_wire
 
 import ssl_gym  # noqa: F401 - registers the SSL/ ids
 from ssl_gym.adapters._records import SPLITS, record_seed
 from ssl_gym.core import check_int
+from ssl_gym.render import png_data_url
 
 __all__ = [
     "ChatHarness",
@@ -72,11 +70,8 @@ __all__ = [
 PLUGIN_ID = "ssl_gym_verifiers"
 
 
-def image_data_url(image: np.ndarray) -> str:
-    """A uint8 ``(H, W, 3)`` image as a PNG data URL."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+#: A uint8 ``(H, W, 3)`` image as a PNG data URL.
+image_data_url = png_data_url
 
 
 def user_message(images: Sequence[np.ndarray], text: str) -> vf.UserMessage:

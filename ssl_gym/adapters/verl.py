@@ -36,9 +36,9 @@ from ssl_gym.adapters._records import (
     Record,
     image_placeholders,
     load_payload,
-    png_bytes,
     score_completion,
 )
+from ssl_gym.render import png_bytes
 
 ABILITY = "visual_ssl"
 
