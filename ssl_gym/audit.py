@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from ssl_gym.core import Instance, Puzzle
+from ssl_gym.envs import make_puzzle_env
 from ssl_gym.images import ImageSource
 
 BORDER = 2
@@ -163,10 +163,8 @@ def audit_id(
     probe_tolerance: float = 0.05,
 ) -> AuditResult:
     """Audit one registered id on ``n`` instances drawn with seeds ``[seed, i]``."""
-    env = gym.make(env_id).unwrapped
-    puzzle: Puzzle = env.puzzle  # type: ignore[attr-defined]
-    source: ImageSource = env.source  # type: ignore[attr-defined]
-    return audit_puzzle(puzzle, source, env_id, n, seed, blind_tolerance, probe_tolerance)
+    env = make_puzzle_env(env_id)
+    return audit_puzzle(env.puzzle, env.source, env_id, n, seed, blind_tolerance, probe_tolerance)
 
 
 def audit_puzzle(

@@ -21,7 +21,7 @@ from rich.table import Table
 
 import ssl_gym
 from ssl_gym.core import Puzzle, format_answer
-from ssl_gym.envs import PuzzleEnv, entries, mixture_ids
+from ssl_gym.envs import PuzzleEnv, entries, make_puzzle_env, mixture_ids
 from ssl_gym.vector import policy_rng
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs
@@ -36,13 +36,6 @@ def key_value(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
-
-
-def _unwrap(env: gym.Env) -> PuzzleEnv:
-    inner = env.unwrapped
-    if not isinstance(inner, PuzzleEnv):
-        raise TypeError(f"{env} is not an ssl_gym PuzzleEnv")
-    return inner
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -73,7 +66,7 @@ def save_observation(env: PuzzleEnv, path: Path) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Render one instance to a picture; print its prompt and answer."""
-    env = _unwrap(gym.make(args.id, render_mode="rgb_array", image_source=args.image_source))
+    env = make_puzzle_env(args.id, render_mode="rgb_array", image_source=args.image_source)
     env.reset(seed=args.seed)
     inst = env.instance
     if inst is None:
@@ -113,7 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for col in ("id", "difficulty", "chance", "oracle", "random"):
         table.add_column(col, justify="left" if col == "id" else "right")
     for e in track(entries(), description="rendering and scoring", console=console):
-        env = _unwrap(gym.make(e.id, render_mode="rgb_array"))
+        env = make_puzzle_env(e.id, render_mode="rgb_array")
         oracle, rand = policy_scores(env, args.episodes, args.seed)
         env.reset(seed=args.seed)
         save_observation(env, out / f"{e.id.replace('/', '_')}.png")

@@ -67,7 +67,7 @@ import numpy as np
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
 from ssl_gym.cli import key_value
 from ssl_gym.core import ANSWER_FORMATS, Instance, Puzzle, extract_answer, format_answer
-from ssl_gym.envs import EnvEntry, PuzzleEnv, entries
+from ssl_gym.envs import EnvEntry, PuzzleEnv, entries, make_puzzle_env
 from ssl_gym.vector import SEED_LIMIT, policy_rng
 
 #: Training puzzles (seeds ``0 .. n-1``, all below ``SEED_LIMIT``) the blind policy fits on.
@@ -176,13 +176,6 @@ class Policy(Protocol):
         ...
 
 
-def _puzzle_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> PuzzleEnv:
-    env = gym.make(env_id, disable_env_checker=True, **(env_kwargs or {})).unwrapped
-    if not isinstance(env, PuzzleEnv):
-        raise ValueError(f"{env_id} is not a puzzle id (mixtures are not evaluated)")
-    return env
-
-
 def _current(env: PuzzleEnv) -> Instance:
     if env.instance is None:
         raise RuntimeError("reset() produced no instance")
@@ -210,7 +203,7 @@ class AnswerPolicy:
     def env(self, env_id: str) -> PuzzleEnv:
         """One cached env per id."""
         if env_id not in self._envs:
-            self._envs[env_id] = _puzzle_env(env_id, self.env_kwargs)
+            self._envs[env_id] = make_puzzle_env(env_id, **self.env_kwargs)
         return self._envs[env_id]
 
     def play(self, env_id: str, seeds: Sequence[int], samples: int) -> list[list[Outcome]]:
@@ -314,7 +307,7 @@ class ModelPolicy:
         envs = gym.make_vec(
             env_id, len(seeds) * samples, vectorization_mode="sync", **self.env_kwargs
         )
-        puzzle = _puzzle_env(env_id, self.env_kwargs).puzzle
+        puzzle: Puzzle = envs.get_attr("puzzle")[0]  # type: ignore[attr-defined]  # sync
         sampler.answer_format = puzzle.config.answer_format
         group = [s for s in seeds for _ in range(samples)]
         try:
@@ -520,7 +513,7 @@ def run_eval(
     if unknown or not ids:
         raise ValueError(f"not registered puzzle ids: {unknown or 'none given'}")
     for env_id in ids:  # bad settings fail here, before the run folder is bound to them
-        _puzzle_env(env_id, pol.settings().get("env_kwargs"))
+        make_puzzle_env(env_id, **pol.settings().get("env_kwargs", {}))
     folder = Path(out)
     header = {"policy": pol.name, "seed": seed, "ids": list(ids), "samples": samples}
     check_run(folder, {**header, **pol.settings()})

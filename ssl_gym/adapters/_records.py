@@ -38,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from ssl_gym.core import Instance, Puzzle, Verdict, check_float, check_int
-from ssl_gym.envs import PuzzleEnv
+from ssl_gym.envs import PuzzleEnv, make_puzzle_env
 from ssl_gym.images import (
     ArraySource,
     FolderSource,
@@ -265,11 +265,7 @@ def make_env(
 ) -> PuzzleEnv:
     """The unwrapped env of a single-turn id with puzzle overrides (validated)."""
     check_exportable(env_id)
-    env = gym.make(env_id, image_source=image_source, **_check_overrides(overrides or {}))
-    inner = env.unwrapped
-    if not isinstance(inner, PuzzleEnv):
-        raise TypeError(f"{env_id!r} did not make a PuzzleEnv")
-    return inner
+    return make_puzzle_env(env_id, image_source=image_source, **_check_overrides(overrides or {}))
 
 
 def instance_payload(

@@ -25,14 +25,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 
 import ssl_gym  # noqa: F401 - registers the SSL/ ids
 from ssl_gym.core import check_int
-from ssl_gym.envs.puzzle_env import PuzzleEnv
+from ssl_gym.envs.puzzle_env import make_puzzle_env
 from ssl_gym.envs.spaces import PROMPT_CHARSET, PROMPT_MAX_LENGTH, Completion, prompt_space
 from ssl_gym.images import ImageSource, make_source
 
@@ -46,16 +45,6 @@ DESCRIBER_PROMPT = (
 MESSAGE_INTRO = "Message from a teammate who saw the original picture: "
 
 _ALLOWED = frozenset(PROMPT_CHARSET)
-
-
-def _puzzle_env(env_id: str, **kwargs: Any) -> PuzzleEnv:
-    """The unwrapped :class:`PuzzleEnv` of a registered id."""
-    if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; see ssl_gym.envs.entries()")
-    env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
-    if not isinstance(env, PuzzleEnv):
-        raise ValueError(f"{env_id!r} is not a single-puzzle env (got {type(env).__name__})")
-    return env
 
 
 def _check_action(agent: str, action: Any) -> str:
@@ -106,7 +95,7 @@ class DuelEnv(ParallelEnv[str, Observation, str]):
         self.env_id = env_id
         self.possible_agents = [f"player_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
-        self._envs = {a: _puzzle_env(env_id, **kwargs) for a in self.possible_agents}
+        self._envs = {a: make_puzzle_env(env_id, **kwargs) for a in self.possible_agents}
         first = self._envs[self.possible_agents[0]]
         self._observation_spaces = {a: first.observation_space for a in self.possible_agents}
         self._action_spaces = {a: Completion() for a in self.possible_agents}
@@ -260,7 +249,7 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
         check_int("max_message_chars", max_message_chars, 1, 2000)
         self.env_id, self.max_message_chars = env_id, max_message_chars
         self._recorder = _OriginalRecorder(make_source(kwargs.pop("image_source", "procedural")))
-        self._env = _puzzle_env(env_id, image_source=self._recorder, **kwargs)
+        self._env = make_puzzle_env(env_id, image_source=self._recorder, **kwargs)
         family = self._env.puzzle.family
         if family not in ONE_IMAGE_FAMILIES:
             raise ValueError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ssl_gym.envs.mixture import MixtureEnv
-from ssl_gym.envs.puzzle_env import PuzzleEnv
+from ssl_gym.envs.puzzle_env import PuzzleEnv, make_puzzle_env
 from ssl_gym.envs.registration import (
     EnvEntry,
     entries,
@@ -21,6 +21,7 @@ __all__ = [
     "PuzzleEnv",
     "entries",
     "env_id",
+    "make_puzzle_env",
     "mixture_ids",
     "observation_space",
     "register_all",

@@ -199,3 +199,23 @@ class PuzzleEnv(gym.Env[Observation, str]):
             "format_ok": verdict.format_ok,
             "parse_error": verdict.parse_error,
         }
+
+
+def make_puzzle_env(env_id: str, **kwargs: Any) -> PuzzleEnv:
+    """``gym.make(env_id, **kwargs)`` unwrapped to its :class:`PuzzleEnv`.
+
+    For code that drives the puzzle itself (evaluation, adapters, the CLI).
+
+    Raises:
+        ValueError: If ``env_id`` is not registered, or is not a single-puzzle id (a
+            mixture holds several puzzles).
+    """
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}; see `ssl-gym list`")
+    env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
+    if not isinstance(env, PuzzleEnv):
+        raise ValueError(
+            f"{env_id!r} is not a single-puzzle id (got {type(env).__name__}; "
+            "a mixture holds several puzzles)"
+        )
+    return env
