@@ -53,7 +53,6 @@ import argparse
 import fnmatch
 import json
 import os
-import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -67,7 +66,7 @@ import numpy as np
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
 from ssl_gym.cli import key_value
 from ssl_gym.core import ANSWER_FORMATS, Instance, Puzzle, extract_answer, format_answer
-from ssl_gym.envs import EnvEntry, PuzzleEnv, entries, make_puzzle_env
+from ssl_gym.envs import EnvEntry, PuzzleEnv, entries, make_puzzle_env, single_turn_id
 from ssl_gym.vector import SEED_LIMIT, policy_rng
 
 #: Training puzzles (seeds ``0 .. n-1``, all below ``SEED_LIMIT``) the blind policy fits on.
@@ -79,11 +78,6 @@ MODEL_POLICIES = ("hf", "vllm", "openai")
 
 
 # --- held-out seeds, ids, pass@k ---------------------------------------------------------
-
-
-def canonical_id(env_id: str) -> str:
-    """The single-turn id of a hinted id (``SSL/X-3x3-Hint-v0`` -> ``SSL/X-3x3-v0``)."""
-    return re.sub(r"-Hint(-v\d+)$", r"\1", env_id)
 
 
 def eval_seeds(env_id: str, episodes: int, seed: int = 0) -> list[int]:
@@ -107,7 +101,7 @@ def eval_seeds(env_id: str, episodes: int, seed: int = 0) -> list[int]:
         raise ValueError(f"at most {SEED_LIMIT} held-out episodes per id, got {episodes}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"the evaluation seed must be a non-negative integer, got {seed!r}")
-    offset = zlib.crc32(canonical_id(env_id).encode("utf-8"))
+    offset = zlib.crc32(single_turn_id(env_id).encode("utf-8"))
     base = (seed + 1) * SEED_LIMIT
     return [base + (offset + i) % SEED_LIMIT for i in range(episodes)]
 

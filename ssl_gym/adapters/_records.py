@@ -38,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from ssl_gym.core import Instance, Puzzle, Verdict, check_float, check_int
-from ssl_gym.envs import PuzzleEnv, make_puzzle_env
+from ssl_gym.envs import PuzzleEnv, make_puzzle_env, single_turn_id
 from ssl_gym.images import (
     ArraySource,
     FolderSource,
@@ -240,7 +240,7 @@ def check_exportable(env_id: str) -> Mapping[str, Any]:
     if spec.entry_point != "ssl_gym.envs.puzzle_env:PuzzleEnv" or "family" not in kwargs:
         raise ValueError(f"{env_id!r} is not a single puzzle id; export its ids one by one")
     if kwargs.get("max_turns", 1) != 1:
-        single = env_id.replace("-Hint-", "-")
+        single = single_turn_id(env_id)
         raise ValueError(
             f"{env_id!r} is multi-turn (hints come from the env between answers); a dataset "
             f"row holds one turn, so export {single!r} and play the -Hint id in an env"

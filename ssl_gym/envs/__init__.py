@@ -11,6 +11,7 @@ from ssl_gym.envs.registration import (
     mixture_ids,
     register_all,
     registered_ids,
+    single_turn_id,
 )
 from ssl_gym.envs.spaces import Completion, observation_space
 
@@ -26,4 +27,5 @@ __all__ = [
     "observation_space",
     "register_all",
     "registered_ids",
+    "single_turn_id",
 ]

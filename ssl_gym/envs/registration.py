@@ -36,6 +36,14 @@ def env_id(family: str, variant: str, version: int) -> str:
     return f"{NAMESPACE}/{family}-{variant}-v{version}"
 
 
+def single_turn_id(eid: str) -> str:
+    """The single-turn id of a ``-Hint`` id, read from its registry entry; others as given."""
+    spec = gym.registry.get(eid)
+    if spec is None or "preset" not in spec.kwargs or spec.kwargs.get("max_turns", 1) == 1:
+        return eid
+    return env_id(spec.kwargs["family"], spec.kwargs["preset"], spec.version or 0)
+
+
 def entries(hinted: bool = False) -> list[EnvEntry]:
     """Every family preset, in registry order (families, then presets easy to hard).
 
