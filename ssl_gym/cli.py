@@ -147,10 +147,32 @@ def cmd_audit(args: argparse.Namespace) -> int:
     ids = [i for pat in (args.ids or ["*"]) for i in every if fnmatch.fnmatch(i, pat)]
     if not ids:
         raise ValueError(f"no registered id matches {args.ids}; see `ssl-gym list`")
+    if args.strong:
+        return _strong_audit(args, ids)
     results = run_audit(ids, n=args.n, seed=args.seed, out=args.out, workers=args.workers)
     console.print(markdown_table(results), markup=False)
     if args.out:
         console.print(f"written to {args.out}/shortcut_audit.json and .md")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _strong_audit(args: argparse.Namespace, ids: list[str]) -> int:
+    """``ssl-gym audit --strong``: the single-turn ids on every source named."""
+    from ssl_gym.audit import run_strong_audit
+    from ssl_gym.audit.strong import markdown
+    from ssl_gym.images import make_source
+
+    sources = args.image_source or ["procedural"]
+    if args.n < 10:
+        raise ValueError(f"--n must be at least 10 for a held-out split, got {args.n}")
+    for spec in sources:
+        make_source(spec)  # a bad spec fails before any work
+    results = run_strong_audit(
+        ids, sources, n=args.n, seed=args.seed, out=args.out, workers=args.workers
+    )
+    console.print(markdown(results), markup=False)
+    if args.out:
+        console.print(f"written to {args.out}/audit.json and {args.out}/audit.md")
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -177,8 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="*", help="ids or globs (default: every id)")
     p.add_argument("--n", type=int, default=2000, help="instances per id")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="folder for shortcut_audit.json / .md")
+    p.add_argument("--out", default=None, help="folder for the reports (.json and .md)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--strong",
+        action="store_true",
+        help="the strong audit (part alone, statistics, geometry, gradient boosting on pixels)",
+    )
+    p.add_argument(
+        "--image-source",
+        action="append",
+        default=None,
+        help="image source spec for --strong (repeat for several; default procedural)",
+    )
     p.set_defaults(func=cmd_audit)
     for name, (_, _, text) in DELEGATED_COMMANDS.items():
         sub.add_parser(name, help=f"{text} (see ssl-gym {name} --help)", add_help=False)

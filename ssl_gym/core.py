@@ -183,6 +183,41 @@ class Verdict:
     """Weighted parts of the reward: ``accuracy`` and ``format``."""
 
 
+PART_KINDS = ("choice", "permutation", "flip", "label")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """An instance cut into the pieces the strong audit's probes look at one at a time.
+
+    ``kind`` says how the parts carry the answer:
+
+    - ``choice``: one part per option, in option order; label ``"1"`` on the right one;
+    - ``permutation``: each shown tile labelled with the 0-based cell it belongs in;
+    - ``flip``: each tile labelled ``none`` or the direction it was flipped in;
+    - ``label``: one part whose label is the answer text.
+    """
+
+    kind: str
+    parts: tuple[np.ndarray, ...]
+    labels: tuple[str, ...]
+    reference: np.ndarray | None = None
+    """The context the parts are compared with (anchor view, masked picture, full image)."""
+    points: tuple[tuple[float, ...], ...] | None = None
+    """Drawn geometry of each part (where its marker or label sits), in pixels."""
+    anchor: tuple[float, ...] = ()
+    """Drawn geometry of the instance itself (the marked point), in pixels."""
+    sources: tuple[str, ...] | None = None
+    """The source-picture key of each part (:meth:`ImageSource.draw`)."""
+    reference_source: str | None = None
+    """The source-picture key of the reference."""
+
+    def __post_init__(self) -> None:
+        check_choice("kind", self.kind, PART_KINDS)
+        if len(self.parts) != len(self.labels) or not self.parts:
+            raise ValueError("Parts needs one label per part, and at least one part")
+
+
 class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised by ``Puzzle._draft`` when a draw is ambiguous; the puzzle resamples."""
 
@@ -376,6 +411,10 @@ class Puzzle(ABC, Generic[C]):
     @abstractmethod
     def hint(self, instance: Instance, level: int) -> str | None:
         """The ``level``-th hint (0-based), or ``None`` when there are no more."""
+
+    @abstractmethod
+    def parts(self, instance: Instance) -> Parts:
+        """The instance cut into its parts, for the strong audit (``ssl_gym.audit``)."""
 
     # -- shared machinery --
 

@@ -67,6 +67,7 @@ import ssl_gym  # noqa: F401 - registers the SSL/* ids
 from ssl_gym.cli import key_value
 from ssl_gym.core import ANSWER_FORMATS, Instance, Puzzle, extract_answer, format_answer
 from ssl_gym.envs import EnvEntry, PuzzleEnv, entries, make_puzzle_env, single_turn_id
+from ssl_gym.files import write_atomic
 from ssl_gym.vector import SEED_LIMIT, policy_rng
 
 #: Training puzzles (seeds ``0 .. n-1``, all below ``SEED_LIMIT``) the blind policy fits on.
@@ -435,13 +436,6 @@ def check_run(out: Path, header: dict[str, Any]) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(header, indent=2))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --- the run -----------------------------------------------------------------------------

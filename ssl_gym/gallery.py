@@ -20,7 +20,6 @@ import argparse
 import fnmatch
 import hashlib
 import html
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import ssl_gym
 from ssl_gym.cli import console
 from ssl_gym.core import Instance, Puzzle, format_answer
 from ssl_gym.envs import MixtureEnv, PuzzleEnv, entries, mixture_ids
+from ssl_gym.files import write_atomic
 
 #: How many wrong answers the scripted player gives before the right one (when allowed).
 WRONG_TURNS = 2
@@ -272,14 +272,6 @@ def _descriptions() -> dict[str, str]:
     for m in mixture_ids():
         out[m] = "mixture: one puzzle of several families per episode, one composite image"
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --- command line ---------------------------------------------------------------------------

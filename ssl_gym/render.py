@@ -97,6 +97,23 @@ def grid_slots(
     return slots
 
 
+def cut_slots(
+    image: np.ndarray, slots: Sequence[tuple[int, int]], height: int, width: int | None = None
+) -> list[np.ndarray]:
+    """The ``height x width`` images at ``slots`` (top-left corners) of a composite."""
+    w = height if width is None else width
+    return [image[y : y + height, x : x + w] for y, x in slots]
+
+
+def window(image: np.ndarray, point: Sequence[float], side: int) -> np.ndarray:
+    """The ``side x side`` window of ``image`` centred on ``point`` (x, y), kept inside it."""
+    h, w = image.shape[:2]
+    side = min(side, h, w)
+    x = min(max(round(point[0]) - side // 2, 0), w - side)
+    y = min(max(round(point[1]) - side // 2, 0), h - side)
+    return image[y : y + side, x : x + side]
+
+
 def grid(
     images: Sequence[np.ndarray],
     cols: int,

@@ -192,12 +192,12 @@ class _OriginalRecorder(ImageSource):
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError("sample() delegates to the wrapped source")
 
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        """The wrapped source's image; the first of each draw is kept."""
-        image = self.source.sample(rng, shape)
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        """The wrapped source's image and key; the first image of each draw is kept."""
+        image, key = self.source.draw(rng, shape)
         if self._fresh:
             self.original, self._fresh = image.copy(), False
-        return image
+        return image, key
 
 
 def _fit(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

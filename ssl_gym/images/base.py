@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -13,7 +14,13 @@ class ImageSource(ABC):
 
     Subclasses implement :meth:`_sample_raw`; :meth:`sample` fits the result to the
     requested shape (resize the shorter side, then a random crop). Sources that can
-    render at any size directly (the procedural one) override :meth:`sample`.
+    render at any size directly (the procedural one) override :meth:`draw`.
+
+    Every draw says which source picture it came from (:meth:`draw`): a file, a row, a
+    scene seed, a photograph's name. Families whose answer means "from the same image"
+    decide it by that identity, never by a pixel difference. A subclass that implements
+    only :meth:`_sample_raw` is identified by a hash of the picture's bytes; the sources
+    of the package override :meth:`_draw_raw` with their own keys.
     """
 
     spec: str = "?"
@@ -25,7 +32,22 @@ class ImageSource(ABC):
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         """A random image as uint8 (shape[0], shape[1], 3)."""
-        return fit(self._sample_raw(rng), shape, rng)
+        return self.draw(rng, shape)[0]
+
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        """A random image as in :meth:`sample`, with the identity of its source picture.
+
+        Returns:
+            ``(image, key)``: the uint8 (shape[0], shape[1], 3) image and a string equal
+            for two draws exactly when they were cut from the same source picture.
+        """
+        key, raw = self._draw_raw(rng)
+        return fit(raw, shape, rng), key
+
+    def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+        """One source picture and its key; by default the key hashes the picture's bytes."""
+        raw = self._sample_raw(rng)
+        return content_key(raw), raw
 
     def begin_draw(self) -> None:
         """Called by ``Puzzle.generate`` before each draw, rejected ones included.
@@ -37,6 +59,14 @@ class ImageSource(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
+
+
+def content_key(image: np.ndarray) -> str:
+    """A key for a picture known only by its pixels: ``sha1:`` of its shape and bytes."""
+    arr = np.ascontiguousarray(image)
+    digest = hashlib.sha1(repr(arr.shape).encode(), usedforsecurity=False)
+    digest.update(arr.tobytes())
+    return "sha1:" + digest.hexdigest()[:16]
 
 
 def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:

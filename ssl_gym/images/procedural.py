@@ -55,9 +55,10 @@ class ProceduralSource(ImageSource):
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
         return self.render(_draw_index(rng), _DEFAULT_SHAPE)
 
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        """A random scene as uint8 (shape[0], shape[1], 3), rendered at that size."""
-        return self.render(_draw_index(rng), shape)
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        """A random scene rendered at ``shape``, keyed ``scene:<index>`` (its seed)."""
+        index = _draw_index(rng)
+        return self.render(index, shape), f"scene:{index}"
 
     def render(self, index: int, shape: tuple[int, int]) -> np.ndarray:
         """The scene number ``index`` as uint8 (shape[0], shape[1], 3).

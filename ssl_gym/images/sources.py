@@ -64,10 +64,10 @@ def _read_only(image: np.ndarray) -> np.ndarray:
 class _StoredSource(ImageSource):
     """A source that keeps pictures in memory; samples never alias them."""
 
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        """A random picture fitted to ``shape``: uint8 (shape[0], shape[1], 3), writable."""
-        out = super().sample(rng, shape)
-        return out if out.flags.writeable else out.copy()
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        """A random picture fitted to ``shape`` (writable) and its key."""
+        out, key = super().draw(rng, shape)
+        return (out if out.flags.writeable else out.copy()), key
 
 
 # --- scikit-image's sample photographs ---------------------------------------------------
@@ -104,20 +104,29 @@ class PhotosSource(_StoredSource):
     @property
     def images(self) -> tuple[np.ndarray, ...]:
         """The photographs, read-only uint8 (H, W, 3) arrays (loaded on first access)."""
-        return _load_photos(self.NAMES)
+        return _load_photos(self.NAMES)[0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the photographs that loaded, in the order of :attr:`images`."""
+        return _load_photos(self.NAMES)[1]
 
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        return self._draw_raw(rng)[1]
+
+    def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
         images = self.images
-        return images[int(rng.integers(len(images)))]
+        index = int(rng.integers(len(images)))
+        return f"photo:{self.names[index]}", images[index]
 
 
 @lru_cache(maxsize=4)
-def _load_photos(names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+def _load_photos(names: tuple[str, ...]) -> tuple[tuple[np.ndarray, ...], tuple[str, ...]]:
     try:
         data = importlib.import_module("skimage.data")
     except ImportError as err:
         raise ImportError(PHOTOS_HINT) from err
-    images, failed = [], []
+    images, loaded, failed = [], [], []
     for name in names:
         try:
             raw = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
@@ -125,6 +134,7 @@ def _load_photos(names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
             failed.append(f"{name} ({type(err).__name__})")
             continue
         images.append(_read_only(to_rgb_array(raw)))
+        loaded.append(name)
     if failed:
         warnings.warn(
             f"scikit-image photographs not available: {', '.join(failed)}",
@@ -133,7 +143,7 @@ def _load_photos(names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
         )
     if not images:
         raise RuntimeError("none of the scikit-image sample photographs could be loaded")
-    return tuple(images)
+    return tuple(images), tuple(loaded)
 
 
 # --- a folder of image files -------------------------------------------------------------
@@ -186,21 +196,31 @@ class FolderSource(ImageSource):
             self._files = files
         return self._files
 
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        """A random file fitted to ``shape``; JPEGs are decoded at a reduced scale if they can."""
-        return fit(self._pick(rng, shape), shape, rng)
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        """A random file fitted to ``shape``, keyed ``file:<path under root>``.
+
+        JPEGs are decoded at a reduced scale when they can be.
+        """
+        key, image = self._pick(rng, shape)
+        return fit(image, shape, rng), key
 
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        return self._pick(rng, None)[1]
+
+    def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
         return self._pick(rng, None)
 
-    def _pick(self, rng: np.random.Generator, shape: tuple[int, int] | None) -> np.ndarray:
+    def _pick(
+        self, rng: np.random.Generator, shape: tuple[int, int] | None
+    ) -> tuple[str, np.ndarray]:
         files = self.files
         while len(self._bad) < len(files):
             index = int(rng.integers(len(files)))
             if index in self._bad:
                 continue
             try:
-                return _read_image(files[index], self.max_pixels, shape)
+                image = _read_image(files[index], self.max_pixels, shape)
+                return f"file:{files[index].relative_to(self.root).as_posix()}", image
             except _DECODE_ERRORS as err:
                 self._skip(index, files[index], err)
         raise RuntimeError(
@@ -302,9 +322,12 @@ class HFDatasetSource(ImageSource):
         return self._data
 
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        return self._draw_raw(rng)[1]
+
+    def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
         data = self._dataset()
-        row = data[int(rng.integers(len(data)))]
-        return _value_to_rgb(row[self.column])
+        index = int(rng.integers(len(data)))
+        return f"row:{index}", _value_to_rgb(data[index][self.column])
 
 
 def _import_datasets() -> Any:
@@ -382,4 +405,8 @@ class ArraySource(_StoredSource):
         """The images, read-only uint8 (H, W, 3)."""
 
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
-        return self.images[int(rng.integers(len(self.images)))]
+        return self._draw_raw(rng)[1]
+
+    def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+        index = int(rng.integers(len(self.images)))
+        return f"array:{index}", self.images[index]

@@ -52,6 +52,7 @@ import numpy as np
 from ssl_gym.augment import STRENGTHS, augment, describe
 from ssl_gym.core import (
     Instance,
+    Parts,
     Preset,
     Puzzle,
     PuzzleConfig,
@@ -146,6 +147,11 @@ class Contrastive(Puzzle[ContrastiveConfig]):
         return self.make_instance(
             (view_a, view_b), question, label, label, choices=LABELS, augmentations=[ops_a, ops_b]
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """The second view, labelled with the answer; the first as reference."""
+        first, second = instance.images
+        return Parts("label", (second,), (instance.answer,), reference=first)
 
     def _view(self, rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """An augmented view that is not near-uniform, re-augmenting a few times."""

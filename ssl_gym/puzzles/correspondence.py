@@ -74,6 +74,7 @@ from PIL import Image, ImageDraw
 from ssl_gym.core import (
     ChoicePuzzle,
     Instance,
+    Parts,
     Preset,
     PuzzleConfig,
     Rejected,
@@ -84,7 +85,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import font, grid, near_duplicates
+from ssl_gym.render import font, grid, near_duplicates, window
 
 QUESTIONS = {
     "ssl4rl": (
@@ -283,6 +284,25 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
             **_metadata(geo, marked, points, truth, side),
             label_boxes=np.round(np.array(boxes) - 0.5, 2).tolist(),
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """A window of view B around each candidate, the right one labelled ``1``.
+
+        ``points`` are the candidates' pixel coordinates and ``anchor`` the marked point's.
+        No reference: the window around the marked point is what the puzzle asks to
+        match, so a probe given it would be doing the task, not taking a shortcut.
+        """
+        n, meta = self.config.size, instance.metadata
+        if self.config.layout == "images":
+            view_b = instance.images[1]
+        else:
+            top = GAP + self._label_height
+            view_b = instance.images[0][top : top + n, 2 * GAP + n : 2 * GAP + 2 * n]
+        points = tuple(tuple(float(v) for v in p) for p in meta["candidates"])
+        windows = tuple(window(view_b, p, max(16, n // 6)) for p in points)
+        labels = tuple(str(int(o == instance.answer)) for o in self.options)
+        anchor = tuple(float(v) for v in meta["point_a"])
+        return Parts("choice", windows, labels, points=points, anchor=anchor)
 
     # -- geometry --
 

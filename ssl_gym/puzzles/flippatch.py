@@ -64,6 +64,7 @@ import numpy as np
 
 from ssl_gym.core import (
     Instance,
+    Parts,
     Preset,
     Puzzle,
     PuzzleConfig,
@@ -74,7 +75,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, grid_slots, label_strip
+from ssl_gym.render import cut_slots, grid, grid_slots, label_strip
 
 QUESTIONS = {
     "ssl4rl": (
@@ -225,6 +226,18 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
             cols=cols,
             eligible_tiles=len(eligible),
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """Every tile as shown, labelled ``none`` or the direction it was flipped in."""
+        (rows, cols), side = self.config.grid_shape, self.config.tile_side
+        if self.config.layout == "image":
+            slots = [(r * side, c * side) for r in range(rows) for c in range(cols)]
+        else:
+            slots = grid_slots(self.n_tiles, cols, side, side, GAP, self._label_height)
+        tiles = cut_slots(instance.images[0], slots, side)
+        k, direction = instance.solution
+        labels = tuple(direction if i == k - 1 else "none" for i in range(self.n_tiles))
+        return Parts("flip", tuple(tiles), labels)
 
     def _visible_flips(self, tiles: np.ndarray) -> np.ndarray:
         """``(n, 2)`` booleans: is the tile's horizontal / vertical flip clearly visible.

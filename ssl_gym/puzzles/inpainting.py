@@ -75,6 +75,7 @@ import numpy as np
 from ssl_gym.core import (
     ChoicePuzzle,
     Instance,
+    Parts,
     Preset,
     PuzzleConfig,
     Rejected,
@@ -85,7 +86,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, grid_slots, is_flat, near_duplicates
+from ssl_gym.render import cut_slots, grid, grid_slots, is_flat, near_duplicates
 
 QUESTIONS = {
     "ssl4rl": (
@@ -271,6 +272,18 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
             region=[boxes[0][0], boxes[0][1] - band, cfg.side],
             group_size=cfg.candidates // len(boxes),
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """The candidate patches in option order, the right one labelled ``1``; the picture."""
+        cfg = self.config
+        if cfg.layout == "images":
+            masked, *patches = instance.images
+        else:
+            (y, x), *slots = self._canvas[1]
+            masked = instance.images[0][y : y + cfg.size, x : x + cfg.size]
+            patches = cut_slots(instance.images[0], slots, cfg.side)
+        labels = tuple(str(int(o == instance.answer)) for o in self.options)
+        return Parts("choice", tuple(patches), labels, reference=masked)
 
     def _specs(
         self, rng: np.random.Generator

@@ -66,6 +66,7 @@ import numpy as np
 
 from ssl_gym.core import (
     Instance,
+    Parts,
     Preset,
     Puzzle,
     PuzzleConfig,
@@ -77,7 +78,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, grid_slots, mask_border, random_orientation
+from ssl_gym.render import cut_slots, grid, grid_slots, mask_border, random_orientation
 
 QUESTIONS = {
     "ssl4rl": (
@@ -294,6 +295,19 @@ class Jigsaw(Puzzle[JigsawConfig]):
         for (y, x), tile in zip(slots, shown, strict=True):
             canvas[y : y + side, x : x + side] = tile
         return (canvas,)
+
+    def parts(self, instance: Instance) -> Parts:
+        """The shown tiles, each labelled with the cell it belongs in."""
+        side = self.config.tile_side
+        if self.config.layout == "tiles":
+            tiles = instance.images
+        else:
+            slots = grid_slots(
+                self.n_tiles, self.config.grid_shape[1], side, side, GAP, self._label_height
+            )
+            tiles = cut_slots(instance.images[0], slots, side)
+        cells = tuple(str(c) for c in instance.metadata["permutation"])
+        return Parts("permutation", tuple(tiles), cells)
 
     def random_answer(self, instance: Instance, rng: np.random.Generator) -> str:
         """A uniformly random permutation of the tile numbers (scores ``chance_score``)."""

@@ -59,6 +59,7 @@ from ssl_gym.augment import color_jitter
 from ssl_gym.core import (
     ChoicePuzzle,
     Instance,
+    Parts,
     Preset,
     PuzzleConfig,
     Rejected,
@@ -70,7 +71,7 @@ from ssl_gym.core import (
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles.similarity import aligned_differences, similar_group
-from ssl_gym.render import grid, grid_slots
+from ssl_gym.render import cut_slots, grid, grid_slots
 
 QUESTIONS = {
     "ssl4rl": (
@@ -203,6 +204,17 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
             cells=[int(c) for c in cells],
             hard_other=self.config.hard_other,
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """The tiles in option order, the odd one labelled ``1``."""
+        side = self.config.tile_side
+        if self.config.layout == "images":
+            tiles = instance.images
+        else:
+            slots = grid_slots(self.config.tiles, self._cols, side, side, GAP, self._label_height)
+            tiles = cut_slots(instance.images[0], slots, side)
+        labels = tuple(str(int(o == instance.answer)) for o in self.options)
+        return Parts("choice", tuple(tiles), labels)
 
     def _images(
         self, rng: np.random.Generator, source: ImageSource, shape: tuple[int, int]

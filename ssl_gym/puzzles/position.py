@@ -61,6 +61,7 @@ import numpy as np
 from ssl_gym.augment import photometric
 from ssl_gym.core import (
     Instance,
+    Parts,
     Preset,
     Puzzle,
     PuzzleConfig,
@@ -202,6 +203,11 @@ class Position(Puzzle[PositionConfig]):
         return self.make_instance(
             (full, patch), question, name, name, choices=self.cells, augmentations=applied
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """The patch, labelled with its cell; the full image as reference."""
+        full, patch = instance.images
+        return Parts("label", (patch,), (instance.answer,), reference=full)
 
     def parse(self, text: str) -> str | None:
         """Read one cell name or 1-based index; ``None`` if none or two different cells."""

@@ -53,6 +53,7 @@ from PIL import Image
 
 from ssl_gym.core import (
     Instance,
+    Parts,
     Preset,
     Puzzle,
     PuzzleConfig,
@@ -168,6 +169,11 @@ class Rotation(Puzzle[RotationConfig]):
         return self.make_instance(
             images, question, k * self.step, answer, choices=self.angle_choices
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """The rotated image, labelled with its angle; the upright one as reference."""
+        ref = instance.images[0] if self.config.reference else None
+        return Parts("label", (instance.images[-1],), (instance.answer,), reference=ref)
 
     def _rotate_resampled(
         self, rng: np.random.Generator, source: ImageSource, angle: int

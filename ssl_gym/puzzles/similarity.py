@@ -76,6 +76,7 @@ from ssl_gym.augment import (
 from ssl_gym.core import (
     ChoicePuzzle,
     Instance,
+    Parts,
     Preset,
     PuzzleConfig,
     Rejected,
@@ -86,7 +87,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import grid, grid_slots, is_flat
+from ssl_gym.render import cut_slots, grid, grid_slots, is_flat
 
 QUESTIONS = {
     "ssl4rl": (
@@ -219,6 +220,15 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
             mirrored=mirrored,
             hard_negatives=self.config.hard_negatives,
         )
+
+    def parts(self, instance: Instance) -> Parts:
+        """The candidates in option order, the right one labelled ``1``; the reference."""
+        if self.config.layout == "images":
+            views = instance.images
+        else:
+            views = tuple(cut_slots(instance.images[0], self._slots, self.config.view_size))
+        labels = tuple(str(int(o == instance.answer)) for o in self.options)
+        return Parts("choice", tuple(views[1:]), labels, reference=views[0])
 
     def _sources(self, rng: np.random.Generator, source: ImageSource) -> list[np.ndarray]:
         """The candidates' ``K`` source images, in an order that tells nothing.

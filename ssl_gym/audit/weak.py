@@ -1,4 +1,4 @@
-"""Shortcut audit: can a policy that does not solve the puzzle beat chance?
+"""The weak shortcut audit: can a policy that does not solve the puzzle beat chance?
 
 For one registered id, on ``n`` instances drawn with fixed seeds:
 

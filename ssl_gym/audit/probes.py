@@ -1,0 +1,130 @@
+"""What the strong audit's probes see, and how their guesses become answers.
+
+Features are computed from pixels only: a thumbnail, colour statistics and gradient
+energy of each part (:func:`part_features`), or of every observation image
+(:func:`instance_features`). Probes that learn use scikit-learn's histogram gradient
+boosting (the ``audit`` extra), imported on first use. A probe's per-part class
+probabilities become an answer text with :func:`decode`, one way per :class:`Parts` kind:
+the most likely right option, a one-to-one assignment of tiles to cells, the tile most
+likely flipped, or the predicted label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ssl_gym.core import Instance, Parts
+
+AUDIT_HINT = 'the strong audit needs scikit-learn: pip install "ssl-gym[audit]"'
+THUMB = 8
+"""Side of the thumbnail a part is reduced to."""
+BINS = 8
+"""Histogram bins per colour channel."""
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
+    """The image box-filtered to ``side x side``, as floats in [0, 1], flattened."""
+    small = Image.fromarray(np.ascontiguousarray(image)).resize((side, side), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float64).ravel() / 255.0
+
+
+def statistics(image: np.ndarray) -> np.ndarray:
+    """Colour statistics of an image: channel means and spreads, histograms, gradients.
+
+    32 numbers: the mean and standard deviation of each channel, an ``BINS``-bin
+    histogram of each channel, and the mean absolute horizontal and vertical luma
+    gradient. These are what a matcher that never looks at layout compares.
+    """
+    px = image[::2, ::2].reshape(-1, 3).astype(np.float64)
+    hist = [np.bincount((px[:, c] * BINS / 256).astype(int), minlength=BINS) for c in range(3)]
+    luma = image[::2, ::2].astype(np.float64) @ _LUMA
+    grads = (np.abs(np.diff(luma, axis=1)).mean(), np.abs(np.diff(luma, axis=0)).mean())
+    return np.concatenate(
+        [px.mean(axis=0) / 255, px.std(axis=0) / 255, np.concatenate(hist) / len(px), grads]
+    )
+
+
+#: Slices of :func:`statistics` that the no-training matcher compares one at a time.
+STAT_GROUPS = {
+    "mean_std": slice(0, 6),
+    "histogram": slice(6, 6 + 3 * BINS),
+    "gradient": slice(6 + 3 * BINS, 8 + 3 * BINS),
+    "all_stats": slice(0, 8 + 3 * BINS),
+}
+
+
+def part_features(image: np.ndarray) -> np.ndarray:
+    """A part's thumbnail and statistics."""
+    return np.concatenate([thumbnail(image), statistics(image)])
+
+
+def instance_features(inst: Instance, budget: int = 768) -> np.ndarray:
+    """Every observation image's thumbnail and statistics, concatenated.
+
+    The thumbnail side shrinks with the number of images so that an instance stays near
+    ``budget`` features.
+    """
+    n = len(inst.images)
+    side = int(np.clip(np.sqrt(budget / (3 * n)), 3, 16))
+    return np.concatenate(
+        [np.concatenate([thumbnail(im, side), statistics(im)]) for im in inst.images]
+    )
+
+
+def classifier(seed: int = 0) -> Any:
+    """A gradient-boosting classifier (scikit-learn), fixed settings and seed."""
+    try:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+    except ImportError as err:
+        raise ImportError(AUDIT_HINT) from err
+    return HistGradientBoostingClassifier(
+        max_iter=80, learning_rate=0.1, max_leaf_nodes=15, early_stopping=False, random_state=seed
+    )
+
+
+def fit_predict(
+    x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """Class probabilities of the test rows, and the class names in column order."""
+    classes = sorted(set(y_train))
+    if len(classes) == 1:
+        return np.ones((len(x_test), 1)), classes
+    model = classifier().fit(x_train, np.asarray(y_train))
+    return model.predict_proba(x_test), [str(c) for c in model.classes_]
+
+
+def decode(parts: Parts, proba: np.ndarray, classes: Sequence[str], inst: Instance) -> str:
+    """The answer text a probe gives, from its class probabilities for each part."""
+    col = {c: i for i, c in enumerate(classes)}
+
+    def p(label: str) -> np.ndarray:
+        return proba[:, col[label]] if label in col else np.zeros(len(proba))
+
+    if parts.kind == "choice":
+        return (inst.choices or ())[int(np.argmax(p("1")))]
+    if parts.kind == "label":
+        return classes[int(np.argmax(proba[0]))]
+    if parts.kind == "flip":
+        k = int(np.argmax(1.0 - p("none")))
+        direction = max(("horizontal", "vertical"), key=lambda d: float(p(d)[k]))
+        return f"{k + 1} {direction}"
+    return assign_cells(proba, classes)
+
+
+def assign_cells(proba: np.ndarray, classes: Sequence[str]) -> str:
+    """The permutation answer (tile number per cell) that best fits tile-to-cell odds."""
+    from scipy.optimize import linear_sum_assignment
+
+    n = proba.shape[0]
+    cost = np.full((n, n), 50.0)  # tile x cell; cells never seen in training stay unlikely
+    for j, c in enumerate(classes):
+        cost[:, int(c)] = -np.log(proba[:, j] + 1e-9)
+    tiles, cells = linear_sum_assignment(cost)
+    per_cell = np.empty(n, dtype=int)
+    per_cell[cells] = tiles + 1
+    return ",".join(map(str, per_cell))

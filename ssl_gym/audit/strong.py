@@ -1,0 +1,355 @@
+"""The strong audit: can a player that never does the intended matching beat chance?
+
+For one id and one image source, ``n`` instances are drawn with seeds ``[seed, i]``; 70%
+train the probes that learn and the other 30% score every probe. Each instance is cut
+into its parts (:meth:`ssl_gym.core.Puzzle.parts`). The probes:
+
+* ``blind``: the best constant answer on the training instances;
+* ``part_alone``: gradient boosting on each part by itself (thumbnail and statistics,
+  no reference, no other part) predicts its label (right option, cell, flip); the
+  guesses are decoded per instance, with a one-to-one assignment for permutations;
+* ``stats_nearest``: no training: the option whose colour statistics (mean and spread,
+  histogram, gradient energy: the group that did best on the training instances) are
+  nearest the reference, or, without a reference, farthest from the other parts;
+* ``stats_learned``: gradient boosting on each part's statistics and their differences
+  from the reference's and the other parts';
+* ``geometry``: gradient boosting on where each part's marker is drawn and where the
+  instance's marked point is, without any pixel (only families that draw points);
+* ``pixels``: gradient boosting on downsampled pixels and statistics of every observation
+  image, predicting the answer (the cell of every tile, for permutations).
+
+Every probe must score within ``tolerance`` (0.05) of the chance score on the held-out
+instances; its 95% confidence interval is reported. The oracle must score 1.0, and, for
+families whose answer means "from the same image", every instance's labels must agree
+with the source identities of its parts (0 mislabelled or two-answer instances).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ssl_gym.audit.probes import (
+    STAT_GROUPS,
+    decode,
+    fit_predict,
+    instance_features,
+    part_features,
+    statistics,
+)
+from ssl_gym.audit.weak import blind_answer
+from ssl_gym.core import Instance, Parts, Puzzle
+from ssl_gym.envs import make_puzzle_env
+from ssl_gym.images import ImageSource
+
+TOLERANCE = 0.05
+TRAIN_SHARE = 0.7
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe's held-out score."""
+
+    name: str
+    score: float
+    low: float
+    high: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StrongResult:
+    """The strong audit of one id on one image source."""
+
+    id: str
+    family: str
+    source: str
+    n: int
+    chance: float
+    oracle: float
+    rejection_rate: float
+    identity_errors: int
+    """Instances whose labels disagree with their parts' source identities."""
+    probes: tuple[ProbeResult, ...] = field(default_factory=tuple)
+    tolerance: float = TOLERANCE
+
+    def probe_ok(self, probe: ProbeResult) -> bool:
+        """The probe's score is within ``tolerance`` of chance."""
+        return probe.score <= self.chance + self.tolerance
+
+    @property
+    def worst(self) -> ProbeResult:
+        """The probe with the highest score."""
+        return max(self.probes, key=lambda p: p.score)
+
+    @property
+    def passed(self) -> bool:
+        """Oracle 1.0, no identity error, and every probe within tolerance."""
+        probes_ok = all(self.probe_ok(p) for p in self.probes)
+        return self.oracle == 1.0 and self.identity_errors == 0 and probes_ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, each probe with its ``pass``, and the verdict."""
+        out = asdict(self)
+        out["probes"] = [{**asdict(p), "pass": self.probe_ok(p)} for p in self.probes]
+        out["passed"] = self.passed
+        return out
+
+
+# --- scoring -------------------------------------------------------------------------------
+
+
+def _score(puzzle: Puzzle, inst: Instance, answer: str) -> float:
+    parsed = puzzle.parse(answer)
+    return 0.0 if parsed is None else float(puzzle.score(inst, parsed))
+
+
+def _result(name: str, scores: Sequence[float], detail: str = "") -> ProbeResult:
+    arr = np.asarray(scores, dtype=np.float64)
+    half = 1.96 * float(arr.std(ddof=1)) / np.sqrt(len(arr)) if len(arr) > 1 else 1.0
+    mean = float(arr.mean())
+    return ProbeResult(name, round(mean, 4), round(mean - half, 4), round(mean + half, 4), detail)
+
+
+@dataclass
+class _Split:
+    """Instances and their parts, training and held out."""
+
+    puzzle: Puzzle
+    train: list[Instance]
+    test: list[Instance]
+    train_parts: list[Parts]
+    test_parts: list[Parts]
+
+    def scores(self, answers: Sequence[str]) -> list[float]:
+        return [_score(self.puzzle, i, a) for i, a in zip(self.test, answers, strict=True)]
+
+
+def _per_part(split: _Split, features: Callable[[Parts, int], np.ndarray]) -> list[str]:
+    """Train on every part's features and label; decode held-out instances' answers."""
+    x_train = np.stack([features(p, j) for p in split.train_parts for j in range(len(p.parts))])
+    y_train = [label for p in split.train_parts for label in p.labels]
+    x_test = np.stack([features(p, j) for p in split.test_parts for j in range(len(p.parts))])
+    proba, classes = fit_predict(x_train, y_train, x_test)
+    answers, start = [], 0
+    for inst, parts in zip(split.test, split.test_parts, strict=True):
+        rows = proba[start : start + len(parts.parts)]
+        answers.append(decode(parts, rows, classes, inst))
+        start += len(parts.parts)
+    return answers
+
+
+# --- the probes ----------------------------------------------------------------------------
+
+
+def probe_blind(split: _Split) -> ProbeResult:
+    """The best constant answer on the training instances."""
+    answer = blind_answer(split.puzzle, split.train)
+    return _result("blind", split.scores([answer] * len(split.test)), answer)
+
+
+def probe_part_alone(split: _Split) -> ProbeResult:
+    """Each part on its own: thumbnail and statistics, no reference, no other part."""
+    answers = _per_part(split, lambda p, j: part_features(p.parts[j]))
+    return _result("part_alone", split.scores(answers))
+
+
+def _relational(parts: Parts, j: int, stats: list[np.ndarray]) -> np.ndarray:
+    own = stats[j]
+    rows = [own]
+    if parts.reference is not None:
+        rows.append(np.abs(own - statistics(parts.reference)))
+    if len(stats) > 1:
+        others = np.mean([s for k, s in enumerate(stats) if k != j], axis=0)
+        rows.append(np.abs(own - others))
+    return np.concatenate(rows)
+
+
+def probe_stats_learned(split: _Split) -> ProbeResult:
+    """Statistics of each part and their gaps to the reference's and the other parts'."""
+    cache: dict[int, list[np.ndarray]] = {}
+
+    def features(parts: Parts, j: int) -> np.ndarray:
+        stats = cache.setdefault(id(parts), [statistics(im) for im in parts.parts])
+        return _relational(parts, j, stats)
+
+    answers = _per_part(split, features)
+    return _result("stats_learned", split.scores(answers))
+
+
+def _nearest_answer(parts: Parts, inst: Instance, group: slice) -> str:
+    stats = np.stack([statistics(im)[group] for im in parts.parts])
+    if parts.reference is not None:
+        pick = int(np.argmin(np.abs(stats - statistics(parts.reference)[group]).sum(axis=1)))
+    else:
+        gaps = [
+            np.abs(s - np.delete(stats, j, axis=0).mean(axis=0)).sum() for j, s in enumerate(stats)
+        ]
+        pick = int(np.argmax(gaps))
+    return (inst.choices or ())[pick]
+
+
+def probe_stats_nearest(split: _Split) -> ProbeResult | None:
+    """No training: the option nearest the reference (or farthest from the rest)."""
+    if split.test_parts[0].kind != "choice":
+        return None
+
+    def mean_score(insts: list[Instance], parts: list[Parts], group: slice) -> list[float]:
+        return [
+            _score(split.puzzle, i, _nearest_answer(p, i, group))
+            for i, p in zip(insts, parts, strict=True)
+        ]
+
+    fit = split.train[:300], split.train_parts[:300]
+    best = max(STAT_GROUPS, key=lambda g: np.mean(mean_score(*fit, STAT_GROUPS[g])))
+    return _result(
+        "stats_nearest", mean_score(split.test, split.test_parts, STAT_GROUPS[best]), best
+    )
+
+
+def probe_geometry(split: _Split) -> ProbeResult | None:
+    """Where the markers are drawn, without the pixels around them."""
+    if split.test_parts[0].points is None:
+        return None
+
+    def features(parts: Parts, j: int) -> np.ndarray:
+        point = np.asarray((parts.points or ())[j], dtype=np.float64)
+        anchor = np.asarray(parts.anchor, dtype=np.float64)
+        gap = point[: len(anchor)] - anchor if len(anchor) else point[:0]
+        return np.concatenate([point, anchor, gap, [np.hypot(*gap[:2])] if len(gap) >= 2 else []])
+
+    answers = _per_part(split, features)
+    return _result("geometry", split.scores(answers))
+
+
+def probe_pixels(split: _Split) -> ProbeResult:
+    """Downsampled pixels and statistics of every observation image -> the answer.
+
+    For permutations, each tile's cell is predicted from the whole instance, the tile's
+    place in it and its own pixels, then assigned one-to-one.
+    """
+    if split.test_parts[0].kind == "permutation":
+        return _result("pixels", split.scores(_per_part(split, _PerTile(split))))
+    x_train = np.stack([instance_features(i) for i in split.train])
+    x_test = np.stack([instance_features(i) for i in split.test])
+    proba, classes = fit_predict(x_train, [i.answer for i in split.train], x_test)
+    return _result("pixels", split.scores([classes[int(k)] for k in proba.argmax(axis=1)]))
+
+
+class _PerTile:
+    """Features of tile ``j`` of an instance: the instance's, a one-hot place, the tile's."""
+
+    def __init__(self, split: _Split) -> None:
+        self.n = len(split.test_parts[0].parts)
+        self.budget = max(96, 768 // max(1, self.n // 4))
+        pairs = zip(split.train + split.test, split.train_parts + split.test_parts, strict=True)
+        self.instance_of = {id(p): i for i, p in pairs}
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, parts: Parts, j: int) -> np.ndarray:
+        key = id(parts)
+        if key not in self.cache:
+            self.cache[key] = instance_features(self.instance_of[key], self.budget)
+        return np.concatenate([self.cache[key], np.eye(self.n)[j], part_features(parts.parts[j])])
+
+
+PROBE_NAMES = ("blind", "part_alone", "stats_nearest", "stats_learned", "geometry", "pixels")
+PROBES: tuple[Callable[[_Split], ProbeResult | None], ...] = (
+    probe_blind,
+    probe_part_alone,
+    probe_stats_nearest,
+    probe_stats_learned,
+    probe_geometry,
+    probe_pixels,
+)
+
+
+# --- source identity ----------------------------------------------------------------------
+
+
+def identity_error(puzzle: Puzzle, parts: Parts) -> bool:
+    """Whether an instance's labels disagree with its parts' source identities.
+
+    Only for families whose answer means "from the same image" (``compares_sources``);
+    such a family that reports no identities is an error on every instance.
+    """
+    if not getattr(puzzle, "compares_sources", False):
+        return False
+    sources = parts.sources
+    if sources is None:
+        return True
+    if parts.kind == "label":  # a pair: the label "positive" means one source picture
+        return (sources[0] == parts.reference_source) != (parts.labels[0] == "positive")
+    right = parts.labels.index("1")
+    if parts.reference_source is not None:
+        matches = [s == parts.reference_source for s in sources]
+        return sum(matches) != 1 or not matches[right]
+    others = {s for j, s in enumerate(sources) if j != right}
+    return sources[right] in others or len(others) != 1
+
+
+# --- one id ------------------------------------------------------------------------------
+
+
+def strong_audit_puzzle(
+    puzzle: Puzzle,
+    source: ImageSource,
+    name: str,
+    n: int = 2000,
+    seed: int = 0,
+    tolerance: float = TOLERANCE,
+) -> StrongResult:
+    """Audit a puzzle with an image source; ``name`` labels the result."""
+    instances = [puzzle.generate(np.random.default_rng([seed, i]), source) for i in range(n)]
+    parts = [puzzle.parts(i) for i in instances]
+    cut = round(TRAIN_SHARE * n)
+    split = _Split(puzzle, instances[:cut], instances[cut:], parts[:cut], parts[cut:])
+    rejected = sum(int(i.metadata["rejections"]) for i in instances)
+    oracle = float(np.mean([puzzle.verify(i, puzzle.oracle(i)).score for i in instances]))
+    probes = tuple(r for probe in PROBES if (r := probe(split)) is not None)
+    return StrongResult(
+        id=name,
+        family=puzzle.family,
+        source=source.spec,
+        n=n,
+        chance=round(float(puzzle.chance_score), 4),
+        oracle=oracle,
+        rejection_rate=round(rejected / (rejected + n), 4),
+        identity_errors=sum(identity_error(puzzle, p) for p in parts),
+        probes=probes,
+        tolerance=tolerance,
+    )
+
+
+def strong_audit_id(
+    env_id: str, source: str = "procedural", n: int = 2000, seed: int = 0
+) -> StrongResult:
+    """Audit one registered single-turn id on one image source spec."""
+    env = make_puzzle_env(env_id, image_source=source)
+    return strong_audit_puzzle(env.puzzle, env.source, env_id, n, seed)
+
+
+def _cell(result: StrongResult, probe: ProbeResult | None) -> str:
+    if probe is None:
+        return "-"
+    return f"{probe.score:.3f}" + ("" if result.probe_ok(probe) else " **x**")
+
+
+def markdown(results: Sequence[StrongResult]) -> str:
+    """The strong audit as a Markdown table: one row per id and source."""
+    names = [n for n in PROBE_NAMES if any(n == q.name for r in results for q in r.probes)]
+    head = "| id | source | chance | " + " | ".join(names) + " | oracle | identity | verdict |"
+    lines = [head, "|" + "---|" * 2 + "---:|" * (len(names) + 3) + "---|"]
+    for r in results:
+        by_name = {p.name: p for p in r.probes}
+        cells = [_cell(r, by_name.get(k)) for k in names]
+        verdict = "pass" if r.passed else f"FAIL ({r.worst.name} {r.worst.score:.3f})"
+        lines.append(
+            f"| {r.id} | {r.source} | {r.chance:.3f} | "
+            + " | ".join(cells)
+            + f" | {r.oracle:.3f} | {r.identity_errors} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
