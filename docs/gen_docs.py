@@ -372,7 +372,8 @@ def _script_doc(stem: str) -> str:
 
 def benchmarks_page() -> str:
     """One section per ``benchmarks/results/*.json`` (the audit has its own page)."""
-    files = [f for f in sorted(RESULTS.glob("*.json")) if not f.stem.startswith("shortcut_audit")]
+    audits = ("shortcut_audit", "audit")
+    files = [f for f in sorted(RESULTS.glob("*.json")) if f.stem not in audits]
     parts = [
         "# Benchmarks\n\nGenerated from `benchmarks/results/*.json` when the docs are built. "
         "`make bench` reruns the env benchmark; each script below says how to run it. "
@@ -388,16 +389,22 @@ def benchmarks_page() -> str:
 
 
 def audit_page() -> str:
-    """The shortcut audit: what it checks (``ssl_gym.audit``) and the latest results."""
+    """The shortcut audits: what they check (``ssl_gym.audit``) and the latest results."""
     first, body = docstring_body(importlib.import_module("ssl_gym.audit").__doc__ or "")
     parts = [f"# Shortcut audit\n\n{first}\n\n{rst_to_markdown(body)}\n"]
+    strong_first, strong_body = docstring_body(
+        importlib.import_module("ssl_gym.audit.strong").__doc__ or ""
+    )
+    parts.append(f"## The strong audit\n\n{strong_first}\n\n{rst_to_markdown(strong_body)}\n")
+    parts.append(_strong_results())
+    parts.append("## The weak audit\n")
     data_path, md_path = RESULTS / "shortcut_audit.json", RESULTS / "shortcut_audit.md"
     if data_path.exists():
         data = json.loads(data_path.read_text(encoding="utf-8"))
         results = data.get("results", [])
         passed = sum(bool(r.get("passed")) for r in results)
         parts.append(
-            f"## Results\n\n{passed} of {len(results)} ids pass, on {data.get('n')} instances "
+            f"{passed} of {len(results)} ids pass, on {data.get('n')} instances "
             f"per id (seed {data.get('seed')}), from `benchmarks/results/shortcut_audit.json`.\n"
         )
     if md_path.exists():
@@ -407,6 +414,22 @@ def audit_page() -> str:
     else:
         parts.append("No audit results yet: run `ssl-gym audit --out benchmarks/results`.\n")
     return "\n".join(parts)
+
+
+def _strong_results() -> str:
+    """The strong audit's latest table, from ``benchmarks/results/audit.json`` and ``.md``."""
+    data_path, md_path = RESULTS / "audit.json", RESULTS / "audit.md"
+    if not data_path.exists():
+        return "No strong audit results yet: run `python benchmarks/shortcut_audit.py`.\n"
+    data = json.loads(data_path.read_text(encoding="utf-8"))
+    results = data.get("results", [])
+    passed = sum(bool(r.get("passed")) for r in results)
+    head = (
+        f"### Results\n\n{passed} of {len(results)} (id, source) pairs pass, on "
+        f"{data.get('n')} instances each (70% train the probes, 30% score them), sources: "
+        f"{', '.join(data.get('sources', []))}. From `benchmarks/results/audit.json`.\n"
+    )
+    return head + "\n" + (md_path.read_text(encoding="utf-8") if md_path.exists() else "")
 
 
 # --- assembling the site ----------------------------------------------------------------------

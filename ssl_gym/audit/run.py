@@ -42,14 +42,19 @@ def run_strong_audit(
     else:
         results = [_job(j) for j in track(jobs, description=label)]
     if out is not None:
-        folder = Path(out)
-        payload = {
-            "n": n,
-            "seed": seed,
-            "sources": list(sources),
-            "passed": all(r.passed for r in results),
-            "results": [r.to_dict() for r in results],
-        }
-        write_atomic(folder / "audit.json", json.dumps(payload, indent=2))
-        write_atomic(folder / "audit.md", markdown(results))
+        write_reports(results, out, n, seed)
     return results
+
+
+def write_reports(results: Sequence[StrongResult], out: str | Path, n: int, seed: int) -> None:
+    """Write ``out/audit.json`` and ``out/audit.md`` for ``results``, each atomically."""
+    folder = Path(out)
+    payload = {
+        "n": n,
+        "seed": seed,
+        "sources": sorted({r.source for r in results}),
+        "passed": all(r.passed for r in results),
+        "results": [r.to_dict() for r in results],
+    }
+    write_atomic(folder / "audit.json", json.dumps(payload, indent=2))
+    write_atomic(folder / "audit.md", markdown(results))
