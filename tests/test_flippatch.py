@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sources import ConstantSource, NoiseSource
 
+from ssl_gym import render
 from ssl_gym.core import Instance
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles.flippatch import PRESETS, FlipPatch, FlipPatchConfig
@@ -55,7 +56,8 @@ class CentrallySymmetricSource(NoiseSource):
 
 
 def puzzle(**overrides: object) -> FlipPatch:
-    return FlipPatch(FlipPatchConfig(**overrides))  # type: ignore[arg-type]
+    """Upright unless asked: the geometry tests compare tiles with the source image."""
+    return FlipPatch(FlipPatchConfig(**{"orientation": "upright", **overrides}))  # type: ignore[arg-type]
 
 
 def generate(pz: FlipPatch, seed: int = 0, source: ImageSource | None = None) -> Instance:
@@ -98,6 +100,24 @@ def test_exactly_the_answer_tile_is_flipped_in_place(grid: int, cols: int | None
             else:
                 np.testing.assert_array_equal(after, before)
         assert inst.answer == f"{tile} {direction}"
+
+
+def test_random_orientation_turns_or_flips_the_whole_scene_first() -> None:
+    src = NoiseSource()
+    pz = puzzle(grid=2, orientation="random")
+    side, seen = pz.config.tile_side, set()
+    for seed in range(80):
+        inst = generate(pz, seed, src)
+        k, direction = inst.solution[0] - 1, inst.solution[1]
+        shown = composite_tiles(pz, inst.images[0])
+        tile = shown[k]
+        shown[k] = tile[:, ::-1] if direction == "horizontal" else tile[::-1]
+        restored = render.join_tiles(shown, 2, 2)
+        assert src.last is not None and src.last.shape[:2] == (2 * side, 2 * side)
+        match = [n for n in render.DIHEDRAL if np.array_equal(render.orient(src.last, n), restored)]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert seen == set(render.DIHEDRAL)
 
 
 def test_image_layout_draws_lines_and_numbers_only_where_the_overlay_is() -> None:
