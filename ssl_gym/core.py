@@ -195,7 +195,8 @@ class Parts:
     - ``choice``: one part per option, in option order; label ``"1"`` on the right one;
     - ``permutation``: each shown tile labelled with the 0-based cell it belongs in;
     - ``flip``: each tile labelled ``none`` or the direction it was flipped in;
-    - ``label``: one part whose label is the answer text.
+    - ``label``: one part whose label is the answer text, or no part at all when every
+      part of the observation is the content the puzzle asks to read (Rotation).
     """
 
     kind: str
@@ -214,8 +215,10 @@ class Parts:
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, PART_KINDS)
-        if len(self.parts) != len(self.labels) or not self.parts:
-            raise ValueError("Parts needs one label per part, and at least one part")
+        if len(self.parts) != len(self.labels):
+            raise ValueError("Parts needs one label per part")
+        if not self.parts and self.kind != "label":
+            raise ValueError(f"Parts of kind {self.kind!r} need at least one part")
 
 
 class Rejected(Exception):  # noqa: N818 - a control-flow signal, not an error

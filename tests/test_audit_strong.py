@@ -36,11 +36,12 @@ def test_clean_puzzle_passes_every_probe(clean: StrongResult) -> None:
     assert clean.oracle == 1.0
     assert set(scores(clean)) == {
         "blind",
+        "frame",
         "part_alone",
+        "context_alone",
         "stats_nearest",
         "stats_learned",
         "geometry",
-        "pixels",
     }
     for probe in clean.probes:
         assert probe.score <= clean.chance + 0.05, probe
@@ -54,7 +55,7 @@ def test_clean_puzzle_passes_every_probe(clean: StrongResult) -> None:
         ("part", "part_alone"),
         ("colour", "stats_nearest"),
         ("coordinate", "geometry"),
-        ("pixels", "pixels"),
+        ("pixels", "context_alone"),
     ],
 )
 def test_a_planted_cue_is_caught_by_its_probe(leak: str, probe: str, clean: StrongResult) -> None:
@@ -104,7 +105,7 @@ def test_cli_writes_json_and_markdown(tmp_path) -> None:
     data = json.loads((out / "audit.json").read_text())
     (row,) = data["results"]
     assert row["id"].startswith("SSL/Rotation-2way-v") and row["source"] == "procedural"
-    assert {p["name"] for p in row["probes"]} >= {"blind", "part_alone", "pixels"}
+    assert {p["name"] for p in row["probes"]} == {"blind", "frame"}  # Rotation has no parts
     assert all({"score", "low", "high", "pass"} <= set(p) for p in row["probes"])
     assert code == (0 if row["passed"] else 1) and data["passed"] == row["passed"]
     assert row["id"] in (out / "audit.md").read_text()

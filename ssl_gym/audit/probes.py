@@ -63,17 +63,11 @@ def part_features(image: np.ndarray) -> np.ndarray:
     return np.concatenate([thumbnail(image), statistics(image)])
 
 
-def instance_features(inst: Instance, budget: int = 768) -> np.ndarray:
-    """Every observation image's thumbnail and statistics, concatenated.
+def frame_features(inst: Instance) -> np.ndarray:
+    """Size, mean colour and pooled border frame of every observation image."""
+    from ssl_gym.audit.weak import instance_features
 
-    The thumbnail side shrinks with the number of images so that an instance stays near
-    ``budget`` features.
-    """
-    n = len(inst.images)
-    side = int(np.clip(np.sqrt(budget / (3 * n)), 3, 16))
-    return np.concatenate(
-        [np.concatenate([thumbnail(im, side), statistics(im)]) for im in inst.images]
-    )
+    return instance_features(inst)
 
 
 def classifier(seed: int = 0) -> Any:

@@ -2,21 +2,29 @@
 
 For one id and one image source, ``n`` instances are drawn with seeds ``[seed, i]``; 70%
 train the probes that learn and the other 30% score every probe. Each instance is cut
-into its parts (:meth:`ssl_gym.core.Puzzle.parts`). The probes:
+into its parts (:meth:`ssl_gym.core.Puzzle.parts`): the tiles, candidates or views, and
+the reference they are to be matched with. The probes, all but two of them gradient
+boosting (a nonlinear learner) on downsampled pixels and statistics:
 
 * ``blind``: the best constant answer on the training instances;
-* ``part_alone``: gradient boosting on each part by itself (thumbnail and statistics,
-  no reference, no other part) predicts its label (right option, cell, flip); the
-  guesses are decoded per instance, with a one-to-one assignment for permutations;
+* ``frame``: each observation image's size, mean colour and border frame (the weak
+  audit's cheap statistics, learned nonlinearly);
+* ``part_alone``: each part by itself (no reference, no other part) predicts its label
+  (right option, cell, flip); the guesses are decoded per instance, with a one-to-one
+  assignment for permutations;
+* ``context_alone``: the reference alone predicts the answer;
 * ``stats_nearest``: no training: the option whose colour statistics (mean and spread,
   histogram, gradient energy: the group that did best on the training instances) are
-  nearest the reference, or, without a reference, farthest from the other parts;
-* ``stats_learned``: gradient boosting on each part's statistics and their differences
-  from the reference's and the other parts';
-* ``geometry``: gradient boosting on where each part's marker is drawn and where the
-  instance's marked point is, without any pixel (only families that draw points);
-* ``pixels``: gradient boosting on downsampled pixels and statistics of every observation
-  image, predicting the answer (the cell of every tile, for permutations).
+  nearest the reference's, or, without a reference, farthest from the other parts';
+* ``stats_learned``: each part's statistics and their gaps to the reference's and the
+  other parts';
+* ``geometry``: where each part's marker is drawn and where the instance's marked point
+  is, without any pixel (only families that draw points).
+
+No probe sees the pixels of a part together with those of its reference: that is the
+intended matching, which a learner on both would be doing rather than bypassing. For the
+same reason a family whose whole observation is the content to read (Rotation: the
+picture's orientation) has no parts; its audit is the blind, frame and context probes.
 
 Every probe must score within ``tolerance`` (0.05) of the chance score on the held-out
 instances; its 95% confidence interval is reported. The oracle must score 1.0, and, for
@@ -36,7 +44,7 @@ from ssl_gym.audit.probes import (
     STAT_GROUPS,
     decode,
     fit_predict,
-    instance_features,
+    frame_features,
     part_features,
     statistics,
 )
@@ -151,8 +159,10 @@ def probe_blind(split: _Split) -> ProbeResult:
     return _result("blind", split.scores([answer] * len(split.test)), answer)
 
 
-def probe_part_alone(split: _Split) -> ProbeResult:
+def probe_part_alone(split: _Split) -> ProbeResult | None:
     """Each part on its own: thumbnail and statistics, no reference, no other part."""
+    if not split.test_parts[0].parts:
+        return None
     answers = _per_part(split, lambda p, j: part_features(p.parts[j]))
     return _result("part_alone", split.scores(answers))
 
@@ -168,8 +178,10 @@ def _relational(parts: Parts, j: int, stats: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def probe_stats_learned(split: _Split) -> ProbeResult:
+def probe_stats_learned(split: _Split) -> ProbeResult | None:
     """Statistics of each part and their gaps to the reference's and the other parts'."""
+    if not split.test_parts[0].parts:
+        return None
     cache: dict[int, list[np.ndarray]] = {}
 
     def features(parts: Parts, j: int) -> np.ndarray:
@@ -225,45 +237,55 @@ def probe_geometry(split: _Split) -> ProbeResult | None:
     return _result("geometry", split.scores(answers))
 
 
-def probe_pixels(split: _Split) -> ProbeResult:
-    """Downsampled pixels and statistics of every observation image -> the answer.
+def probe_context_alone(split: _Split) -> ProbeResult | None:
+    """The reference (anchor view, masked picture, full image) alone -> the answer."""
+    if split.test_parts[0].reference is None:
+        return None
+    x_train = np.stack([part_features(_ref(p)) for p in split.train_parts])
+    x_test = np.stack([part_features(_ref(p)) for p in split.test_parts])
+    return _learned_answers("context_alone", split, x_train, x_test)
 
-    For permutations, each tile's cell is predicted from the whole instance, the tile's
-    place in it and its own pixels, then assigned one-to-one.
-    """
+
+def _ref(parts: Parts) -> np.ndarray:
+    if parts.reference is None:
+        raise ValueError("every instance of a family has a reference, or none has")
+    return parts.reference
+
+
+def probe_frame(split: _Split) -> ProbeResult | None:
+    """Cheap statistics of each observation image (size, mean colour, border frame)."""
     if split.test_parts[0].kind == "permutation":
-        return _result("pixels", split.scores(_per_part(split, _PerTile(split))))
-    x_train = np.stack([instance_features(i) for i in split.train])
-    x_test = np.stack([instance_features(i) for i in split.test])
+        return None  # a tile's frame is part of what part_alone sees
+    x_train = np.stack([frame_features(i) for i in split.train])
+    x_test = np.stack([frame_features(i) for i in split.test])
+    return _learned_answers("frame", split, x_train, x_test)
+
+
+def _learned_answers(
+    name: str, split: _Split, x_train: np.ndarray, x_test: np.ndarray
+) -> ProbeResult:
+    """Gradient boosting from instance features straight to the answer text."""
     proba, classes = fit_predict(x_train, [i.answer for i in split.train], x_test)
-    return _result("pixels", split.scores([classes[int(k)] for k in proba.argmax(axis=1)]))
+    return _result(name, split.scores([classes[int(k)] for k in proba.argmax(axis=1)]))
 
 
-class _PerTile:
-    """Features of tile ``j`` of an instance: the instance's, a one-hot place, the tile's."""
-
-    def __init__(self, split: _Split) -> None:
-        self.n = len(split.test_parts[0].parts)
-        self.budget = max(96, 768 // max(1, self.n // 4))
-        pairs = zip(split.train + split.test, split.train_parts + split.test_parts, strict=True)
-        self.instance_of = {id(p): i for i, p in pairs}
-        self.cache: dict[int, np.ndarray] = {}
-
-    def __call__(self, parts: Parts, j: int) -> np.ndarray:
-        key = id(parts)
-        if key not in self.cache:
-            self.cache[key] = instance_features(self.instance_of[key], self.budget)
-        return np.concatenate([self.cache[key], np.eye(self.n)[j], part_features(parts.parts[j])])
-
-
-PROBE_NAMES = ("blind", "part_alone", "stats_nearest", "stats_learned", "geometry", "pixels")
+PROBE_NAMES = (
+    "blind",
+    "frame",
+    "part_alone",
+    "context_alone",
+    "stats_nearest",
+    "stats_learned",
+    "geometry",
+)
 PROBES: tuple[Callable[[_Split], ProbeResult | None], ...] = (
     probe_blind,
+    probe_frame,
     probe_part_alone,
+    probe_context_alone,
     probe_stats_nearest,
     probe_stats_learned,
     probe_geometry,
-    probe_pixels,
 )
 
 

@@ -171,9 +171,13 @@ class Rotation(Puzzle[RotationConfig]):
         )
 
     def parts(self, instance: Instance) -> Parts:
-        """The rotated image, labelled with its angle; the upright one as reference."""
+        """No parts: the rotated picture's content is what the puzzle asks to read.
+
+        With ``reference``, the upright picture is the reference: alone, it must not tell
+        the angle.
+        """
         ref = instance.images[0] if self.config.reference else None
-        return Parts("label", (instance.images[-1],), (instance.answer,), reference=ref)
+        return Parts("label", (), (), reference=ref)
 
     def _rotate_resampled(
         self, rng: np.random.Generator, source: ImageSource, angle: int
