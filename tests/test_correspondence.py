@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssl_gym.core import Rejected, format_answer
+from ssl_gym.core import format_answer
 from ssl_gym.images import make_source
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles.correspondence import (
@@ -112,7 +112,9 @@ def test_marked_point_and_true_candidate_show_the_same_source_pixel(name: str) -
         meta = dict(inst.metadata)
         a_to_b, a_src, b_src = pixel_maps(meta)
         composed = np.linalg.solve(b_src, a_src)
-        assert np.allclose(a_to_b, composed / composed[2, 2], atol=1e-6)
+        # The maps are stored to 8 decimals; tiny perspective terms lose digits to that.
+        assert np.allclose(a_to_b, composed / composed[2, 2], rtol=1e-5, atol=1e-3)
+        assert np.allclose(apply(composed, meta["point_a"]), meta["point_b"], atol=0.01)
         assert np.allclose(apply(a_to_b, meta["point_a"]), meta["point_b"], atol=0.01)
         assert meta["candidates"][meta["answer_index"]] == meta["point_b"]
         assert inst.answer == "ABCDEFGH"[meta["answer_index"]]
@@ -183,8 +185,8 @@ def test_perspective_warps_view_b() -> None:
 # --- candidates ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Affine-K4", "Affine-K6", "Perspective-K6"])
-def test_candidates_are_spaced_and_inside_both_views(name: str) -> None:
+@pytest.mark.parametrize("name", ["Crop-K4", "Affine-K4", "Affine-K6", "Perspective-K6"])
+def test_candidates_are_spaced_and_inside_view_b(name: str) -> None:
     pz = preset_puzzle(name)
     n, spacing, radius = pz.config.size, pz.config.spacing, pz.config.ring_radius
     for seed in range(15):
@@ -194,10 +196,8 @@ def test_candidates_are_spaced_and_inside_both_views(name: str) -> None:
         gaps = np.sqrt(((points[:, None] - points[None]) ** 2).sum(axis=2))
         assert gaps[~np.eye(len(points), dtype=bool)].min() >= spacing
         assert (points >= radius).all() and (points <= n - 1 - radius).all()
-        b_to_a = np.linalg.inv(np.array(meta["a_to_b"]))
-        for point in points:  # every candidate is visible in view A too
-            pre = apply(b_to_a, list(point))
-            assert (pre >= radius).all() and (pre <= n - 1 - radius).all()
+        assert (np.array(meta["point_a"]) >= radius).all()
+        assert (np.array(meta["point_a"]) <= n - 1 - radius).all()
 
 
 def test_labels_are_uniform() -> None:
@@ -209,18 +209,33 @@ def test_labels_are_uniform() -> None:
     assert all(55 <= c <= 145 for c in counts.values()), counts  # 100 +- 5 sigma
 
 
-def test_true_candidate_is_placed_like_the_distractors() -> None:
-    pz = preset_puzzle("Affine-K4", size=96)
-    true_d: list[float] = []
-    other_d: list[float] = []
+@pytest.mark.parametrize("name", ["Crop-K4", "Affine-K4"])
+def test_true_candidate_is_placed_like_the_distractors(name: str) -> None:
+    # Every candidate is the marked point sent through an independent view B, so neither
+    # its place in view B nor its offset from the marked point tells the true one.
+    pz = preset_puzzle(name, size=96)
+    true_d: dict[str, list[float]] = {"centre": [], "mark": []}
+    other_d: dict[str, list[float]] = {"centre": [], "mark": []}
     for seed in range(300):
         meta = dict(pz.generate(np.random.default_rng(seed), SmoothSource()).metadata)
-        points = np.array(meta["candidates"])
-        dist = np.sqrt(((points - 47.5) ** 2).sum(axis=1))  # distance from the view centre
-        true_d.append(dist[meta["answer_index"]])
-        other_d.extend(np.delete(dist, meta["answer_index"]))
-    stderr = np.std(other_d) * math.sqrt(1 / len(true_d) + 1 / len(other_d))
-    assert abs(np.mean(true_d) - np.mean(other_d)) < 4 * stderr
+        points, truth = np.array(meta["candidates"]), meta["answer_index"]
+        for key, origin in (("centre", 47.5), ("mark", np.array(meta["point_a"]))):
+            dist = np.sqrt(((points - origin) ** 2).sum(axis=1))
+            true_d[key].append(dist[truth])
+            other_d[key].extend(np.delete(dist, truth))
+    for key in true_d:
+        stderr = np.std(other_d[key]) * math.sqrt(1 / len(true_d[key]) + 1 / len(other_d[key]))
+        assert abs(np.mean(true_d[key]) - np.mean(other_d[key])) < 4 * stderr, key
+
+
+def test_nearest_candidate_to_the_mark_is_right_at_chance() -> None:
+    pz = preset_puzzle("Crop-K4", size=96)
+    hits = 0
+    for seed in range(300):
+        meta = dict(pz.generate(np.random.default_rng(seed), SmoothSource()).metadata)
+        dist = ((np.array(meta["candidates"]) - meta["point_a"]) ** 2).sum(axis=1)
+        hits += int(np.argmin(dist) == meta["answer_index"])
+    assert hits / 300 < 0.25 + 4 * math.sqrt(0.25 * 0.75 / 300)  # v0: about 0.8
 
 
 def test_all_points_lie_on_textured_content() -> None:
@@ -243,15 +258,16 @@ def test_flat_images_are_rejected() -> None:
         pz.generate(np.random.default_rng(0), ConstantSource())
 
 
-def test_near_identical_candidate_windows_are_rejected() -> None:
+def test_near_identical_or_flat_candidate_windows_are_flawed() -> None:
     pz = make()
     tile = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     view = np.tile(tile, (8, 8, 1))
     same_phase = np.array([[24.5, 24.5], [56.5, 24.5], [24.5, 88.5]])
-    with pytest.raises(Rejected, match="similar_candidates"):
-        pz._check_distinct(same_phase, view)
+    assert pz._flaw(same_phase, view) == "similar_candidates"
     other_phase = same_phase + np.array([[0, 0], [5, 0], [0, 7]])
-    assert pz._check_distinct(other_phase, view) is other_phase
+    assert pz._flaw(other_phase, view) is None
+    view[:48, :48] = 128  # the first candidate now sits on flat gray
+    assert pz._flaw(other_phase, view) == "flat_candidate"
 
 
 def boxes_overlap(a: list[float], b: list[float]) -> bool:
@@ -304,11 +320,12 @@ def test_rings_are_drawn_centred_on_the_points() -> None:
     for seed in range(5):
         inst = pz.generate(np.random.default_rng(seed), SmoothSource())
         meta = dict(inst.metadata)
+        # The mark sits on a pixel; candidates fall anywhere and take their pixel's ring.
         centre = ring_centre(inst.images[0], meta["point_a"], r, "red")
-        assert np.abs(centre - meta["point_a"]).max() <= 0.75
+        assert np.abs(centre - meta["point_a"]).max() <= 0.25
         for point in meta["candidates"]:
             centre = ring_centre(inst.images[1], point, r, "yellow")
-            assert np.abs(centre - point).max() <= 0.25
+            assert np.abs(centre - point).max() <= 0.75
 
 
 # --- observation, contract, presets --------------------------------------------------------

@@ -12,12 +12,14 @@ them is the image of the marked point under the transform.
 Both views are rendered from the source through the same bilinear resampling (view A
 through an affine map with its own random scale), and the transforms are kept as 3 x 3
 homogeneous matrices (view pixel -> source pixel), so the true point is mapped exactly.
-All candidates, the true one included, are drawn from one distribution: points of view B
-whose preimage lies inside view A, both neighbourhoods textured, at least
-``min_distance`` pixels apart; the true one is then picked uniformly. So a candidate's
-position, texture or visibility in view A says nothing about whether it is the answer.
-Draws with too few such points, with near-identical neighbourhoods around two candidates,
-or with labels that cannot be placed without overlapping, are rejected and redrawn.
+The marked point is a uniform textured pixel of view A. Each candidate is that point sent
+through its own view B, ``candidates`` of them drawn independently from one distribution
+and kept in turn when the point lands inside view B and ``min_distance`` pixels from the
+points kept so far; only then is one of them picked uniformly to render view B. So the
+candidates' coordinates, and their offsets from the marked point, say nothing about the
+answer: only the true one lands on the marked content. Draws where some candidate's
+window in view B is flat or near-identical to another's, where too few views fit, or
+where labels cannot be placed without overlapping, are rejected and redrawn.
 
 The metadata holds the transform (``zoom``, ``rotation`` counter-clockwise in degrees,
 ``flip``, ``perspective``), the 3 x 3 maps ``a_to_b``, ``a_to_source`` and
@@ -43,22 +45,29 @@ lone ``c`` read as C; text naming two different letters does not parse.
 
 The number of candidates, the transform (``crop``: shift and zoom; ``affine``: also
 rotation and mirroring; ``perspective``: also a projective warp), the largest rotation,
-the zoom range and the spacing of the candidates.
+the zoom range, the largest shift and the spacing of the candidates. The candidates
+spread as far as the transforms vary: with a mild crop they crowd around where the marked
+point would land, with any rotation they ring the middle of view B.
 
 ## Registered Configurations
 
-* ``SSL/Correspondence-Crop-K4-v0``: shift and mild zoom, 4 candidates (easy).
-* ``SSL/Correspondence-Affine-K4-v0``: rotation up to 45 degrees, zoom, mirroring, 4
+* ``SSL/Correspondence-Crop-K4-v1``: shift and mild zoom, 4 candidates (easy).
+* ``SSL/Correspondence-Affine-K4-v1``: rotation up to 45 degrees, zoom, mirroring, 4
   candidates (medium).
-* ``SSL/Correspondence-Affine-K4-Composite-v0``: as Affine-K4, both views in one image
+* ``SSL/Correspondence-Affine-K4-Composite-v1``: as Affine-K4, both views in one image
   (medium).
-* ``SSL/Correspondence-Affine-K6-v0``: any rotation, zoom, mirroring, 6 candidates (hard).
-* ``SSL/Correspondence-Perspective-K6-v0``: rotation up to 45 degrees, zoom, mirroring
+* ``SSL/Correspondence-Affine-K6-v1``: any rotation, zoom, mirroring, 6 candidates (hard).
+* ``SSL/Correspondence-Perspective-K6-v1``: rotation up to 45 degrees, zoom, mirroring
   and a perspective warp, 6 candidates (hard).
 
 ## Version History
 
 * v0: initial release.
+* v1: candidates are the marked point mapped through independently drawn views B, one of
+  which renders view B. In v0 the distractors were uniform points of view B while the true
+  one sat near the marked point's own position (a small shift and zoom away), so the
+  candidate nearest the marked point's coordinates won about 80% of Crop-K4 and 52% of
+  Affine-K4 without looking. Distractors may now show content outside view A.
 """
 
 from __future__ import annotations
@@ -83,6 +92,20 @@ from ssl_gym.core import (
     check_int,
     elimination_hint,
     preset,
+)
+from ssl_gym.geometry import (
+    SQUARE,
+    Box,
+    affine,
+    affines,
+    apply,
+    apply_each,
+    homographies,
+    inside,
+    overlap,
+    places_around,
+    to_pixels,
+    warp,
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.render import font, grid, near_duplicates, window
@@ -121,12 +144,10 @@ MARK: tuple[Colour, Colour] = ((230, 20, 20), (255, 255, 255))
 """Ring and outline colours of the marked point in view A."""
 CANDIDATE: tuple[Colour, Colour] = ((255, 215, 0), (0, 0, 0))
 """Ring and outline colours of the candidates in view B (and of their letters)."""
-BATCH, BATCHES = 64, 4
-"""Random points tried at once when placing candidates, and batches before giving up."""
-LAYOUT_TRIES = 3
-"""Candidate sets drawn on one pair of views before a draw is rejected for its labels."""
-Box = tuple[float, float, float, float]
-"""A label's box ``(x0, y0, x1, y1)`` in view coordinates."""
+BATCH = 64
+"""Random points tried for the mark, and random views B tried for the candidates."""
+LAYOUT_TRIES = 6
+"""Marked points (each with a batch of views B) tried on view A before a redraw."""
 GAP = 4
 """Pixels between and around the views in the composite layout."""
 
@@ -233,11 +254,50 @@ class Geometry:
         return np.linalg.solve(self.a_to_source, self.b_to_source)
 
 
+@dataclass(frozen=True)
+class ViewsB:
+    """A batch of random views B: maps to the source and the transforms' parameters."""
+
+    maps: np.ndarray
+    zoom: np.ndarray
+    rotation: np.ndarray
+    flip: np.ndarray
+
+    def geometry(self, a_map: np.ndarray, i: int, transform: str) -> Geometry:
+        """View A with the ``i``-th view B."""
+        return Geometry(
+            a_map,
+            self.maps[i],
+            float(self.zoom[i]),
+            float(self.rotation[i]),
+            bool(self.flip[i]),
+            transform == "perspective",
+        )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one draw places: the mark, the candidates, their letters and the true view."""
+
+    marked: np.ndarray
+    """The marked point in view A."""
+    points: np.ndarray
+    """The candidates in view B, in letter order."""
+    boxes: list[Box]
+    """Each candidate's letter box."""
+    truth: int
+    """Index of the true candidate."""
+    geometry: Geometry
+    """View A with the true view B."""
+    view_b: np.ndarray
+    """View B rendered through the true view, before drawing."""
+
+
 class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     """Find the point in a transformed view that corresponds to a marked point."""
 
     family = "Correspondence"
-    version = 0
+    version = 1
     config_cls = CorrespondenceConfig
 
     @property
@@ -265,24 +325,21 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
         side = math.ceil(SOURCE_FACTOR * cfg.size)
-        geo = self._geometry(rng, side)
+        a_map = self._view_a(rng, side)
         image = source.sample(rng, (side, side))
-        view_a = _warp(image, geo.a_to_source, cfg.size)
-        view_b = _warp(image, geo.b_to_source, cfg.size)
-        points, boxes = self._layout(rng, geo, view_a, view_b)
-        truth = int(rng.integers(cfg.candidates))
-        marked = _apply(geo.b_to_a, points[truth : truth + 1])[0]
-        view_a = self._draw_mark(view_a, marked)
-        view_b = self._draw_candidates(view_b, points, boxes)
-        answer = self.options[truth]
+        view_a = warp(image, a_map, cfg.size)
+        lay = self._layout(rng, image, a_map, view_a)
+        view_a = self._draw_mark(view_a, lay.marked)
+        view_b = self._draw_candidates(lay.view_b, lay.points, lay.boxes)
+        answer = self.options[lay.truth]
         return self.make_instance(
             self._observation(view_a, view_b),
             self._question(),
             answer,
             answer,
             choices=self.options,
-            **_metadata(geo, marked, points, truth, side),
-            label_boxes=np.round(np.array(boxes) - 0.5, 2).tolist(),
+            **_metadata(lay.geometry, lay.marked, lay.points, lay.truth, side),
+            label_boxes=np.round(np.array(lay.boxes) - 0.5, 2).tolist(),
         )
 
     def parts(self, instance: Instance) -> Parts:
@@ -306,78 +363,111 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
 
     # -- geometry --
 
-    def _geometry(self, rng: np.random.Generator, side: int) -> Geometry:
-        """Random maps of both views into a ``side x side`` source, both fully inside it."""
-        cfg, n = self.config, self.config.size
-        zoom = math.exp(rng.uniform(*np.log(cfg.scale_range)))
-        moving = cfg.transform != "crop"
-        angle = float(rng.uniform(-cfg.max_rotation, cfg.max_rotation)) if moving else 0.0
-        flip = bool(moving and cfg.flip and rng.random() < 0.5)
-        warp = self._warp_matrix(rng)
-        # Source -> B mirrors, then rotates counter-clockwise, then zooms; B -> source undoes it.
-        linear = np.diag([-1.0 if flip else 1.0, 1.0]) @ _rotation(-angle) / zoom
-        corners = _apply(warp, np.array([[0, 0], [n, 0], [n, n], [0, n]], float)) - n / 2
-        offsets = corners @ linear.T / n  # B's corners around its centre, per unit of A's side
-        extent = max(1.0, float((offsets.max(axis=0) - offsets.min(axis=0)).max()))
-        a = min(rng.uniform(*VIEW_FRACTION) * side, (side - 2) / extent)
-        low, high = offsets.min(axis=0) * a, offsets.max(axis=0) * a
-        centre_a = rng.uniform(a / 2 + 1, side - a / 2 - 1, size=2)
-        shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=2) * a
-        centre_b = np.clip(centre_a + shift, 1 - low, side - 1 - high)
-        a_map = _affine(np.eye(2) * a / n, centre_a, n)
-        b_map = _affine(linear * a / n, centre_b, n) @ warp
-        return Geometry(a_map, b_map, zoom, angle, flip, cfg.transform == "perspective")
+    def _view_a(self, rng: np.random.Generator, side: int) -> np.ndarray:
+        """View A's map: an upright square of the source, room left for any view B."""
+        n = self.config.size
+        a = min(rng.uniform(*VIEW_FRACTION) * side, (side - 2) / self._extent)
+        centre = rng.uniform(a / 2 + 1, side - a / 2 - 1, size=2)
+        return affine(np.eye(2) * a / n, centre, n)
 
-    def _warp_matrix(self, rng: np.random.Generator) -> np.ndarray:
-        """The perspective part of view B (identity unless ``transform="perspective"``)."""
+    @cached_property
+    def _extent(self) -> float:
+        """The widest view B can span along an axis, in units of view A's side."""
+        cfg = self.config
+        turn = 0.0 if cfg.transform == "crop" else math.radians(min(cfg.max_rotation, 45.0))
+        bulge = 1.0 + 2.0 * cfg.perspective if cfg.transform == "perspective" else 1.0
+        return max(1.0, (math.cos(turn) + math.sin(turn)) * bulge / cfg.scale_range[0])
+
+    def _views_b(self, rng: np.random.Generator, a_map: np.ndarray, side: int) -> ViewsB:
+        """``BATCH`` independent random views B relative to view A, inside the source."""
+        cfg, n = self.config, self.config.size
+        a, centre_a = a_map[0, 0] * n, a_map[:2, 2] + a_map[0, 0] * n / 2
+        zoom = np.exp(rng.uniform(*np.log(cfg.scale_range), size=BATCH))
+        moving = cfg.transform != "crop"
+        turn = cfg.max_rotation if moving else 0.0
+        angle = rng.uniform(-turn, turn, size=BATCH)
+        flip = (rng.random(BATCH) < 0.5) & (moving and cfg.flip)
+        warps = self._warps(rng)
+        # Source -> B mirrors, then rotates counter-clockwise, then zooms; B -> source undoes it.
+        c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+        linear = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2) / zoom[:, None, None]
+        linear[:, 0] *= np.where(flip, -1.0, 1.0)[:, None]
+        offsets = np.einsum("bij,bkj->bki", linear, apply_each(warps, SQUARE * n) - n / 2) / n
+        low, high = offsets.min(axis=1) * a, offsets.max(axis=1) * a
+        shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=(BATCH, 2)) * a
+        centre_b = np.clip(centre_a + shift, 1 - low, side - 1 - high)
+        maps = affines(linear * a / n, centre_b, n) @ warps
+        return ViewsB(maps, zoom, angle, flip)
+
+    def _warps(self, rng: np.random.Generator) -> np.ndarray:
+        """The perspective part of each view B (identity unless ``transform="perspective"``)."""
         n = self.config.size
         if self.config.transform != "perspective":
-            return np.eye(3)
-        square = np.array([[0, 0], [n, 0], [n, n], [0, n]], float)
-        jitter = rng.uniform(-1.0, 1.0, size=(4, 2)) * self.config.perspective * n
-        return _homography(square, square + jitter)
+            return np.broadcast_to(np.eye(3), (BATCH, 3, 3))
+        jitter = rng.uniform(-1.0, 1.0, size=(BATCH, 4, 2)) * self.config.perspective * n
+        return homographies(SQUARE * n, SQUARE * n + jitter)
 
-    # -- candidates --
+    # -- the marked point and the candidates --
 
-    def _candidates(
-        self, rng: np.random.Generator, geo: Geometry, view_a: np.ndarray, view_b: np.ndarray
-    ) -> np.ndarray:
-        """``k`` admissible points of view B, spaced, in the order drawn (letter order).
+    def _layout(
+        self, rng: np.random.Generator, image: np.ndarray, a_map: np.ndarray, view_a: np.ndarray
+    ) -> Layout:
+        """The marked point, the candidates, their letters, the true view B and view B.
 
-        Uniform admissible points are kept in turn when far enough from those kept so far,
-        so every candidate has the same distribution whichever one becomes the answer.
+        The true view is picked uniformly once the candidates and letters are placed, so it
+        is independent of every coordinate. Then every candidate's window in view B must
+        be textured and unlike the others', or the whole layout is redrawn.
         """
-        cfg = self.config
-        lumas = (_block_luma(view_a), _block_luma(view_b))
-        chosen: list[tuple[float, float]] = []
-        least = cfg.spacing**2
-        for _ in range(BATCHES):
-            for x, y in self._admissible(rng, geo, lumas).tolist():
-                if all((x - u) ** 2 + (y - v) ** 2 >= least for u, v in chosen):
-                    chosen.append((x, y))
-                if len(chosen) == cfg.candidates:
-                    return self._check_distinct(np.array(chosen), view_b)
-        raise Rejected("no_room")
+        cfg, luma_a = self.config, _block_luma(view_a)
+        why = "no_room"
+        for _ in range(LAYOUT_TRIES):
+            marked = self._mark(rng, luma_a)
+            views = self._candidate_views(rng, a_map, marked, image.shape[0])
+            if views is None:
+                why = "no_room"
+                continue
+            points = np.array([apply(v.a_to_b, marked[None])[0] for v in views])
+            boxes = self._label_boxes(points)
+            if boxes is None:
+                why = "labels_overlap"
+                continue
+            truth = int(rng.integers(cfg.candidates))
+            view_b = warp(image, views[truth].b_to_source, cfg.size)
+            flaw = self._flaw(points, view_b)
+            if flaw is None:
+                return Layout(marked, points, boxes, truth, views[truth], view_b)
+            why = flaw
+        raise Rejected(why)
 
-    def _admissible(
-        self, rng: np.random.Generator, geo: Geometry, lumas: tuple[np.ndarray, np.ndarray]
-    ) -> np.ndarray:
-        """Of ``BATCH`` uniform pixel centres of view B, those fit to be a candidate.
+    def _mark(self, rng: np.random.Generator, luma_a: np.ndarray) -> np.ndarray:
+        """A uniform pixel centre of view A on textured content, away from the edges."""
+        cfg, margin = self.config, self._margin
+        points = np.floor(rng.uniform(margin, cfg.size - margin, size=(BATCH, 2))) + 0.5
+        points = points[_window_std(luma_a, points, self._half_window) >= cfg.min_std]
+        if not len(points):
+            raise Rejected("no_room")
+        return points[0]
 
-        Fit: far enough inside view B and, mapped back, inside view A, to hold the ring and
-        the texture window; and textured in both views (block-luma standard deviation in
-        the window at least ``min_std``).
+    def _candidate_views(
+        self, rng: np.random.Generator, a_map: np.ndarray, marked: np.ndarray, side: int
+    ) -> list[Geometry] | None:
+        """``k`` independent views B, each sending the marked point to one candidate.
+
+        Views are drawn from one distribution and kept in turn when they send the marked
+        point inside view B, ``min_distance`` from the points of those kept so far; a
+        condition on the candidates alone, so whichever view turns out true, the
+        candidates' coordinates are alike.
         """
-        cfg, n, half = self.config, self.config.size, self._half_window
-        margin = self._margin
-        pts_b = np.floor(rng.uniform(margin, n - margin, size=(BATCH, 2))) + 0.5
-        pts_a = _apply(geo.b_to_a, pts_b)
-        ok = ((pts_a >= margin) & (pts_a <= n - margin)).all(axis=1)
-        pts_a, pts_b = pts_a[ok], pts_b[ok]
-        textured = (_window_std(lumas[0], pts_a, half) >= cfg.min_std) & (
-            _window_std(lumas[1], pts_b, half) >= cfg.min_std
-        )
-        return pts_b[textured]
+        cfg, n, margin = self.config, self.config.size, self._margin
+        views = self._views_b(rng, a_map, side)
+        points = apply_each(np.linalg.inv(views.maps), apply(a_map, marked[None]))[:, 0]
+        kept: list[int] = []
+        for i in np.flatnonzero(inside(points, margin, n - margin)):
+            if all(((points[i] - points[j]) ** 2).sum() >= cfg.spacing**2 for j in kept):
+                kept.append(int(i))
+                if len(kept) == cfg.candidates:
+                    return [views.geometry(a_map, j, cfg.transform) for j in kept]
+        return None
 
     @property
     def _half_window(self) -> int:
@@ -389,27 +479,19 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         """Least distance of a point from the edges of both views."""
         return max(self.config.ring_radius + 3, 2 * self._half_window + 2)
 
-    def _check_distinct(self, points: np.ndarray, view_b: np.ndarray) -> np.ndarray:
-        """``points``, unless two of their windows in view B are near-identical."""
-        w = self.config.window
+    def _flaw(self, points: np.ndarray, view_b: np.ndarray) -> str | None:
+        """Why view B's candidates are unfit (a flat window, two alike), or ``None``."""
+        cfg, w = self.config, self.config.window
+        std = _window_std(_block_luma(view_b), points, self._half_window)
+        if (std < cfg.min_std).any():
+            return "flat_candidate"
         idx = np.floor(points).astype(int)
         patches = [view_b[y - w : y + w + 1, x - w : x + w + 1] for x, y in idx]
-        if near_duplicates(patches, self.config.min_patch_diff):
-            raise Rejected("similar_candidates")
-        return points
+        if near_duplicates(patches, cfg.min_patch_diff):
+            return "similar_candidates"
+        return None
 
     # -- labels and drawing --
-
-    def _layout(
-        self, rng: np.random.Generator, geo: Geometry, view_a: np.ndarray, view_b: np.ndarray
-    ) -> tuple[np.ndarray, list[Box]]:
-        """Candidates and their label boxes; redraws the candidates if labels collide."""
-        for _ in range(LAYOUT_TRIES):
-            points = self._candidates(rng, geo, view_a, view_b)
-            boxes = self._label_boxes(points)
-            if boxes is not None:
-                return points, boxes
-        raise Rejected("labels_overlap")
 
     def _label_boxes(self, points: np.ndarray) -> list[Box] | None:
         """The box ``(x0, y0, x1, y1)`` of each candidate's letter, beside its ring.
@@ -426,7 +508,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         for k, letter in enumerate(self.options):
             w, h = _letter_size(letter, self._font_size)
             x, y = centres[k]
-            for box in _label_places(x, y, w, h, reach + 2):
+            for box in places_around(x, y, w, h, reach + 2):
                 if self._fits(box, k, centres, rings + placed):
                     placed.append(box)
                     break
@@ -445,7 +527,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         n = self.config.size
         if box[0] < 1 or box[1] < 1 or box[2] > n - 1 or box[3] > n - 1:
             return False
-        if any(_overlap(box, other) for other in taken):
+        if any(overlap(box, other) for other in taken):
             return False
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         dist = [math.hypot(x - cx, y - cy) for x, y in points]
@@ -506,66 +588,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         return elimination_hint(instance, level - 1, noun="Point")
 
 
-# --- geometry helpers ----------------------------------------------------------------------
-
-
-def _rotation(degrees: float) -> np.ndarray:
-    """The 2 x 2 map turning vectors counter-clockwise on screen (y pointing down)."""
-    t = math.radians(degrees)
-    return np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
-
-
-def _affine(linear: np.ndarray, centre: np.ndarray, n: int) -> np.ndarray:
-    """3 x 3 map of an ``n x n`` view whose centre goes to ``centre`` via ``linear``."""
-    out = np.eye(3)
-    out[:2, :2] = linear
-    out[:2, 2] = centre - linear @ np.array([n / 2, n / 2])
-    return out
-
-
-def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The 3 x 3 projective map taking the four points ``src`` to ``dst``."""
-    rows, rhs = [], []
-    for (x, y), (u, v) in zip(src, dst, strict=True):
-        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
-        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
-        rhs.extend([u, v])
-    h = np.linalg.solve(np.array(rows, float), np.array(rhs, float))
-    return np.append(h, 1.0).reshape(3, 3)
-
-
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map (N, 2) points through a 3 x 3 homogeneous matrix."""
-    homo = points @ matrix[:, :2].T + matrix[:, 2]
-    return homo[:, :2] / homo[:, 2:3]
-
-
-def _warp(image: np.ndarray, view_to_source: np.ndarray, n: int) -> np.ndarray:
-    """Render an ``n x n`` view through its map into the source, bilinear.
-
-    An upscaling axis-aligned map takes PIL's separable resize, which computes the same
-    bilinear interpolation (to rounding) as ``Image.transform`` about twice as fast.
-    """
-    m = view_to_source / view_to_source[2, 2]
-    pil = Image.fromarray(image)
-    if _is_upscaling_crop(m):
-        box = (m[0, 2], m[1, 2], m[0, 2] + m[0, 0] * n, m[1, 2] + m[1, 1] * n)
-        return np.asarray(pil.resize((n, n), Image.Resampling.BILINEAR, box=box))
-    affine = np.allclose(m[2, :2], 0.0)
-    method = Image.Transform.AFFINE if affine else Image.Transform.PERSPECTIVE
-    data = tuple(float(v) for v in m.ravel()[: 6 if affine else 8])
-    return np.asarray(pil.transform((n, n), method, data, Image.Resampling.BILINEAR))
-
-
-def _is_upscaling_crop(m: np.ndarray) -> bool:
-    """True for a map that only scales (by at most 1 source pixel per pixel) and shifts."""
-    return bool(
-        m[0, 1] == 0.0
-        and m[1, 0] == 0.0
-        and np.allclose(m[2, :2], 0.0)
-        and 0.0 < m[0, 0] <= 1.0
-        and 0.0 < m[1, 1] <= 1.0
-    )
+# --- texture helpers -----------------------------------------------------------------------
 
 
 def _block_luma(view: np.ndarray) -> np.ndarray:
@@ -636,29 +659,7 @@ def _letter_size(letter: str, size: int) -> tuple[int, int]:
     return right - left, bottom - top
 
 
-def _label_places(x: float, y: float, w: int, h: int, reach: float) -> list[Box]:
-    """Boxes ``(x0, y0, x1, y1)`` of a ``w x h`` label beside a ring at ``(x, y)``."""
-    d = reach * 0.75
-    lefts = (x + reach, x - reach - w, x - w / 2, x - w / 2, x + d, x - d - w, x + d, x - d - w)
-    tops = (y - h / 2, y - h / 2, y - reach - h, y + reach, y - d - h, y - d - h, y + d, y + d)
-    return [
-        (float(round(lx)), float(round(ty)), float(round(lx) + w), float(round(ty) + h))
-        for lx, ty in zip(lefts, tops, strict=True)
-    ]
-
-
-def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] < b[2] + 1 and b[0] < a[2] + 1 and a[1] < b[3] + 1 and b[1] < a[3] + 1
-
-
 # --- metadata and hints ------------------------------------------------------------------
-
-
-def _to_pixels(matrix: np.ndarray) -> np.ndarray:
-    """A map in continuous coordinates rewritten for pixel coordinates (centres integer)."""
-    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-    out = np.linalg.inv(shift) @ matrix @ shift
-    return out / out[2, 2]
 
 
 def _metadata(
@@ -666,7 +667,7 @@ def _metadata(
 ) -> dict[str, Any]:
     """JSON facts: the transform, and points in pixel coordinates (x right, y down)."""
     maps = {
-        name: np.round(_to_pixels(m), 8).tolist()
+        name: np.round(to_pixels(m), 8).tolist()
         for name, m in (
             ("a_to_b", geo.a_to_b),
             ("a_to_source", geo.a_to_source),
