@@ -32,29 +32,44 @@ class CopiedCellSource(NoiseSource):
 
 def puzzle(**overrides: object) -> Jigsaw:
     """Upright unless asked: the geometry tests compare tiles with the source image."""
-    return Jigsaw(JigsawConfig(**{"orientation": "upright", **overrides}))  # type: ignore[arg-type]
+    return Jigsaw(JigsawConfig(**{"orientation": "upright", "context": 1.0, **overrides}))  # type: ignore[arg-type]
 
 
-def test_random_orientation_restores_a_flipped_or_turned_source() -> None:
+def test_random_orientation_restores_a_turned_or_flipped_source() -> None:
     pz = puzzle(grid=2, orientation="random")
     seen = set()
-    for seed in range(40):
+    for seed in range(80):
         rng = np.random.default_rng(seed)
         source = NoiseSource()
         inst = pz.generate(rng, source)
         tiles = [inst.images[i - 1] for i in inst.solution]
         restored = render.join_tiles(tiles, 2, 2)
         original = source.last
-        views = {
-            "identity": original,
-            "flip_left_right": original[:, ::-1],
-            "flip_up_down": original[::-1],
-            "rotate_180": original[::-1, ::-1],
-        }
-        match = [k for k, v in views.items() if np.array_equal(v, restored)]
+        assert original is not None
+        match = [k for k in render.DIHEDRAL if np.array_equal(render.orient(original, k), restored)]
         assert len(match) == 1
         seen.add(match[0])
-    assert seen == set(render.ORIENTATIONS)
+    assert seen == set(render.DIHEDRAL)
+
+
+def test_the_grid_is_a_random_window_of_a_larger_scene() -> None:
+    pz = Jigsaw(JigsawConfig(grid=2, orientation="upright", context=1.5))
+    side, corners = 2 * pz.config.tile_side, set()
+    for seed in range(20):
+        source = NoiseSource()
+        inst = generate(pz, seed, source)
+        restored = render.join_tiles([inst.images[i - 1] for i in inst.solution], 2, 2)
+        scene = source.last
+        assert scene is not None and scene.shape[:2] == (math.ceil(1.5 * side),) * 2
+        found = [
+            (y, x)
+            for y in range(scene.shape[0] - side + 1)
+            for x in range(scene.shape[1] - side + 1)
+            if np.array_equal(scene[y : y + side, x : x + side], restored)
+        ]
+        assert len(found) == 1
+        corners.add(found[0])
+    assert len(corners) > 10
 
 
 def with_truth(pz: Jigsaw, solution: list[int]) -> Instance:
@@ -221,7 +236,7 @@ def test_the_shown_order_is_never_the_original() -> None:
 
 @pytest.mark.parametrize("name", ["2x2", "2x3", "3x3", "4x4", "5x5"])
 def test_the_answer_restores_the_image(name: str) -> None:
-    pz = Jigsaw(JigsawConfig(orientation="upright", **PRESETS[name].overrides))
+    pz = Jigsaw(JigsawConfig(orientation="upright", context=1.0, **PRESETS[name].overrides))
     src = NoiseSource()
     inst = generate(pz, 3, src)
     rows, cols = inst.metadata["rows"], inst.metadata["cols"]
@@ -234,7 +249,9 @@ def test_the_answer_restores_the_image(name: str) -> None:
 
 
 def test_composite_lays_the_shown_tiles_out_like_render_grid() -> None:
-    pz = Jigsaw(JigsawConfig(orientation="upright", **PRESETS["3x3-Composite"].overrides))
+    pz = Jigsaw(
+        JigsawConfig(orientation="upright", context=1.0, **PRESETS["3x3-Composite"].overrides)
+    )
     src = NoiseSource()
     inst = generate(pz, 5, src)
     assert src.last is not None
@@ -248,7 +265,7 @@ def test_composite_lays_the_shown_tiles_out_like_render_grid() -> None:
 
 
 def test_jittered_masked_tiles_come_from_their_cells() -> None:
-    pz = Jigsaw(JigsawConfig(orientation="upright", **PRESETS["3x3-Masked"].overrides))
+    pz = Jigsaw(JigsawConfig(orientation="upright", context=1.0, **PRESETS["3x3-Masked"].overrides))
     cfg = pz.config
     src = NoiseSource()
     inst = generate(pz, 7, src)

@@ -5,12 +5,20 @@
 An image is cut into a ``rows x cols`` grid of square tiles, which are shown in a random
 order (never the original one); the task is to restore the image (SSL4RL's jigsaw task,
 SSL-R1's "patch ordering"). Tiles have one size whatever the image size: the source is
-sampled at exactly the size the grid needs. Optionally each tile is cut at a random
-offset inside its cell (``jitter``) and framed flat (``border``), so that tiles cannot be
-matched by their edges alone (as Jigsaw-R1 masks borders). By default
-(``orientation="random"``) the image is flipped or turned half a turn at random before it
-is cut, so that a tile's colour (sky or ground) does not give its row away; the shortcut
-audit's cheap-statistics probe scores 0.35 against a chance of 0.25 on upright 2x2 scenes.
+sampled at a size fixed by the grid and cut at native resolution. Optionally each tile is
+cut at a random offset inside its cell (``jitter``) and framed flat (``border``), so that
+tiles cannot be matched by their edges alone (as Jigsaw-R1 masks borders).
+
+By default (``orientation="random"``, ``context=2.5``) the grid is cut from a random
+window of a square scene ``context`` times larger than the grid, turned or flipped by one
+of the eight symmetries of the square. Otherwise a tile alone tells its cell: with the
+scene's frame tied to the grid, sky or ground, the horizon band and ground lines running
+to the vanishing point name the row and column, and even with the scene only flipped or
+half-turned the shortcut audit's probe on each tile alone, followed by a one-to-one
+assignment, scored 0.55 against a chance of 0.25 on 2x2 grids (a lone 3x3 tile named its
+row 80% of the time). In a window of a larger, freely oriented scene, a tile's content
+says little about where in the grid it lies; the tiles still continue each other across
+their shared edges.
 
 ## Observation
 
@@ -36,21 +44,26 @@ counts as wrong, so an answer with repeats never beats the best permutation.
 
 ## Difficulty
 
-The grid (2x2 to 5x5, or m x n), the layout, border masking and jitter.
+The grid (2x2 to 5x5, or m x n), the layout, border masking, jitter and the scene
+(``orientation``, ``context``).
 
 ## Registered Configurations
 
-* ``SSL/Jigsaw-2x2-v0``: 4 tiles (easy).
-* ``SSL/Jigsaw-2x3-v0``: 2 rows, 3 columns (easy).
-* ``SSL/Jigsaw-3x3-v0``: 9 tiles (medium).
-* ``SSL/Jigsaw-3x3-Composite-v0``: 9 tiles in one labelled image (medium).
-* ``SSL/Jigsaw-3x3-Masked-v0``: 9 tiles with masked borders and jittered cuts (hard).
-* ``SSL/Jigsaw-4x4-v0``: 16 tiles (hard).
-* ``SSL/Jigsaw-5x5-v0``: 25 tiles (hard).
+* ``SSL/Jigsaw-2x2-v1``: 4 tiles (easy).
+* ``SSL/Jigsaw-2x3-v1``: 2 rows, 3 columns (easy).
+* ``SSL/Jigsaw-3x3-v1``: 9 tiles (medium).
+* ``SSL/Jigsaw-3x3-Composite-v1``: 9 tiles in one labelled image (medium).
+* ``SSL/Jigsaw-3x3-Masked-v1``: 9 tiles with masked borders and jittered cuts (hard).
+* ``SSL/Jigsaw-4x4-v1``: 16 tiles (hard).
+* ``SSL/Jigsaw-5x5-v1``: 25 tiles (hard).
 
 ## Version History
 
 * v0: initial release.
+* v1: the grid is a random window of a scene 2.5 times larger, turned or flipped by any
+  of the eight symmetries of the square (v0: the whole scene, only flipped or half-turned),
+  because each tile alone named its cell (audit probe 0.55 against a chance of 0.25 on
+  2x2).
 """
 
 from __future__ import annotations
@@ -132,8 +145,13 @@ class JigsawConfig(PuzzleConfig):
     scoring: str = "position"
     """``position`` (fraction of cells right), ``exact`` or ``adjacency`` (neighbour pairs)."""
     orientation: str = "random"
-    """``random``: flip or half-turn the image at random before cutting, so that a tile's
-    colour (sky or ground) cannot tell its row; ``upright``: scenes as they come."""
+    """``random``: turn or flip the scene by one of the eight symmetries of the square
+    before cutting, so that a tile's content (sky or ground) cannot tell its row or
+    column; ``upright``: scenes as they come."""
+    context: float = 2.5
+    """The grid is cut from a random window of a square scene whose side is ``context``
+    times the grid's longer side, so that the scene's centre (horizon band, vanishing
+    point) is not tied to the grid's centre (1 = the grid's own frame)."""
     min_std: float = 6.0
     """Reject draws with a near-uniform tile (standard deviation about the channel means).
 
@@ -148,6 +166,7 @@ class JigsawConfig(PuzzleConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("orientation", self.orientation, ("random", "upright"))
+        check_float("context", self.context, 1.0, 4.0)
         check_int("grid", self.grid, 2, 5)
         if self.cols is not None:
             check_int("cols", self.cols, 2, 5)
@@ -180,7 +199,7 @@ class Jigsaw(Puzzle[JigsawConfig]):
     """Restore an image from its shuffled tiles."""
 
     family = "Jigsaw"
-    version = 0
+    version = 1
     config_cls = JigsawConfig
 
     @property
@@ -235,11 +254,8 @@ class Jigsaw(Puzzle[JigsawConfig]):
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        (rows, cols), cell = cfg.grid_shape, cfg.tile_side + cfg.jitter
-        image = source.sample(rng, (rows * cell, cols * cell))
-        if cfg.orientation == "random":
-            image = random_orientation(image, rng)[0]
-        tiles = self._cut(image, rng)
+        rows, cols = cfg.grid_shape
+        tiles = self._cut(self._scene(rng, source), rng)
         b = cfg.border
         _check_tiles(tiles[:, b : cfg.tile_side - b, b : cfg.tile_side - b], cfg)
         perm = self._shuffle(rng)
@@ -259,6 +275,22 @@ class Jigsaw(Puzzle[JigsawConfig]):
             cols=cols,
             permutation=perm.tolist(),
         )
+
+    def _scene(self, rng: np.random.Generator, source: ImageSource) -> np.ndarray:
+        """The image to cut: a random window of a larger square scene, randomly oriented."""
+        cfg = self.config
+        (rows, cols), cell = cfg.grid_shape, cfg.tile_side + cfg.jitter
+        height, width = rows * cell, cols * cell
+        if cfg.orientation == "random":  # square, so that quarter turns keep its shape
+            side = math.ceil(max(height, width) * cfg.context)
+            scene = random_orientation(source.sample(rng, (side, side)), rng, True)[0]
+        else:
+            scene = source.sample(
+                rng, (math.ceil(height * cfg.context), math.ceil(width * cfg.context))
+            )
+        top = int(rng.integers(scene.shape[0] - height + 1))
+        left = int(rng.integers(scene.shape[1] - width + 1))
+        return np.ascontiguousarray(scene[top : top + height, left : left + width])
 
     def _cut(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The tiles in row-major order as one (n, tile, tile, 3) array."""
