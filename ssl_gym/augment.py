@@ -5,7 +5,7 @@ horizontal flip) on uint8 ``(H, W, 3)`` arrays, fast enough to run online: colou
 is one affine map of the RGB values (brightness, contrast, saturation and an approximate
 hue rotation composed into a 3 x 3 matrix and an offset), resizing and blurring use PIL.
 
-:func:`augment` chains them with the ``weak`` or ``strong`` settings of :data:`STRENGTHS`
+:func:`augment` chains them with the named settings of :data:`STRENGTHS`
 and returns the names of the operations it applied, which :func:`describe` turns into a
 phrase for hints. All randomness comes from the ``np.random.Generator`` passed in.
 """
@@ -66,12 +66,22 @@ class AugmentParams:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
-#: The named pipelines: SimCLR's (``strong``) and a mild one (``weak``).
+#: SimCLR's colour jitter at full strength (``s = 1``): brightness, contrast and
+#: saturation 0.8, hue 0.2. Without it, two views of one image are told from views of two
+#: images by their colour histograms alone (SimCLR, section 3).
+SIMCLR_JITTER = (0.8, 0.8, 0.8, 0.2)
+
+#: The named pipelines. ``weak``: mild crop and colour; ``strong``: SimCLR's crop with
+#: half-strength colour jitter (``s = 0.5``); ``weak_crop``: the mild crop with SimCLR's
+#: full colour distortion (jitter 0.8/0.8/0.8/0.2 with p=0.8, grayscale p=0.2, blur
+#: p=0.5); ``simclr``: the ``strong`` crop (20-100 % of the area) with that distortion.
 STRENGTHS: dict[str, AugmentParams] = {
     "weak": AugmentParams(
         scale=(0.6, 1.0), jitter=(0.2, 0.2, 0.2, 0.02), jitter_p=0.5, gray_p=0.0, blur_p=0.0
     ),
     "strong": AugmentParams(),
+    "weak_crop": AugmentParams(scale=(0.6, 1.0), jitter=SIMCLR_JITTER),
+    "simclr": AugmentParams(jitter=SIMCLR_JITTER),
 }
 
 
@@ -233,7 +243,7 @@ def photometric(
     Args:
         image: uint8 ``(H, W, 3)``.
         rng: the source of randomness.
-        strength: ``"weak"``, ``"strong"`` or explicit :class:`AugmentParams`.
+        strength: a name in :data:`STRENGTHS` or explicit :class:`AugmentParams`.
         blur_scale: multiplies the blur radius (``size / 224`` for a ``size``-pixel scene).
 
     Returns:
@@ -267,7 +277,8 @@ def augment(
         rng: the source of randomness.
         strength: ``"weak"`` (crop 60-100 % of the area, mild jitter, flip), ``"strong"``
             (SimCLR: crop 20-100 %, jitter 0.4/0.4/0.4/0.1 with p=0.8, grayscale p=0.2,
-            blur p=0.5) or explicit :class:`AugmentParams`.
+            blur p=0.5), ``"weak_crop"`` or ``"simclr"`` (those crops with SimCLR's full
+            colour distortion, jitter 0.8/0.8/0.8/0.2) or explicit :class:`AugmentParams`.
         out_size: side, or ``(H, W)``, of the view.
 
     Returns:

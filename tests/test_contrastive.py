@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import ssl_gym.puzzles.contrastive as contrastive_module
+from ssl_gym.audit.strong import identity_error
 from ssl_gym.augment import describe
 from ssl_gym.core import format_answer
-from ssl_gym.images.base import ImageSource
+from ssl_gym.images.base import ImageSource, content_key
 from ssl_gym.puzzles.contrastive import PRESETS, Contrastive, ContrastiveConfig
 
 SIZE = 64
@@ -78,7 +79,7 @@ def test_parse(text: str, expected: str | None):
 # --- generation --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strength", ["weak", "strong"])
+@pytest.mark.parametrize("strength", ["weak", "weak_crop", "simclr"])
 def test_positives_share_the_source_and_negatives_do_not(strength, monkeypatch):
     seen: list[np.ndarray] = []
     real_augment = contrastive_module.augment
@@ -88,21 +89,34 @@ def test_positives_share_the_source_and_negatives_do_not(strength, monkeypatch):
         return real_augment(image, rng, *args, **kwargs)
 
     monkeypatch.setattr(contrastive_module, "augment", recording_augment)
-    puzzle = make(strength=strength)
+    puzzle = make(strength=strength, negative_pool=3)
     labels = set()
     for seed in range(40):
         source = ListSource()
         seen.clear()
         inst = puzzle.generate(np.random.default_rng(seed), source)
-        # Rejected draws never reach augmentation, and textured views are never
-        # re-augmented: exactly two calls, on the last two images handed out.
-        assert len(seen) == 2
-        first, second = (source.images[i] for i in source.handed[-2:])
-        assert not np.array_equal(first, second)
-        np.testing.assert_array_equal(seen[0], first)
-        np.testing.assert_array_equal(seen[1], first if inst.answer == "positive" else second)
+        first, second = inst.metadata["source_keys"]
+        # Two views of the first picture; a negative adds three of another picture (a
+        # near-uniform view is augmented again).
+        keys = [content_key(image) for image in seen]
+        assert keys.count(first) >= 2 and keys[0] == first
+        assert (first == second) == (inst.answer == "positive")
+        if inst.answer == "negative":
+            assert keys.count(second) >= 3 and set(keys) == {first, second}
+        parts = puzzle.parts(inst)
+        assert parts.sources == (second,) and parts.reference_source == first
+        assert not identity_error(puzzle, parts)
         labels.add(inst.answer)
     assert labels == {"positive", "negative"}
+
+
+def test_a_negative_never_shows_the_positive_picture():
+    """With only two pictures, every negative is a view of the other one."""
+    puzzle = make(negative_pool=2)
+    for seed in range(30):
+        inst = puzzle.generate(np.random.default_rng(seed), ListSource(count=2))
+        first, second = inst.metadata["source_keys"]
+        assert (first == second) == (inst.answer == "positive")
 
 
 def test_positive_views_are_closer_in_colour():
@@ -153,7 +167,7 @@ def test_constant_source_raises_with_rejections():
 
 def test_single_image_source_cannot_make_negatives():
     source = ListSource(count=1)
-    with pytest.raises(RuntimeError, match="near_identical_pair"):
+    with pytest.raises(RuntimeError, match="too_few_distinct_sources"):
         make(max_resamples=3).generate(np.random.default_rng(0), source)
 
 
@@ -196,14 +210,20 @@ def test_prompt_names_both_labels(style: str):
 
 
 def test_config_validation_names_valid_options():
-    with pytest.raises(ValueError, match=r"strength='medium'.*'weak', 'strong'"):
+    with pytest.raises(ValueError, match=r"strength='medium'.*'weak', 'strong', 'weak_crop'"):
         ContrastiveConfig(strength="medium")
     with pytest.raises(ValueError, match="min_pair_diff"):
         ContrastiveConfig(min_pair_diff=300.0)
     with pytest.raises(ValueError, match="view_retries"):
         ContrastiveConfig(view_retries=0)
+    with pytest.raises(ValueError, match="negative_pool"):
+        ContrastiveConfig(negative_pool=0)
 
 
 def test_presets():
     assert {k: p.difficulty for k, p in PRESETS.items()} == {"Weak": "easy", "Strong": "hard"}
     assert Contrastive.presets is PRESETS
+    assert {k: p.overrides["strength"] for k, p in PRESETS.items()} == {
+        "Weak": "weak_crop",
+        "Strong": "simclr",
+    }

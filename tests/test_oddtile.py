@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from sources import ConstantSource, NoiseSource
 
+from ssl_gym.audit.strong import identity_error
 from ssl_gym.core import Instance
-from ssl_gym.images.base import ImageSource
+from ssl_gym.images.base import ImageSource, content_key
 from ssl_gym.puzzles.oddtile import PRESETS, OddTile, OddTileConfig
 from ssl_gym.testing import check_puzzle
 
@@ -18,14 +19,30 @@ FAST = {"size": 64, "tile": 16}
 """Small images keep the many-seed tests fast."""
 
 
-class SameSource(NoiseSource):
+class Keyed:
+    """Draws through ``sample`` (which records what it made), keyed by content."""
+
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        image = self.sample(rng, shape)  # type: ignore[attr-defined]
+        return image, content_key(image)
+
+
+class Noise(Keyed, NoiseSource):
+    """Noise pictures, each its own source picture."""
+
+
+class Constant(Keyed, ConstantSource):
+    """Flat pictures, each its own source picture."""
+
+
+class SameSource(Noise):
     """The same noise image every time."""
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         return super().sample(np.random.default_rng(0), shape)
 
 
-class RepeatedTextureSource(NoiseSource):
+class RepeatedTextureSource(Noise):
     """Noise whose 16-pixel cells all repeat one texture (every tile looks the same)."""
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -38,7 +55,7 @@ def puzzle(**overrides: object) -> OddTile:
 
 
 def generate(pz: OddTile, seed: int = 0, source: ImageSource | None = None) -> Instance:
-    return pz.generate(np.random.default_rng(seed), source or NoiseSource())
+    return pz.generate(np.random.default_rng(seed), source or Noise())
 
 
 def with_truth(pz: OddTile, answer: str) -> Instance:
@@ -82,7 +99,7 @@ def test_tiles_are_cells_of_the_main_image_but_the_odd_one(tiles: int) -> None:
     pz = puzzle(tiles=tiles, tile_jitter=0.0, **FAST)
     side = pz.config.tile_side
     for seed in range(10):
-        src = NoiseSource()
+        src = Noise()
         inst = generate(pz, seed, src)
         main, other = src.made[-2:]
         cells = inst.metadata["cells"]
@@ -101,11 +118,11 @@ def test_jitter_changes_every_tile_mildly() -> None:
     assert a.answer == b.answer
     for x, y in zip(a.images, b.images, strict=True):
         gap = np.abs(x.astype(int) - y).mean()
-        assert 0 < gap < 60
+        assert 0 < gap < 100
 
 
 def test_hard_other_pairs_similar_colours() -> None:
-    class TwoTone(NoiseSource):
+    class TwoTone(Noise):
         """Dark or bright noise, half and half."""
 
         def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -156,11 +173,11 @@ def test_every_preset_meets_the_contract(name: str) -> None:
 
 def test_flat_tiles_are_rejected() -> None:
     with pytest.raises(RuntimeError, match="flat_tile"):
-        generate(puzzle(max_resamples=3, **FAST), 0, ConstantSource())
+        generate(puzzle(max_resamples=3, **FAST), 0, Constant())
 
 
-def test_an_odd_tile_from_the_same_image_is_rejected() -> None:
-    with pytest.raises(RuntimeError, match="odd_tile_matches_main"):
+def test_a_single_picture_cannot_make_an_odd_tile() -> None:
+    with pytest.raises(RuntimeError, match="too_few_distinct_sources"):
         generate(puzzle(max_resamples=3, **FAST), 0, SameSource())
 
 
@@ -169,19 +186,16 @@ def test_repeated_tiles_are_rejected() -> None:
         generate(puzzle(max_resamples=3, **FAST), 0, RepeatedTextureSource())
 
 
-def test_near_identical_images_are_rejected() -> None:
-    class Shifted(NoiseSource):
-        """The same noise, brightened by a random small amount, with a different cell."""
-
-        def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-            base = np.random.default_rng(0).integers(0, 200, (*shape, 3))
-            out = base + rng.integers(0, 3)
-            out[:16, :16] = rng.integers(0, 256, (16, 16, 3))
-            return out.astype(np.uint8)
-
-    pz = puzzle(max_resamples=3, min_tile_diff=0.0, **FAST)
-    with pytest.raises(RuntimeError, match="near_duplicate_images"):
-        generate(pz, 0, Shifted())
+@pytest.mark.parametrize("hard", [False, True])
+def test_source_keys_say_which_tile_is_odd(hard: bool) -> None:
+    pz = puzzle(tiles=5, hard_other=hard, **FAST)
+    for seed in range(10):
+        inst = generate(pz, seed)
+        keys = inst.metadata["source_keys"]
+        index = pz.options.index(inst.answer)
+        assert len(set(keys)) == 2 and keys.count(keys[index]) == 1
+        parts = pz.parts(inst)
+        assert parts.sources == tuple(keys) and not identity_error(pz, parts)
 
 
 # --- hints ---------------------------------------------------------------------------------

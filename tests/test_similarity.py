@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ssl_gym.audit.strong import identity_error
 from ssl_gym.core import Instance
-from ssl_gym.images.base import ImageSource
+from ssl_gym.images.base import ImageSource, content_key
+from ssl_gym.puzzles._matching import colour_histograms, similar_group
 from ssl_gym.puzzles.similarity import (
     PRESETS,
     Similarity,
     SimilarityConfig,
-    aligned_differences,
-    colour_histograms,
     overlap,
-    similar_group,
 )
 from ssl_gym.testing import check_puzzle
 
@@ -36,6 +35,10 @@ class SmoothSource(ImageSource):
 
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
         return self.sample(rng, (32, 32))
+
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        image = self.sample(rng, shape)
+        return image, content_key(image)
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         cells = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
@@ -65,6 +68,9 @@ class SameSource(SmoothSource):
 
 class CropsOfOneSource(SmoothSource):
     """Random crops of one large smooth picture (a source with a single picture)."""
+
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        return self.sample(rng, shape), "one-picture"
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         big = super().sample(np.random.default_rng(0), (2 * shape[0], 2 * shape[1]))
@@ -131,7 +137,9 @@ def test_score_is_exact_match() -> None:
 # --- generation: the views are what they claim --------------------------------------------
 
 
-@pytest.mark.parametrize("extra", [{"strength": "weak"}, {}, {"hard_negatives": True}])
+@pytest.mark.parametrize(
+    "extra", [{"strength": "weak"}, {"strength": "weak_crop"}, {}, {"hard_negatives": True}]
+)
 def test_views_come_from_the_claimed_sources(extra: dict[str, object]) -> None:
     pz = puzzle(candidates=4, **extra)
     side, k = pz.config.view_size, pz.config.candidates
@@ -145,11 +153,15 @@ def test_views_come_from_the_claimed_sources(extra: dict[str, object]) -> None:
             image = sources[index] if slot == 0 else sources[slot - 1]
             flipped = "hflip" in meta["augmentations"][slot]
             want = expected_view(image, meta["crop_boxes"][slot], side, flipped)
-            # Photometric changes (affine colour map, gray, blur) keep the luma pattern.
-            assert luma_corr(view, want) > 0.8, (seed, slot)
+            # Photometric changes (affine colour map, gray, blur) keep much of the luma
+            # pattern; SimCLR's hue rotation and clipping lose some of it.
+            assert luma_corr(view, want) > 0.5, (seed, slot)
         for slot in range(k):
             same = np.array_equal(sources[slot], sources[index])
             assert same == (slot == index)
+        keys = meta["source_keys"]
+        assert [key == keys[0] for key in keys[1:]] == [s == index for s in range(k)]
+        assert not identity_error(pz, pz.parts(inst))
 
 
 def test_every_crop_overlaps_the_reference_crop() -> None:
@@ -197,28 +209,29 @@ def test_flat_sources_are_rejected() -> None:
         generate(pz, 0, ConstantSource())
 
 
-def test_near_duplicate_sources_are_rejected() -> None:
+def test_a_single_picture_cannot_make_distractors() -> None:
     pz = puzzle(max_resamples=3, **FAST)
-    with pytest.raises(RuntimeError, match="near_duplicate_sources"):
+    with pytest.raises(RuntimeError, match="too_few_distinct_sources"):
         generate(pz, 0, SameSource())
 
 
+def test_different_pictures_that_look_the_same_are_rejected() -> None:
+    class LookAlikes(SmoothSource):
+        """The same smooth image under a new key every time."""
+
+        def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+            return SameSource().sample(rng, shape), f"copy:{rng.integers(1 << 30)}"
+
+    pz = puzzle(max_resamples=3, **FAST)
+    with pytest.raises(RuntimeError, match="near_duplicate_sources"):
+        generate(pz, 0, LookAlikes())
+
+
 @pytest.mark.parametrize("hard", [False, True])
-def test_crops_of_one_picture_count_as_duplicates(hard: bool) -> None:
+def test_crops_of_one_picture_count_as_one_source(hard: bool) -> None:
     pz = puzzle(max_resamples=3, hard_negatives=hard, pool=6, **FAST)
-    with pytest.raises(RuntimeError, match=r"near_duplicate_sources|too_few_distinct_images"):
+    with pytest.raises(RuntimeError, match=r"too_few_distinct_sources|too_few_distinct_images"):
         generate(pz, 0, CropsOfOneSource())
-
-
-def test_aligned_differences_see_through_translation() -> None:
-    big = SmoothSource().sample(np.random.default_rng(1), (160, 160))
-    other = SmoothSource().sample(np.random.default_rng(2), (160, 160))
-    a, b, c = big[:128, :128], big[20:148, 9:137], other[:128, :128]
-    diffs = aligned_differences([a, b, c])
-    assert diffs[0, 1] == diffs[1, 0] < 5
-    assert diffs[0, 2] > 20 and diffs[1, 2] > 20
-    assert (np.diag(diffs) == 255).all()
-    assert np.abs(a.astype(int) - b).mean() > 20  # unaligned they differ
 
 
 def test_rejections_are_counted() -> None:
@@ -238,7 +251,7 @@ def test_rejections_are_counted() -> None:
 def test_similar_group_is_a_centre_and_its_nearest_neighbours() -> None:
     for seed in range(10):
         src = SmoothSource()
-        group = similar_group(np.random.default_rng(seed), src, 3, 10, (16, 16))
+        group, _ = similar_group(np.random.default_rng(seed), src, 3, 10, (16, 16))
         thumbs = np.stack(src.made[:10])
         hists = colour_histograms(thumbs)
         members = [next(i for i, t in enumerate(src.made[:10]) if _same(t, g)) for g in group]
@@ -261,9 +274,9 @@ def test_similar_group_skips_a_picture_drawn_twice() -> None:
             return super().sample(np.random.default_rng(seed), shape)
 
     for seed in range(10):
-        group = similar_group(np.random.default_rng(seed), Doubled(), 3, 12, (32, 32), 10.0)
-        diffs = aligned_differences(group)
-        assert (diffs > 10).all()
+        group, keys = similar_group(np.random.default_rng(seed), Doubled(), 3, 12, (32, 32))
+        assert len(set(keys)) == 3
+        assert not any(np.array_equal(a, b) for i, a in enumerate(group) for b in group[:i])
 
 
 def _same(thumb: np.ndarray, image: np.ndarray) -> bool:

@@ -9,11 +9,16 @@ task).
 
 ## Observation
 
-Two ``size x size`` images. Both views always go through the same pipeline and two source
-images are always drawn, whatever the label, so nothing but the content tells a positive
-from a negative. Draws whose two source images are near-identical, or where a source
-image is near-uniform, are rejected before the label is drawn (so rejections do not skew
-the label balance); a near-uniform view is re-augmented from the same source.
+Two ``size x size`` images. "Same image" means the same source picture (the key of
+``ImageSource.draw``): the other picture is drawn with a different key, before the label,
+so a negative never shows two crops of one photograph. Every view goes through the same
+pipeline, SimCLR's full colour distortion included (jitter 0.8/0.8/0.8/0.2 with p=0.8,
+grayscale p=0.2, blur), independently. A negative is the one of ``negative_pool`` views of
+the other picture whose colour-statistics gap to the first view is nearest the gap of a
+positive view, so statistics tell a negative from a positive as little as possible. Draws
+whose two source images are near-identical, or where a source image is near-uniform, are
+rejected before the label is drawn (so rejections do not skew the label balance); a
+near-uniform view is re-augmented from the same source.
 
 ## Answer format
 
@@ -28,17 +33,22 @@ negative``), does not parse.
 
 ## Difficulty
 
-``strength``: ``weak`` (crops of 60-100 % of the area, mild colour jitter, flip) or
-``strong`` (SimCLR: crops of 20-100 %, strong jitter, grayscale, blur).
+``strength`` (a name in ``ssl_gym.augment.STRENGTHS``): ``weak_crop`` (crops of 60-100 %
+of the area, flip, SimCLR's colour distortion) or ``simclr`` (crops of 20-100 %, the same
+colour distortion); ``negative_pool`` (statistics matching of negatives).
 
 ## Registered Configurations
 
-* ``SSL/Contrastive-Weak-v0``: weak augmentation (easy).
-* ``SSL/Contrastive-Strong-v0``: SimCLR's augmentation (hard).
+* ``SSL/Contrastive-Weak-v1``: mild crops, SimCLR's colour distortion (easy).
+* ``SSL/Contrastive-Strong-v1``: SimCLR's crops and colour distortion (hard).
 
 ## Version History
 
 * v0: initial release.
+* v1: "same image" decided by source-picture keys (v0 could label two crops of one
+  photograph negative); SimCLR's full colour distortion on every view, the Weak preset
+  included (v0's weak jitter let colour histograms alone score 0.88); negatives matched
+  to positives in colour-statistics gap (``negative_pool``); ``compares_sources``.
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles._matching import draw_distinct, matched_index, view_statistics
 from ssl_gym.render import is_flat, near_duplicates
 
 QUESTIONS = {
@@ -97,18 +108,22 @@ _WORD = re.compile(r"[a-z]+")
 class ContrastiveConfig(PuzzleConfig):
     """Settings of the Contrastive family."""
 
-    strength: str = "weak"
-    """Augmentation of both views: ``weak`` or ``strong`` (SimCLR's)."""
+    strength: str = "weak_crop"
+    """Augmentation of both views, a name in :data:`ssl_gym.augment.STRENGTHS`."""
+    negative_pool: int = 4
+    """Views of the other picture the negative is picked from, matched in colour statistics
+    to the positive (1: no matching)."""
     min_std: float = 10.0
     """Reject near-uniform source images and views (pixel standard deviation below this)."""
     min_pair_diff: float = 12.0
-    """Reject draws whose two source images are closer than this (mean absolute diff)."""
+    """Reject draws with two source images closer than this (mean absolute difference)."""
     view_retries: int = 3
     """Augmentations tried per view before a near-uniform view rejects the draw."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("strength", self.strength, tuple(STRENGTHS))
+        check_int("negative_pool", self.negative_pool, 1, 32)
         check_float("min_std", self.min_std, 0.0, 128.0)
         check_float("min_pair_diff", self.min_pair_diff, 0.0, 255.0)
         check_int("view_retries", self.view_retries, 1, 100)
@@ -118,8 +133,9 @@ class Contrastive(Puzzle[ContrastiveConfig]):
     """Tell whether two augmented views share their source image."""
 
     family = "Contrastive"
-    version = 0
+    version = 1
     config_cls = ContrastiveConfig
+    compares_sources = True
 
     @property
     def chance_score(self) -> float:
@@ -133,25 +149,63 @@ class Contrastive(Puzzle[ContrastiveConfig]):
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        first = source.sample(rng, (cfg.size, cfg.size))
-        second = source.sample(rng, (cfg.size, cfg.size))
-        if _flat(first, cfg.min_std) or _flat(second, cfg.min_std):
+        shape = (cfg.size, cfg.size)
+        first, key = source.draw(rng, shape)
+        if _flat(first, cfg.min_std):
+            raise Rejected("flat_image")
+        (second,), (other_key,) = draw_distinct(rng, source, shape, 1, (key,))
+        if _flat(second, cfg.min_std):
             raise Rejected("flat_image")
         if near_duplicates((first, second), cfg.min_pair_diff):
             raise Rejected("near_identical_pair")
         positive = bool(rng.random() < 0.5)
         view_a, ops_a = self._view(rng, first)
-        view_b, ops_b = self._view(rng, first if positive else second)
+        view_b, ops_b = self._view(rng, first)
+        key_b = key
+        if not positive:
+            view_b, ops_b = self._negative(rng, view_a, view_b, second)
+            key_b = other_key
         label = LABELS[0] if positive else LABELS[1]
-        question = self.style(QUESTIONS)
         return self.make_instance(
-            (view_a, view_b), question, label, label, choices=LABELS, augmentations=[ops_a, ops_b]
+            (view_a, view_b),
+            self.style(QUESTIONS),
+            label,
+            label,
+            choices=LABELS,
+            augmentations=[ops_a, ops_b],
+            source_keys=[key, key_b],
         )
+
+    def _negative(
+        self, rng: np.random.Generator, view_a: np.ndarray, positive: np.ndarray, other: np.ndarray
+    ) -> tuple[np.ndarray, list[str]]:
+        """A view of ``other`` whose statistical gap to ``view_a`` is the positive's.
+
+        Of ``negative_pool`` views of the other picture, the one picked
+        (:func:`matched_index`) is neither closer to the first view in colour statistics
+        nor farther than the positive view is. The other picture itself is drawn before the
+        matching, so which picture a negative shows tells nothing either.
+        """
+        views = [self._view(rng, other) for _ in range(self.config.negative_pool)]
+        pick = matched_index(
+            view_statistics(view_a),
+            view_statistics(positive),
+            [view_statistics(view) for view, _ in views],
+        )
+        return views[pick]
 
     def parts(self, instance: Instance) -> Parts:
         """The second view, labelled with the answer; the first as reference."""
         first, second = instance.images
-        return Parts("label", (second,), (instance.answer,), reference=first)
+        keys = instance.metadata["source_keys"]
+        return Parts(
+            "label",
+            (second,),
+            (instance.answer,),
+            reference=first,
+            sources=(keys[1],),
+            reference_source=keys[0],
+        )
 
     def _view(self, rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """An augmented view that is not near-uniform, re-augmenting a few times."""
@@ -191,7 +245,7 @@ def _flat(image: np.ndarray, min_std: float) -> bool:
 
 
 PRESETS: dict[str, Preset] = {
-    "Weak": preset("easy", "weak augmentation", strength="weak"),
-    "Strong": preset("hard", "SimCLR's strong augmentation", strength="strong"),
+    "Weak": preset("easy", "mild crops, SimCLR's colour distortion", strength="weak_crop"),
+    "Strong": preset("hard", "SimCLR's crops and colour distortion", strength="simclr"),
 }
 Contrastive.presets = PRESETS

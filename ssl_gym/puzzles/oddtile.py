@@ -7,9 +7,13 @@ from a cell of another image (PC-GRPO's "PatchFit"). The model names the odd til
 ``hard_other`` the two images look alike: ``pool`` images are drawn (as small
 thumbnails), one of them is picked at random and paired with its nearest in coarse colour
 histogram, and the pair's order is random; so the odd tile's colour does not give it away,
-and its image is no more and no less typical than the main one. With ``tile_jitter`` every
-tile (the odd one too) gets its own mild random change of brightness, contrast and
-saturation, so that tiles cannot be told apart by exact colour levels either.
+and its image is no more and no less typical than the main one. The two images have
+different source-picture keys (``ImageSource.draw``), so the odd tile is never cut from
+the main picture. With ``tile_jitter`` every tile (the odd one too) gets its own random
+change of brightness, contrast, saturation and hue, and may be turned gray (p=0.2) or
+blurred (p=0.5), so that tiles cannot be told apart by colour levels; with ``odd_pool``
+above 1 the odd tile is the one of that many jittered copies whose statistics gap to the
+main tiles is nearest a main tile's gap to the others.
 
 ## Observation
 
@@ -17,9 +21,8 @@ saturation, so that tiles cannot be told apart by exact colour levels either.
 ``layout="composite"``: one image with the tiles in a grid on white, each with its letter
 in large print above it. Every tile is cut at native resolution from a cell of a grid of
 ``tile``-pixel cells of its image and goes through the same processing, whichever image it
-comes from. Draws with a near-uniform tile, two near-identical tiles, an odd tile that
-nearly matches some cell of the main image, or two near-identical images are rejected
-before the answer is drawn.
+comes from. Draws with a near-uniform tile, two near-identical tiles, or an odd tile that
+nearly matches some cell of the main image are rejected before the answer is drawn.
 
 ## Answer format
 
@@ -32,19 +35,24 @@ read the same. Text naming two different letters does not parse.
 
 ## Difficulty
 
-``tiles`` (3 to 8), ``hard_other`` (an odd image of similar colours) and ``tile_jitter``.
+``tiles`` (3 to 8), ``hard_other`` (an odd image of similar colours), ``tile_jitter`` and
+``odd_pool``.
 
 ## Registered Configurations
 
-* ``SSL/OddTile-K4-v0``: 4 tiles (easy).
-* ``SSL/OddTile-K6-v0``: 6 tiles (medium).
-* ``SSL/OddTile-K6-Composite-v0``: 6 tiles in one labelled picture (medium).
-* ``SSL/OddTile-K6-Hard-v0``: 6 tiles, odd image of similar colours (hard).
-* ``SSL/OddTile-K8-Hard-v0``: 8 tiles, odd image of similar colours (hard).
+* ``SSL/OddTile-K4-v1``: 4 tiles (easy).
+* ``SSL/OddTile-K6-v1``: 6 tiles (medium).
+* ``SSL/OddTile-K6-Composite-v1``: 6 tiles in one labelled picture (medium).
+* ``SSL/OddTile-K6-Hard-v1``: 6 tiles, odd image of similar colours (hard).
+* ``SSL/OddTile-K8-Hard-v1``: 8 tiles, odd image of similar colours (hard).
 
 ## Version History
 
 * v0: initial release.
+* v1: the two images are told apart by source-picture key, not by an aligned pixel
+  difference; each tile's own jitter is stronger (0.4, with hue, grayscale and blur; v0:
+  0.15) against per-tile statistics cues; ``odd_pool`` (off by default) matches the odd
+  tile's statistics; ``compares_sources``.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ssl_gym.augment import color_jitter
+from ssl_gym.augment import AugmentParams, photometric
 from ssl_gym.core import (
     ChoicePuzzle,
     Instance,
@@ -70,7 +78,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.puzzles.similarity import aligned_differences, similar_group
+from ssl_gym.puzzles._matching import draw_distinct, nearest_gap, similar_group, view_statistics
 from ssl_gym.render import cut_slots, grid, grid_slots
 
 QUESTIONS = {
@@ -93,6 +101,10 @@ SHOWN = {
 LAYOUTS = ("images", "composite")
 GAP = 4
 """Pixels between tiles in the composite layout."""
+GRAY_P = 0.2
+"""Probability that a jittered tile is turned gray."""
+BLUR_SCALE = 0.5
+"""Blur radius of a jittered tile, as a fraction of SimCLR's 0.1-2 px (applied with p=0.5)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,20 +121,17 @@ class OddTileConfig(PuzzleConfig):
     """Images drawn to pick the similar pair from when ``hard_other`` is set (at least 2)."""
     layout: str = "images"
     """``images``: each tile a separate image; ``composite``: one labelled picture."""
-    tile_jitter: float = 0.15
+    tile_jitter: float = 0.4
     """Strength of each tile's own brightness, contrast and saturation jitter (0: none)."""
+    odd_pool: int = 1
+    """Jittered copies of the odd tile it is picked from, matched in colour statistics to
+    the main tiles (1: no matching)."""
     min_std: float = 8.0
     """Reject draws with a near-uniform tile (pixel standard deviation below this)."""
     min_tile_diff: float = 8.0
     """Reject draws with two tiles (or the odd tile and a main-image cell) this close.
 
     Mean absolute pixel difference, before the jitter.
-    """
-    min_pair_diff: float = 20.0
-    """Reject draws whose two images are this close (mean absolute pixel difference).
-
-    Compared at their best alignment (:func:`ssl_gym.puzzles.similarity.aligned_differences`),
-    so that two crops of one picture count as the same image.
     """
 
     def __post_init__(self) -> None:
@@ -141,7 +150,7 @@ class OddTileConfig(PuzzleConfig):
         check_float("tile_jitter", self.tile_jitter, 0.0, 0.5)
         check_float("min_std", self.min_std, 0.0, 128.0)
         check_float("min_tile_diff", self.min_tile_diff, 0.0, 255.0)
-        check_float("min_pair_diff", self.min_pair_diff, 0.0, 255.0)
+        check_int("odd_pool", self.odd_pool, 1, 64)
 
     @property
     def tile_side(self) -> int:
@@ -158,8 +167,9 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
     """Find the one tile cut from a different image."""
 
     family = "OddTile"
-    version = 0
+    version = 1
     config_cls = OddTileConfig
+    compares_sources = True
 
     @property
     def num_options(self) -> int:
@@ -178,19 +188,47 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         cfg = self.config
         g, k = cfg.cells_per_side, cfg.tiles
         shape = (g * cfg.tile_side, g * cfg.tile_side)
-        main, other = self._images(rng, source, shape)
+        (main, other), keys = self._images(rng, source, shape)
         cells = rng.choice(g * g, size=k, replace=False)
         main_cells, other_cells = self._cells(main), self._cells(other)
         tiles = np.concatenate([main_cells[cells[:-1]], other_cells[cells[-1:]]])
-        _check(main, other, tiles, main_cells, cfg)
+        _check(tiles, main_cells, cfg)
         index = int(rng.integers(k))
-        shown = [*tiles[:index], tiles[-1], *tiles[index:-1]]
-        if cfg.tile_jitter:
-            j = cfg.tile_jitter
-            shown = [color_jitter(t, rng, j, j, j, 0.0) for t in shown]
-        return self._instance(shown, index, cells)
+        mains = [self._jitter(rng, t) for t in tiles[:-1]]
+        odd = self._matched_odd(rng, tiles[-1], mains)
+        shown = [*mains[:index], odd, *mains[index:]]
+        tile_keys = [keys[0]] * k
+        tile_keys[index] = keys[1]
+        return self._instance(shown, index, cells, tile_keys)
 
-    def _instance(self, shown: list[np.ndarray], index: int, cells: np.ndarray) -> Instance:
+    def _jitter(self, rng: np.random.Generator, tile: np.ndarray) -> np.ndarray:
+        """The tile with its own colour jitter (hue a quarter as strong), grayscale, blur."""
+        j = self.config.tile_jitter
+        if not j:
+            return tile
+        params = AugmentParams(jitter=(j, j, j, j / 4), jitter_p=1.0, gray_p=GRAY_P)
+        return photometric(tile, rng, params, blur_scale=BLUR_SCALE)[0]
+
+    def _matched_odd(
+        self, rng: np.random.Generator, tile: np.ndarray, mains: list[np.ndarray]
+    ) -> np.ndarray:
+        """Of ``odd_pool`` jittered copies of the odd tile, the most typical one.
+
+        Its colour-statistics gap to the main tiles' mean is nearest the gap of a main tile
+        (picked at random) to the mean of the other main tiles, so the odd tile stands out
+        by its statistics no more than a main tile does.
+        """
+        if not self.config.tile_jitter or self.config.odd_pool == 1:
+            return self._jitter(rng, tile)
+        stats = np.stack([view_statistics(t) for t in mains])
+        i = int(rng.integers(len(mains)))
+        gap = np.abs(stats[i] - np.delete(stats, i, axis=0).mean(axis=0))
+        pool = [self._jitter(rng, tile) for _ in range(self.config.odd_pool)]
+        return pool[nearest_gap(stats.mean(axis=0), gap, [view_statistics(t) for t in pool])]
+
+    def _instance(
+        self, shown: list[np.ndarray], index: int, cells: np.ndarray, keys: list[str]
+    ) -> Instance:
         options = self.options
         span = f"{options[0]} to {options[-1]}"
         text = SHOWN[self.config.layout].format(k=self.config.tiles, span=span)
@@ -203,6 +241,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
             choices=options,
             cells=[int(c) for c in cells],
             hard_other=self.config.hard_other,
+            source_keys=keys,
         )
 
     def parts(self, instance: Instance) -> Parts:
@@ -214,21 +253,22 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
             slots = grid_slots(self.config.tiles, self._cols, side, side, GAP, self._label_height)
             tiles = cut_slots(instance.images[0], slots, side)
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
-        return Parts("choice", tuple(tiles), labels)
+        keys = tuple(instance.metadata["source_keys"])
+        return Parts("choice", tuple(tiles), labels, sources=keys)
 
     def _images(
         self, rng: np.random.Generator, source: ImageSource, shape: tuple[int, int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The main image and the other one: independent, or a pair of similar colours.
+    ) -> tuple[list[np.ndarray], list[str]]:
+        """The main image and the other one, with their (different) source keys.
 
-        A similar pair comes in random order (:func:`similar_group`), so the odd tile's
-        image is distributed exactly like the main one.
+        Independent draws, or a pair of similar colours in random order
+        (:func:`ssl_gym.puzzles._matching.similar_group`), so the odd tile's image is
+        distributed exactly like the main one.
         """
-        if not self.config.hard_other:
-            return source.sample(rng, shape), source.sample(rng, shape)
         cfg = self.config
-        main, other = similar_group(rng, source, 2, cfg.pool, shape, cfg.min_pair_diff)
-        return main, other
+        if not cfg.hard_other:
+            return draw_distinct(rng, source, shape, 2)
+        return similar_group(rng, source, 2, cfg.pool, shape)
 
     def _cells(self, image: np.ndarray) -> np.ndarray:
         """All cells of an image in row-major order, shape ``(g * g, tile, tile, 3)``."""
@@ -271,17 +311,11 @@ def _mad(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b).mean(axis=-1)
 
 
-def _check(
-    main: np.ndarray,
-    other: np.ndarray,
-    tiles: np.ndarray,
-    main_cells: np.ndarray,
-    cfg: OddTileConfig,
-) -> None:
+def _check(tiles: np.ndarray, main_cells: np.ndarray, cfg: OddTileConfig) -> None:
     """Reject ambiguous draws; measured on every second pixel of every second row.
 
-    Flat tiles, two near-identical tiles, an odd tile (the last) that nearly matches some
-    cell of the main image, and two near-identical images.
+    Flat tiles, two near-identical tiles, and an odd tile (the last) that nearly matches
+    some cell of the main image.
     """
     n = len(tiles)
     flat = tiles[:, ::2, ::2].reshape(n, -1, 3).astype(np.float32)
@@ -294,8 +328,6 @@ def _check(
     cells = main_cells[:, ::2, ::2].reshape(len(main_cells), -1).astype(np.float32)
     if (_mad(cells, vec[-1]) < cfg.min_tile_diff).any():
         raise Rejected("odd_tile_matches_main")
-    if aligned_differences([main, other])[0, 1] < cfg.min_pair_diff:
-        raise Rejected("near_duplicate_images")
 
 
 PRESETS: dict[str, Preset] = {

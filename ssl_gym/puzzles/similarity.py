@@ -8,10 +8,15 @@ similarity" task). Every view, the reference included, goes through the same aug
 pipeline (:mod:`ssl_gym.augment`: random resized crop, flip and photometric changes,
 ``weak`` or ``strong``). The ``K`` source images are drawn first and the reference's is
 picked among them at random, so the true candidate's source is distributed exactly like
-the others'. With ``hard_negatives`` the ``K`` sources look alike: ``pool`` images are
-drawn (as small thumbnails), and one of them, picked at random, and its ``K - 1`` nearest
-in coarse colour histogram are used, so that the colour palette alone does not tell the
-match (and the true source is no more and no less typical than the wrong ones).
+the others'. The ``K`` sources have pairwise different source-picture keys
+(``ImageSource.draw``), so exactly one candidate shares the reference's picture. Each
+wrong candidate is the one of ``distractor_pool`` views of its picture whose
+colour-statistics gap to the reference is nearest the right candidate's, so that it is
+neither closer to the reference in statistics nor farther. With ``hard_negatives`` the
+``K`` sources look alike: ``pool`` images are drawn (as small thumbnails), and one of them,
+picked at random, and its ``K - 1`` nearest in coarse colour histogram are used, so that
+the colour palette alone does not tell the match (and the true source is no more and no
+less typical than the wrong ones).
 
 ## Observation
 
@@ -36,29 +41,34 @@ The candidate's letter, e.g. ``<answer>B</answer>``; ``(B)``, ``Option B`` and a
 
 ## Difficulty
 
-``candidates`` (2 to 8), ``strength`` (``weak`` or ``strong`` augmentation) and
-``hard_negatives`` (candidates of similar colours). Weak augmentation is kept to the
-2-candidate preset: with more candidates, the colour correlation between the reference and
-its weakly augmented match lets even a linear probe on per-image colour statistics beat
-chance by a few points.
+``candidates`` (2 to 8), ``strength`` (a name in ``ssl_gym.augment.STRENGTHS``: every
+preset uses SimCLR's full colour distortion, ``weak_crop`` with mild crops for 2
+candidates, ``simclr`` otherwise), ``distractor_pool`` and ``hard_negatives`` (candidates of
+similar colours).
 
 ## Registered Configurations
 
-* ``SSL/Similarity-K2-v0``: 2 candidates, weak augmentation (easy).
-* ``SSL/Similarity-K4-v0``: 4 candidates, strong augmentation (medium).
-* ``SSL/Similarity-K4-Composite-v0``: the same in one labelled picture (medium).
-* ``SSL/Similarity-K4-Hard-v0``: 4 candidates of similar colours, strong augmentation (hard).
-* ``SSL/Similarity-K8-Hard-v0``: 8 candidates of similar colours, strong augmentation (hard).
+* ``SSL/Similarity-K2-v1``: 2 candidates, mild crops, SimCLR's colour distortion (easy).
+* ``SSL/Similarity-K4-v1``: 4 candidates, SimCLR's augmentation (medium).
+* ``SSL/Similarity-K4-Composite-v1``: the same in one labelled picture (medium).
+* ``SSL/Similarity-K4-Hard-v1``: 4 candidates of similar colours, SimCLR's augmentation (hard).
+* ``SSL/Similarity-K8-Hard-v1``: 8 candidates of similar colours, SimCLR's augmentation (hard).
 
 ## Version History
 
 * v0: initial release.
+* v1: one source picture per key (``ImageSource.draw``), so exactly one candidate is
+  right (v0 could cut two candidates from one photograph); SimCLR's full colour
+  distortion (jitter 0.8/0.8/0.8/0.2) on every view; wrong candidates matched to the
+  right one in colour-statistics gap to the reference (``distractor_pool``; v0's
+  histogram distance alone scored 0.48 on K4); the aligned pixel-difference test of
+  "same picture" is gone (``min_pair_diff`` now only rejects look-alike pictures);
+  ``compares_sources``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -66,7 +76,6 @@ import numpy as np
 from PIL import Image
 
 from ssl_gym.augment import (
-    LUMA,
     REFERENCE_SIZE,
     STRENGTHS,
     hflip,
@@ -87,7 +96,13 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import cut_slots, grid, grid_slots, is_flat
+from ssl_gym.puzzles._matching import (
+    draw_distinct,
+    matched_index,
+    similar_group,
+    view_statistics,
+)
+from ssl_gym.render import cut_slots, grid, grid_slots, is_flat, near_duplicates
 
 QUESTIONS = {
     "ssl4rl": (
@@ -114,12 +129,6 @@ GAP = 4
 """Pixels between views in the composite layout."""
 SEPARATOR = 12
 """Pixels between the reference and the candidates in the composite layout."""
-THUMB = 32
-"""Side of the thumbnails whose colour histograms rank a pool of images."""
-ALIGN = 64
-"""Side of the copies that :func:`aligned_differences` compares."""
-PEAKS = 3
-"""Candidate translations (correlation peaks) that :func:`aligned_differences` tries."""
 
 Box = tuple[int, int, int, int]
 
@@ -130,8 +139,8 @@ class SimilarityConfig(PuzzleConfig):
 
     candidates: int = 4
     """Number of candidate views ``K``, 2 to 8; exactly one matches the reference."""
-    strength: str = "strong"
-    """Augmentation of every view: ``weak`` or ``strong`` (SimCLR's)."""
+    strength: str = "simclr"
+    """Augmentation of every view, a name in :data:`ssl_gym.augment.STRENGTHS`."""
     hard_negatives: bool = False
     """Take the ``K`` source images from a group of similar colours (of ``pool`` drawn)."""
     pool: int = 16
@@ -144,12 +153,12 @@ class SimilarityConfig(PuzzleConfig):
     """Every crop window overlaps the reference's by this fraction of the smaller window."""
     min_std: float = 10.0
     """Reject near-uniform source images and views (pixel standard deviation below this)."""
+    distractor_pool: int = 4
+    """Views each wrong candidate is picked from, matched to the right one in colour
+    statistics (:func:`ssl_gym.puzzles._matching.matched_index`); 1: no matching."""
     min_pair_diff: float = 20.0
-    """Reject draws with two source images this close (mean absolute pixel difference).
-
-    Compared at their best alignment (:func:`aligned_differences`), so that two crops of
-    one picture count as the same source.
-    """
+    """Reject draws with two source images this close (mean absolute pixel difference):
+    different pictures that look the same would make the answer ambiguous."""
     view_retries: int = 3
     """Augmentations tried per view before a near-uniform view rejects the draw."""
 
@@ -163,6 +172,7 @@ class SimilarityConfig(PuzzleConfig):
         check_int("view_size", self.view_size, 16, 1024)
         check_float("min_overlap", self.min_overlap, 0.0, 0.9)
         check_float("min_std", self.min_std, 0.0, 128.0)
+        check_int("distractor_pool", self.distractor_pool, 1, 32)
         check_float("min_pair_diff", self.min_pair_diff, 0.0, 255.0)
         check_int("view_retries", self.view_retries, 1, 100)
 
@@ -171,8 +181,9 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
     """Find the candidate view that shares the reference view's source image."""
 
     family = "Similarity"
-    version = 0
+    version = 1
     config_cls = SimilarityConfig
+    compares_sources = True
 
     @property
     def num_options(self) -> int:
@@ -189,20 +200,45 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        sources = self._sources(rng, source)
+        sources, keys = self._sources(rng, source)
         _check_sources(sources, cfg)
         index = int(rng.integers(cfg.candidates))
         ref_view, ref_box, ref_ops = self._view(rng, sources[index], None)
+        true = self._view(rng, sources[index], ref_box)
+        targets = (view_statistics(ref_view), view_statistics(true[0]))
         views, boxes, ops = [ref_view], [ref_box], [ref_ops]
-        for image in sources:
-            view, box, applied = self._view(rng, image, ref_box)
+        for slot in range(cfg.candidates):
+            view, box, applied = (
+                true if slot == index else self._distractor(rng, sources[slot], ref_box, targets)
+            )
             views.append(view)
             boxes.append(box)
             ops.append(applied)
-        return self._instance(views, index, ops, boxes)
+        return self._instance(views, index, ops, boxes, [keys[index], *keys])
+
+    def _distractor(
+        self,
+        rng: np.random.Generator,
+        image: np.ndarray,
+        ref_box: Box,
+        targets: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, Box, list[str]]:
+        """A view of ``image`` whose colour statistics tell it from the right candidate's.
+
+        Of ``distractor_pool`` views, the one whose statistical gap to the reference
+        (``targets[0]``) is nearest the right candidate's (``targets[1]``).
+        """
+        pool = [self._view(rng, image, ref_box) for _ in range(self.config.distractor_pool)]
+        pick = matched_index(*targets, [view_statistics(view) for view, _, _ in pool])
+        return pool[pick]
 
     def _instance(
-        self, views: list[np.ndarray], index: int, ops: list[list[str]], boxes: list[Box]
+        self,
+        views: list[np.ndarray],
+        index: int,
+        ops: list[list[str]],
+        boxes: list[Box],
+        keys: list[str],
     ) -> Instance:
         options = self.options
         span = f"{options[0]} to {options[-1]}" if len(options) > 2 else " and ".join(options)
@@ -219,6 +255,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
             crop_boxes=[list(b) for b in boxes],
             mirrored=mirrored,
             hard_negatives=self.config.hard_negatives,
+            source_keys=keys,
         )
 
     def parts(self, instance: Instance) -> Parts:
@@ -228,20 +265,31 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         else:
             views = tuple(cut_slots(instance.images[0], self._slots, self.config.view_size))
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
-        return Parts("choice", tuple(views[1:]), labels, reference=views[0])
+        keys = tuple(instance.metadata["source_keys"])
+        return Parts(
+            "choice",
+            tuple(views[1:]),
+            labels,
+            reference=views[0],
+            sources=keys[1:],
+            reference_source=keys[0],
+        )
 
-    def _sources(self, rng: np.random.Generator, source: ImageSource) -> list[np.ndarray]:
-        """The candidates' ``K`` source images, in an order that tells nothing.
+    def _sources(
+        self, rng: np.random.Generator, source: ImageSource
+    ) -> tuple[list[np.ndarray], list[str]]:
+        """The candidates' ``K`` source images and keys, in an order that tells nothing.
 
-        Independent draws, or a group of similar colours (:func:`similar_group`). The
-        reference's source is then picked uniformly among them, so that the true
-        candidate's source is distributed exactly like the others'.
+        Pictures with pairwise different source keys: independent draws, or a group of
+        similar colours (:func:`ssl_gym.puzzles._matching.similar_group`). The reference's
+        source is then picked uniformly among them, so that the true candidate's source is
+        distributed exactly like the others' and no other candidate shares its picture.
         """
         cfg = self.config
         shape = (cfg.size, cfg.size)
         if not cfg.hard_negatives:
-            return [source.sample(rng, shape) for _ in range(cfg.candidates)]
-        return similar_group(rng, source, cfg.candidates, cfg.pool, shape, cfg.min_pair_diff)
+            return draw_distinct(rng, source, shape, cfg.candidates)
+        return similar_group(rng, source, cfg.candidates, cfg.pool, shape)
 
     def _view(
         self, rng: np.random.Generator, image: np.ndarray, ref_box: Box | None
@@ -336,125 +384,33 @@ def overlap(a: Box, b: Box) -> float:
     return dy * dx / min(a[2] * a[3], b[2] * b[3])
 
 
-def colour_histograms(images: np.ndarray) -> np.ndarray:
-    """Normalised 4x4x4 RGB histograms of a stack of uint8 images, shape ``(n, 64)``."""
-    n = len(images)
-    q = images.reshape(n, -1, 3) >> 6
-    bins = (q[..., 0].astype(np.int64) * 16 + q[..., 1] * 4 + q[..., 2]) + 64 * np.arange(n)[
-        :, None
-    ]
-    counts = np.bincount(bins.ravel(), minlength=64 * n).reshape(n, 64)
-    return counts / counts.sum(axis=1, keepdims=True)
-
-
-def similar_group(
-    rng: np.random.Generator,
-    source: ImageSource,
-    count: int,
-    pool: int,
-    shape: tuple[int, int],
-    min_diff: float = 0.0,
-) -> list[np.ndarray]:
-    """``count`` images of similar colours, in random order.
-
-    ``pool`` images are drawn as thumbnails, each from its own generator seeded from
-    ``rng``; one of them, picked at random, and its nearest in 4x4x4 colour histogram (L1)
-    form the group, skipping any thumbnail within ``min_diff`` of a member once aligned
-    (:func:`aligned_differences`: the same picture drawn twice). The group is drawn again
-    from the same seeds at ``shape``, in shuffled order, so every member is distributed
-    alike: a puzzle that then picks one member at random (the true one) does not make it
-    any more or less typical than the others. Sources draw their image before their crop,
-    so the full-size image is the thumbnail's (procedural scenes render the same geometry
-    at every size; other sources may crop a little differently).
-
-    Raises:
-        Rejected: If the pool holds fewer than ``count`` distinct images.
-    """
-    seeds = rng.integers(0, 2**63, size=pool)
-    thumbs = np.stack([source.sample(np.random.default_rng(s), (THUMB, THUMB)) for s in seeds])
-    hists = colour_histograms(thumbs)
-    centre = int(rng.integers(pool))
-    distance = np.abs(hists - hists[centre]).sum(axis=1)
-    distance[centre] = -1.0
-    group: list[int] = []
-    for i in np.argsort(distance, kind="stable"):
-        if not group or aligned_differences(thumbs[[i, *group]], THUMB)[0, 1:].min() >= min_diff:
-            group.append(int(i))
-        if len(group) == count:
-            order = rng.permutation(group)
-            return [source.sample(np.random.default_rng(seeds[i]), shape) for i in order]
-    raise Rejected("too_few_distinct_images")
-
-
-def aligned_differences(images: Sequence[np.ndarray] | np.ndarray, side: int = ALIGN) -> np.ndarray:
-    """Mean absolute difference of every pair of images at their best translation, ``(n, n)``.
-
-    Two crops of one picture at different offsets (what a small image source yields when it
-    draws the same picture twice) differ little once aligned, unlike two pictures. Images
-    are box-filtered to ``side`` pixels square; the translation is the peak of the phase
-    correlation of their (Hann-windowed) luma, the best of its ``PEAKS`` highest peaks, and
-    the difference is taken over the overlap there. Pairs overlapping by less than a
-    quarter, and the diagonal, read 255 (unrelated).
-    """
-    n = len(images)
-    out = np.full((n, n), 255.0)
-    if n < 2:
-        return out
-    small = np.stack(
-        [
-            np.asarray(Image.fromarray(im).resize((side, side), Image.Resampling.BOX))
-            for im in images
-        ]
-    ).astype(np.float32)
-    luma = small @ np.asarray(LUMA, dtype=np.float32)
-    window = np.outer(np.hanning(side), np.hanning(side)).astype(np.float32)
-    spectra = np.fft.rfft2((luma - luma.mean(axis=(1, 2), keepdims=True)) * window)
-    first, second = np.triu_indices(n, 1)
-    cross = spectra[first] * np.conj(spectra[second])
-    corr = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=(side, side)).reshape(len(first), -1)
-    peaks = np.argpartition(-corr, PEAKS, axis=1)[:, :PEAKS]
-    for a, b, tops in zip(first, second, peaks, strict=True):
-        out[a, b] = out[b, a] = min(
-            _shifted_difference(small[a], small[b], *divmod(int(t), side)) for t in tops
-        )
-    return out
-
-
-def _shifted_difference(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> float:
-    """Mean absolute difference of ``a[y, x]`` and ``b[y - dy, x - dx]`` where both exist."""
-    side = a.shape[0]
-    dy, dx = (dy - side if dy > side // 2 else dy), (dx - side if dx > side // 2 else dx)
-    if (side - abs(dy)) * (side - abs(dx)) < side * side / 4:
-        return 255.0
-    ya, yb = slice(max(dy, 0), side + min(dy, 0)), slice(max(-dy, 0), side + min(-dy, 0))
-    xa, xb = slice(max(dx, 0), side + min(dx, 0)), slice(max(-dx, 0), side + min(-dx, 0))
-    return float(np.abs(a[ya, xa] - b[yb, xb]).mean())
-
-
 def _check_sources(sources: list[np.ndarray], cfg: SimilarityConfig) -> None:
-    """Reject a near-uniform source image, or two that are near-identical once aligned."""
+    """Reject a near-uniform source image, or two different pictures that look the same."""
     step = max(1, cfg.size // 64)
-    if any(is_flat(image[::step, ::step], cfg.min_std) for image in sources):
+    small = [image[::step, ::step] for image in sources]
+    if any(is_flat(image, cfg.min_std) for image in small):
         raise Rejected("flat_image")
-    if (aligned_differences(sources) < cfg.min_pair_diff).any():
+    if near_duplicates(small, cfg.min_pair_diff):
         raise Rejected("near_duplicate_sources")
 
 
 PRESETS: dict[str, Preset] = {
-    "K2": preset("easy", "2 candidates, weak augmentation", candidates=2, strength="weak"),
-    "K4": preset("medium", "4 candidates, strong augmentation", candidates=4, strength="strong"),
+    "K2": preset(
+        "easy", "2 candidates, mild crops, SimCLR's colour", candidates=2, strength="weak_crop"
+    ),
+    "K4": preset("medium", "4 candidates, SimCLR's augmentation", candidates=4, strength="simclr"),
     "K4-Composite": preset(
         "medium",
         "4 candidates in one labelled picture, strong augmentation",
         candidates=4,
-        strength="strong",
+        strength="simclr",
         layout="composite",
     ),
     "K4-Hard": preset(
         "hard",
         "4 candidates of similar colours, strong augmentation",
         candidates=4,
-        strength="strong",
+        strength="simclr",
         hard_negatives=True,
         pool=16,
     ),
@@ -462,7 +418,7 @@ PRESETS: dict[str, Preset] = {
         "hard",
         "8 candidates of similar colours, strong augmentation",
         candidates=8,
-        strength="strong",
+        strength="simclr",
         hard_negatives=True,
         pool=24,
     ),
