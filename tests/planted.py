@@ -107,7 +107,7 @@ class TintedJigsaw(Jigsaw):
         inst = super()._draft(rng, source)
         cells = inst.metadata["permutation"]
         tinted = [
-            np.clip(t.astype(int) + 12 * cell, 0, 255).astype(np.uint8)
+            np.clip(t.astype(int) + 25 * cell, 0, 255).astype(np.uint8)
             for t, cell in zip(inst.images, cells, strict=True)
         ]
         meta = {k: v for k, v in inst.metadata.items() if k not in ("family", "chance_score")}

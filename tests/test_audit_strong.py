@@ -13,7 +13,7 @@ from ssl_gym.audit.probes import assign_cells
 from ssl_gym.cli import main
 from ssl_gym.envs import entries
 from ssl_gym.images import ArraySource, make_source
-from ssl_gym.puzzles.jigsaw import Jigsaw, JigsawConfig
+from ssl_gym.puzzles.jigsaw import JigsawConfig
 
 N = 400
 NOISE = make_source("procedural")
@@ -66,10 +66,8 @@ def test_a_planted_cue_is_caught_by_its_probe(leak: str, probe: str, clean: Stro
 
 
 def test_a_tile_that_names_its_cell_is_caught() -> None:
-    cfg = JigsawConfig(grid=2, size=48)
-    clean, tinted = audit(Jigsaw(cfg), n=300), audit(TintedJigsaw(cfg), n=300)
-    assert scores(tinted)["part_alone"] > tinted.chance + 0.3
-    assert scores(tinted)["part_alone"] > scores(clean)["part_alone"] + 0.2
+    tinted = audit(TintedJigsaw(JigsawConfig(grid=2, size=48)), n=300)
+    assert scores(tinted)["part_alone"] > 0.8  # chance 0.25
     assert not tinted.passed
 
 

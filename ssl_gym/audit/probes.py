@@ -64,10 +64,19 @@ def part_features(image: np.ndarray) -> np.ndarray:
 
 
 def frame_features(inst: Instance) -> np.ndarray:
-    """Size, mean colour and pooled border frame of every observation image."""
-    from ssl_gym.audit.weak import instance_features
+    """What every observation image shows whatever its layout: size, colours, sharpness.
 
-    return instance_features(inst)
+    Per image: height, width, mean colour and the pooled border frame (the weak audit's
+    cheap statistics), the colour histograms and the isotropic gradient energy (which
+    tells a resampled, blurred picture from a sharp one, but not which way it is turned).
+    """
+    from ssl_gym.audit.weak import image_features
+
+    rows = []
+    for im in inst.images:
+        stats = statistics(im)
+        rows.append([*image_features(im), *stats[6 : 6 + 3 * BINS], stats[-2] + stats[-1]])
+    return np.asarray(rows, dtype=np.float64).ravel()
 
 
 def classifier(seed: int = 0) -> Any:
