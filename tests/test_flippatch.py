@@ -102,22 +102,38 @@ def test_exactly_the_answer_tile_is_flipped_in_place(grid: int, cols: int | None
         assert inst.answer == f"{tile} {direction}"
 
 
-def test_random_orientation_turns_or_flips_the_whole_scene_first() -> None:
+def test_random_orientation_turns_the_scene_and_cuts_each_tile_at_a_random_phase() -> None:
     src = NoiseSource()
     pz = puzzle(grid=2, orientation="random")
-    side, seen = pz.config.tile_side, set()
+    side, seen, offsets = pz.config.tile_side, set(), set()
     for seed in range(80):
         inst = generate(pz, seed, src)
         k, direction = inst.solution[0] - 1, inst.solution[1]
         shown = composite_tiles(pz, inst.images[0])
-        tile = shown[k]
-        shown[k] = tile[:, ::-1] if direction == "horizontal" else tile[::-1]
-        restored = render.join_tiles(shown, 2, 2)
-        assert src.last is not None and src.last.shape[:2] == (2 * side, 2 * side)
-        match = [n for n in render.DIHEDRAL if np.array_equal(render.orient(src.last, n), restored)]
-        assert len(match) == 1
-        seen.add(match[0])
+        shown[k] = shown[k][:, ::-1] if direction == "horizontal" else shown[k][::-1]
+        assert src.last is not None and src.last.shape[:2] == (2 * side + 2, 2 * side + 2)
+        for name in render.DIHEDRAL:
+            scene = render.orient(src.last, name)
+            found = [_phase(scene, tile, j, side) for j, tile in enumerate(shown)]
+            if all(f is not None for f in found):
+                seen.add(name)
+                offsets.update(found)
+                break
+        else:
+            pytest.fail(f"seed {seed}: the tiles are not cells of an oriented scene")
     assert seen == set(render.DIHEDRAL)
+    assert offsets == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def _phase(scene: np.ndarray, tile: np.ndarray, j: int, side: int) -> tuple[int, int] | None:
+    """The offset at which ``tile`` is cut from cell ``j`` (cells of ``side + 1``), if any."""
+    r, c = divmod(j, 2)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            y, x = r * (side + 1) + dy, c * (side + 1) + dx
+            if np.array_equal(scene[y : y + side, x : x + side], tile):
+                return dy, dx
+    return None
 
 
 def test_image_layout_draws_lines_and_numbers_only_where_the_overlay_is() -> None:

@@ -18,7 +18,12 @@ them, so a flipped tile on its own looks exactly like an unflipped tile of a sce
 another orientation: sky at a tile's bottom, or light from its wrong side, gives nothing
 away, and only comparing the tile with its neighbours reveals it. With upright scenes
 (``orientation="upright"``) the shortcut audit's probe on each tile alone found the flip
-and its direction 0.33 of the time on 3x3 grids, against a chance of 0.083.
+and its direction 0.33 of the time on 3x3 grids, against a chance of 0.083. In random
+mode each tile is also cut at a random offset of 0 or 1 pixel in a cell one pixel larger
+than the tile: flipping a tile of even side swaps the parity of the rows or columns it
+shows, which statistics taken on every second pixel pick up; with a random phase on
+every tile that tells nothing. Neighbouring tiles still continue each other (a seam
+skips at most two rows or columns of pixels).
 
 ## Observation
 
@@ -61,7 +66,8 @@ The grid (2x2 to 5x5, or m x n), border masking, the layout and the scene orient
 * v0: initial release.
 * v1: the scene is turned or flipped at random (all eight symmetries of the square)
   before the tile is flipped, because on upright scenes a flipped tile alone gave its
-  flip away (sky at its bottom; audit probe 0.33 against a chance of 0.083 on 3x3).
+  flip away (sky at its bottom; audit probe 0.33 against a chance of 0.083 on 3x3); each
+  tile is cut at a random one-pixel phase, so that a flip's swap of pixel parity is no cue.
 """
 
 from __future__ import annotations
@@ -215,9 +221,8 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        (rows, cols), side = cfg.grid_shape, cfg.tile_side
-        image = self._scene(rng, source)
-        tiles = image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
+        rows, cols = cfg.grid_shape
+        tiles = self._tiles(rng, source)
         visible = self._visible_flips(tiles)
         d = int(rng.integers(2))
         eligible = np.flatnonzero(visible[:, d])
@@ -243,15 +248,30 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
             eligible_tiles=len(eligible),
         )
 
-    def _scene(self, rng: np.random.Generator, source: ImageSource) -> np.ndarray:
-        """The image to cut: a square scene, randomly oriented, cropped to the grid (or upright)."""
+    def _tiles(self, rng: np.random.Generator, source: ImageSource) -> np.ndarray:
+        """The tiles of the scene in row-major order, ``(n, side, side, 3)``.
+
+        Upright: the scene at exactly the grid's size, cut into equal tiles. Random: a
+        square scene, randomly turned or flipped, in cells one pixel larger than a tile,
+        each tile cut at a random offset (0 or 1) in its cell; so the parity of the rows
+        and columns a tile shows is random for every tile, and flipping a tile (which
+        swaps the parity of an even side) leaves no trace in pixel-phase statistics.
+        """
         (rows, cols), side = self.config.grid_shape, self.config.tile_side
-        height, width = rows * side, cols * side
         if self.config.orientation == "upright":
-            return source.sample(rng, (height, width))
-        scene = source.sample(rng, (max(height, width),) * 2)  # square: quarter turns fit
+            image = source.sample(rng, (rows * side, cols * side))
+            return (
+                image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
+            )
+        cell = side + 1
+        scene = source.sample(rng, (max(rows, cols) * cell,) * 2)  # square: quarter turns fit
         scene = random_orientation(scene, rng, quarter_turns=True)[0]
-        return np.ascontiguousarray(scene[:height, :width])
+        offsets = rng.integers(0, 2, size=(self.n_tiles, 2))
+        cells = divmod(np.arange(self.n_tiles), cols)
+        tops, lefts = cells[0] * cell + offsets[:, 0], cells[1] * cell + offsets[:, 1]
+        return np.stack(
+            [scene[y : y + side, x : x + side] for y, x in zip(tops, lefts, strict=True)]
+        )
 
     def parts(self, instance: Instance) -> Parts:
         """Every tile as shown, labelled ``none`` or the direction it was flipped in."""
