@@ -9,6 +9,7 @@ map; :func:`to_pixels` rewrites a map for integer pixel centres. Boxes are
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -127,3 +128,45 @@ def places_around(x: float, y: float, w: int, h: int, reach: float) -> list[Box]
         (float(round(lx)), float(round(ty)), float(round(lx) + w), float(round(ty) + h))
         for lx, ty in zip(lefts, tops, strict=True)
     ]
+
+
+def place_labels(
+    points: np.ndarray, sizes: Sequence[tuple[int, int]], radius: int, n: int
+) -> list[Box] | None:
+    """A box for each point's ``w x h`` label beside its ring of ``radius``, in an ``n`` view.
+
+    The first of eight places around the ring (:func:`places_around`) that stays inside
+    the view, touches no ring and no earlier label, and is clearly nearer its own ring
+    than any other (so no label sits between two rings); ``None`` when some label has no
+    such place.
+    """
+    reach = radius + 2
+    centres = [(float(x), float(y)) for x, y in points]
+    taken: list[Box] = [(x - reach, y - reach, x + reach, y + reach) for x, y in centres]
+    placed: list[Box] = []
+    for k, (w, h) in enumerate(sizes):
+        fits = (
+            box
+            for box in places_around(*centres[k], w, h, reach + 2)
+            if _label_fits(box, k, centres, taken, radius, n)
+        )
+        box = next(fits, None)
+        if box is None:
+            return None
+        placed.append(box)
+        taken.append(box)
+    return placed
+
+
+def _label_fits(
+    box: Box, k: int, centres: list[tuple[float, float]], taken: list[Box], radius: int, n: int
+) -> bool:
+    """Whether a label box for point ``k`` is inside, free and unambiguous."""
+    if box[0] < 1 or box[1] < 1 or box[2] > n - 1 or box[3] > n - 1:
+        return False
+    if any(overlap(box, other) for other in taken):
+        return False
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    dist = [math.hypot(x - cx, y - cy) for x, y in centres]
+    own = dist.pop(k) + radius
+    return all(d >= own for d in dist)

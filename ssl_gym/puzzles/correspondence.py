@@ -102,8 +102,7 @@ from ssl_gym.geometry import (
     apply_each,
     homographies,
     inside,
-    overlap,
-    places_around,
+    place_labels,
     to_pixels,
     warp,
 )
@@ -494,45 +493,9 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     # -- labels and drawing --
 
     def _label_boxes(self, points: np.ndarray) -> list[Box] | None:
-        """The box ``(x0, y0, x1, y1)`` of each candidate's letter, beside its ring.
-
-        The first of eight places around the ring (right, left, above, below, diagonals)
-        that stays inside the view, touches no ring and no earlier letter, and is clearly
-        nearer its own ring than any other (so no letter sits between two rings); ``None``
-        when some letter has no such place.
-        """
-        reach = self.config.ring_radius + 2
-        centres = [(float(x), float(y)) for x, y in points]
-        rings = [(x - reach, y - reach, x + reach, y + reach) for x, y in centres]
-        placed: list[Box] = []
-        for k, letter in enumerate(self.options):
-            w, h = _letter_size(letter, self._font_size)
-            x, y = centres[k]
-            for box in places_around(x, y, w, h, reach + 2):
-                if self._fits(box, k, centres, rings + placed):
-                    placed.append(box)
-                    break
-            else:
-                return None
-        return placed
-
-    def _fits(
-        self,
-        box: Box,
-        k: int,
-        points: list[tuple[float, float]],
-        taken: list[Box],
-    ) -> bool:
-        """Whether a label box for point ``k`` is inside, free and unambiguous."""
-        n = self.config.size
-        if box[0] < 1 or box[1] < 1 or box[2] > n - 1 or box[3] > n - 1:
-            return False
-        if any(overlap(box, other) for other in taken):
-            return False
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        dist = [math.hypot(x - cx, y - cy) for x, y in points]
-        own = dist.pop(k) + self.config.ring_radius
-        return all(d >= own for d in dist)
+        """The box of each candidate's letter beside its ring (:func:`place_labels`)."""
+        sizes = [_letter_size(letter, self._font_size) for letter in self.options]
+        return place_labels(points, sizes, self.config.ring_radius, self.config.size)
 
     @property
     def _font_size(self) -> int:
