@@ -66,7 +66,7 @@ nearby content are near misses).
 ## Version History
 
 * v0: initial release.
-* v1: the scene is shown in a random dihedral orientation, and the chain of shifted crops
+* v1: every part is shown in one random dihedral orientation, and the chain of shifted crops
   is placed as a whole (the true crop a uniform link of it, boxes kept apart) instead of
   grown from the true crop with reflections at the border. In v0 a rotated or flipped
   copy of an upright scene's patch looked turned by itself, and shifted crops avoided the
@@ -97,12 +97,13 @@ from ssl_gym.core import (
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.render import (
+    DIHEDRAL,
     cut_slots,
     grid,
     grid_slots,
     is_flat,
     near_duplicates,
-    random_orientation,
+    orient,
 )
 
 QUESTIONS = {
@@ -275,9 +276,9 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
             raise Rejected("near_duplicate_candidates")
         order = rng.permutation(cfg.candidates)
         answer = self.options[int(np.flatnonzero(order == 0)[0])]
-        masked = self._masked(scene, boxes[0])
+        masked = self._masked(scene, boxes[0], orientation)
         return self.make_instance(
-            self._observation(masked, [patches[i] for i in order]),
+            self._observation(masked, [_oriented(patches[i], orientation) for i in order]),
             self._question(),
             answer,
             answer,
@@ -292,17 +293,16 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         )
 
     def _scene(self, rng: np.random.Generator, source: ImageSource) -> tuple[np.ndarray, str]:
-        """The scene (the shown picture between its hidden bands), in a random orientation.
+        """The upright scene (the shown picture between its hidden bands) and an orientation.
 
-        A square of the scene's width is drawn and turned or flipped by a random element of
-        the dihedral group (:data:`ssl_gym.render.DIHEDRAL`), then its middle rows are kept.
-        A rotated or mirrored copy of a patch is then distributed like an unturned patch, so
-        that no candidate alone looks upside down or sideways.
+        Every part (the masked picture, each candidate) is shown turned or flipped by the
+        same random element of the dihedral group (:data:`ssl_gym.render.DIHEDRAL`): the
+        picture's geometry is kept, but a rotated or mirrored copy of a patch, alone, is
+        then distributed like an unturned patch (no candidate alone looks upside down).
         """
         size, band = self.config.size, self.band
-        full = size + 2 * band
-        square, name = random_orientation(source.sample(rng, (full, full)), rng, True)
-        return square[band : band + size], name
+        scene = source.sample(rng, (size, size + 2 * band))
+        return scene, DIHEDRAL[int(rng.integers(len(DIHEDRAL)))]
 
     def parts(self, instance: Instance) -> Parts:
         """The candidate patches in option order, the right one labelled ``1``; the picture."""
@@ -396,12 +396,15 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         least = self.config.shift[0] * self.config.side - 1.0
         return all(math.hypot(box[0] - y, box[1] - x) >= least for y, x in others)
 
-    def _masked(self, scene: np.ndarray, box: tuple[int, int]) -> np.ndarray:
-        """The shown picture with the true region covered."""
+    def _masked(self, scene: np.ndarray, box: tuple[int, int], orientation: str) -> np.ndarray:
+        """The shown picture, oriented, with the true region covered (the fill unturned)."""
         size, side, band = self.config.size, self.config.side, self.band
-        shown = scene[:, band : band + size].copy()
         top, left = box[0], box[1] - band
-        shown[top : top + side, left : left + side] = self._fill
+        where = np.zeros((size, size, 1), dtype=bool)
+        where[top : top + side, left : left + side] = True
+        rows, cols, _ = np.nonzero(orient(where, orientation))
+        shown = _oriented(scene[:, band : band + size], orientation).copy()
+        shown[rows.min() : rows.min() + side, cols.min() : cols.min() + side] = self._fill
         return shown
 
     @cached_property
@@ -466,6 +469,10 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
 
 def _cut(scene: np.ndarray, box: tuple[int, int], side: int) -> np.ndarray:
     return scene[box[0] : box[0] + side, box[1] : box[1] + side]
+
+
+def _oriented(image: np.ndarray, name: str) -> np.ndarray:
+    return np.ascontiguousarray(orient(image, name))
 
 
 def _transform(patch: np.ndarray, op: str) -> np.ndarray:
