@@ -107,7 +107,7 @@ def to_pixels(matrix: np.ndarray) -> np.ndarray:
 
 def inside(points: np.ndarray, low: float, high: float) -> np.ndarray:
     """Whether each of (N, 2) points has both coordinates in ``[low, high]``."""
-    return ((points >= low) & (points <= high)).all(axis=-1)
+    return np.asarray(((points >= low) & (points <= high)).all(axis=-1))
 
 
 def overlap(a: Box, b: Box, gap: float = 1.0) -> bool:

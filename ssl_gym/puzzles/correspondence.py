@@ -381,7 +381,8 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         """``BATCH`` independent random views B relative to view A, inside the source."""
         cfg, n = self.config, self.config.size
         a, centre_a = a_map[0, 0] * n, a_map[:2, 2] + a_map[0, 0] * n / 2
-        zoom = np.exp(rng.uniform(*np.log(cfg.scale_range), size=BATCH))
+        log_low, log_high = (math.log(v) for v in cfg.scale_range)
+        zoom = np.exp(rng.uniform(log_low, log_high, size=BATCH))
         moving = cfg.transform != "crop"
         turn = cfg.max_rotation if moving else 0.0
         angle = rng.uniform(-turn, turn, size=BATCH)
