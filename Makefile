@@ -38,7 +38,7 @@ $(CHROMIUM):
 demo: $(STAMP)
 	$(BIN)/ssl-gym demo --out outputs/gallery --episodes 20
 	$(BIN)/ssl-gym train --out outputs/demo/rotation --stop-at-accuracy 0.9 --max-minutes 4
-	$(BIN)/ssl-gym train --out outputs/demo/rotation8 --env SSL/Rotation-8way-v0 \
+	$(BIN)/ssl-gym train --out outputs/demo/rotation8 --env SSL/Rotation-8way-v1 \
 		--model outputs/demo/rotation/final --steps 150 --eval-every 15 --max-minutes 4
 
 lint: $(STAMP)

@@ -71,7 +71,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 class TrainConfig:
     """Every setting of a training run."""
 
-    env: str = "SSL/Rotation-4way-v0"
+    env: str = "SSL/Rotation-4way-v1"
     """Registered id to train on."""
     env_kwargs: dict[str, Any] = field(
         default_factory=lambda: {"size": 64, "answer_format": "plain", "prompt_style": "plain"}

@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     args = parser.parse_args()
     model = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny", seed=0)
-    env = gym.make("SSL/Rotation-4way-v0", size=64, answer_format="plain")
+    env = gym.make("SSL/Rotation-4way-v1", size=64, answer_format="plain")
     requests = []
     for seed in range(args.requests):
         obs, _ = env.reset(seed=seed)

@@ -46,7 +46,7 @@ def solve(image: np.ndarray, prompt: str, choices: list[str], rng: np.random.Gen
 def play(episodes: int, seed: int, talk: bool) -> float:
     """Mean team reward over ``episodes``."""
     env = describer_solver_env(
-        "SSL/Rotation-4way-v0", max_message_chars=40, size=64, answer_format="plain"
+        "SSL/Rotation-4way-v1", max_message_chars=40, size=64, answer_format="plain"
     )
     rng = np.random.default_rng(seed)
     total = 0.0

@@ -3,7 +3,7 @@
 Each player's reward is its own score minus the mean of the others' scores, so the
 oracle earns about ``1 - chance`` per episode and the random player the opposite.
 
-    python examples/pettingzoo_duel.py --env-id SSL/Rotation-4way-v0 --episodes 20
+    python examples/pettingzoo_duel.py --env-id SSL/Rotation-4way-v1 --episodes 20
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ssl_gym.adapters.pettingzoo import duel_env
 def main() -> None:
     """Play the duel and print the rewards."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env-id", default="SSL/Rotation-4way-v0")
+    parser.add_argument("--env-id", default="SSL/Rotation-4way-v1")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -20,7 +20,7 @@ from trl import GRPOConfig, GRPOTrainer
 from ssl_gym.adapters.datasets import to_dataset
 from ssl_gym.adapters.trl import reward_funcs
 
-ENV_ID = "SSL/Rotation-4way-v0"
+ENV_ID = "SSL/Rotation-4way-v1"
 OVERRIDES = {"answer_format": "plain", "angular_credit": True, "size": 64}
 
 

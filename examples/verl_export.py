@@ -1,6 +1,6 @@
 r"""Export puzzles for verl and score completions with verl's custom reward function (CPU).
 
-    python examples/verl_export.py --id SSL/Rotation-4way-v0 --n 8 --out /tmp/ssl_verl
+    python examples/verl_export.py --id SSL/Rotation-4way-v1 --n 8 --out /tmp/ssl_verl
 
 Writes ``OUT/train.parquet`` and ``OUT/test.parquet`` in verl's RLHF layout, reads the
 test rows back as verl would, and calls ``ssl_gym.adapters.verl.compute_score`` the way
@@ -30,7 +30,7 @@ from ssl_gym.core import format_answer
 def main() -> None:
     """Export, read back, score."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--id", default="SSL/Rotation-4way-v0")
+    parser.add_argument("--id", default="SSL/Rotation-4way-v1")
     parser.add_argument("--n", type=int, default=64, help="train rows (test: n // 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)

@@ -7,7 +7,7 @@ puzzle and their rewards can be compared::
     import ssl_gym
     from ssl_gym.vector import group_seeds
 
-    envs = gym.make_vec("SSL/Rotation-4way-v0", num_envs=8)
+    envs = gym.make_vec("SSL/Rotation-4way-v1", num_envs=8)
     seeds = group_seeds(num_groups=2, group_size=4, seed=0)  # [a, a, a, a, b, b, b, b]
     obs, infos = envs.reset(seed=seeds)
     # obs["prompt"][0] == obs["prompt"][3]; envs 4-7 hold another puzzle

@@ -56,11 +56,11 @@ def test_reward_equals_the_envs_for_string_and_chat_completions(env_id: str) -> 
 
 def test_components_add_up_to_the_reward() -> None:
     over = {"answer_format": "boxed", "format_weight": 0.25}
-    ds = to_dataset("SSL/OddTile-K4-v0", n=3, overrides=over)
+    ds = to_dataset("SSL/OddTile-K4-v1", n=3, overrides=over)
     texts = [f"<think>.</think> \\boxed{{{a}}}" for a in ds["answer"]] + ["\\boxed{Z}", "A"] * 3
     infos = list(ds["info"]) * 3
-    [whole] = reward_funcs("SSL/OddTile-K4-v0")
-    acc, fmt = reward_funcs("SSL/OddTile-K4-v0", components=True)
+    [whole] = reward_funcs("SSL/OddTile-K4-v1")
+    acc, fmt = reward_funcs("SSL/OddTile-K4-v1", components=True)
     assert (acc.__name__, fmt.__name__) == ("ssl_gym_accuracy", "ssl_gym_format")
     parts = zip(acc(None, texts, info=infos), fmt(None, texts, info=infos), strict=True)
     total = [a + f for a, f in parts]
@@ -69,14 +69,14 @@ def test_components_add_up_to_the_reward() -> None:
 
 
 def test_reward_rejects_other_ids_and_missing_info() -> None:
-    info = to_dataset("SSL/Rotation-4way-v0", n=1)["info"]
-    [reward] = reward_funcs("SSL/Jigsaw-2x2-v0")
+    info = to_dataset("SSL/Rotation-4way-v1", n=1)["info"]
+    [reward] = reward_funcs("SSL/Jigsaw-2x2-v1")
     with pytest.raises(ValueError, match="reached a reward"):
         reward(None, ["90"], info=info)
     with pytest.raises(ValueError, match="info"):
         reward(None, ["90"])
     with pytest.raises(ValueError, match="multi-turn"):
-        reward_funcs("SSL/Rotation-4way-Hint-v0")
+        reward_funcs("SSL/Rotation-4way-Hint-v1")
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ def test_grpo_trainer_logs_our_rewards(tmp_path: Path) -> None:
 
     from agents.tiny import build_tiny_model
 
-    env_id = "SSL/Rotation-4way-v0"
+    env_id = "SSL/Rotation-4way-v1"
     over = {"answer_format": "plain", "angular_credit": True, "size": 64}
     model = str(build_tiny_model(tmp_path / "model", seed=0))
     dataset = to_dataset(env_id, n=4, seed=0, overrides=over)

@@ -86,11 +86,11 @@ def decode(url: str) -> np.ndarray:
 
 
 def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
-    env = load_environment("SSL/Jigsaw-2x2-v0", num_examples=3, seed=7, **KW)
+    env = load_environment("SSL/Jigsaw-2x2-v1", num_examples=3, seed=7, **KW)
     tasks = list(env.taskset)
     assert len(tasks) == 3
     for i, task in enumerate(tasks):
-        obs, info = gym.make("SSL/Jigsaw-2x2-v0", **KW).reset(seed=record_seed(7, "train", i))
+        obs, info = gym.make("SSL/Jigsaw-2x2-v1", **KW).reset(seed=record_seed(7, "train", i))
         (message,) = task.data.prompt
         *images, text = message.content
         assert text.text == obs["prompt"]
@@ -99,7 +99,7 @@ def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
             np.testing.assert_array_equal(decode(part.image_url.url), expected)
         assert task.data.answer == info["answer"]
     assert len({t.data.seed for t in tasks}) == 3
-    held_out = load_environment("SSL/Jigsaw-2x2-v0", num_examples=3, seed=7, split="test", **KW)
+    held_out = load_environment("SSL/Jigsaw-2x2-v1", num_examples=3, seed=7, split="test", **KW)
     test_seeds = [t.data.seed for t in held_out.taskset]
     assert test_seeds == [record_seed(7, "test", i) for i in range(3)]  # export's test split
     assert not set(test_seeds) & {t.data.seed for t in tasks}
@@ -107,24 +107,24 @@ def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
 
 def test_bad_arguments_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="split must be one of"):
-        load_environment("SSL/Jigsaw-2x2-v0", num_examples=2, split="dev")
+        load_environment("SSL/Jigsaw-2x2-v1", num_examples=2, split="dev")
     with pytest.raises(ValueError, match="unknown env id"):
         load_environment("SSL/NoSuchPuzzle-v0")
     with pytest.raises(ValueError, match="num_examples"):
-        load_environment("SSL/Rotation-4way-v0", num_examples=0)
+        load_environment("SSL/Rotation-4way-v1", num_examples=0)
 
 
 @pytest.mark.parametrize(
     ("env_id", "script"),
     [
-        ("SSL/Rotation-4way-v0", ["ORACLE"]),
-        ("SSL/Rotation-4way-v0", ["WRONG"]),
-        ("SSL/Jigsaw-2x2-v0", ["2,1,4,3"]),
-        ("SSL/Jigsaw-2x2-v0", ["no answer here"]),
-        ("SSL/Jigsaw-2x2-Hint-v0", ["ORACLE"]),
-        ("SSL/Jigsaw-2x2-Hint-v0", ["1,2,3,4", "ORACLE"]),
-        ("SSL/Jigsaw-2x2-Hint-v0", ["garbage", "4,3,2,1", "ORACLE"]),
-        ("SSL/Rotation-4way-Hint-v0", ["WRONG"] * 8),
+        ("SSL/Rotation-4way-v1", ["ORACLE"]),
+        ("SSL/Rotation-4way-v1", ["WRONG"]),
+        ("SSL/Jigsaw-2x2-v1", ["2,1,4,3"]),
+        ("SSL/Jigsaw-2x2-v1", ["no answer here"]),
+        ("SSL/Jigsaw-2x2-Hint-v1", ["ORACLE"]),
+        ("SSL/Jigsaw-2x2-Hint-v1", ["1,2,3,4", "ORACLE"]),
+        ("SSL/Jigsaw-2x2-Hint-v1", ["garbage", "4,3,2,1", "ORACLE"]),
+        ("SSL/Rotation-4way-Hint-v1", ["WRONG"] * 8),
     ],
     ids=lambda v: v if isinstance(v, str) else "+".join(v),
 )
@@ -153,7 +153,7 @@ def test_the_example_rolls_out_offline() -> None:
             sys.executable,
             "examples/verifiers_env.py",
             "--env-id",
-            "SSL/Rotation-4way-Hint-v0",
+            "SSL/Rotation-4way-Hint-v1",
             "--num-examples",
             "2",
         ],
@@ -181,7 +181,7 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.mark.slow
 def test_one_real_rollout_against_vllm_cpu(vllm_url: str) -> None:
     env = load_environment(
-        "SSL/Rotation-4way-v0", num_examples=1, seed=0, prompt_style="plain", **KW
+        "SSL/Rotation-4way-v1", num_examples=1, seed=0, prompt_style="plain", **KW
     )
     (task,) = list(env.taskset)
     client = vf.EvalClientConfig(base_url=vllm_url, api_key_var="SSL_GYM_TEST_KEY")
@@ -195,7 +195,7 @@ def test_one_real_rollout_against_vllm_cpu(vllm_url: str) -> None:
     assert episode.ok, episode.errors
     (trace,) = episode.traces
     (reply,) = trace.assistant_messages
-    puzzle_env = gym.make("SSL/Rotation-4way-v0", prompt_style="plain", **KW)
+    puzzle_env = gym.make("SSL/Rotation-4way-v1", prompt_style="plain", **KW)
     puzzle_env.reset(seed=task.data.seed)
     verdict = puzzle_env.unwrapped.puzzle.verify(puzzle_env.unwrapped.instance, reply.content)
     assert trace.reward == pytest.approx(verdict.reward)

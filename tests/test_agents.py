@@ -64,9 +64,9 @@ def test_rollout_with_oracle_policy_gets_reward_one() -> None:
     seeds = group_seeds(2, 3, seed=5)
     answers = {}
     for s in set(seeds):
-        obs, info = gym.make("SSL/Jigsaw-2x2-v0", **KW).reset(seed=s)
+        obs, info = gym.make("SSL/Jigsaw-2x2-v1", **KW).reset(seed=s)
         answers[_key(obs["prompt"], obs["images"])] = info["answer"]
-    envs = gym.make_vec("SSL/Jigsaw-2x2-v0", num_envs=6, vectorization_mode="sync", **KW)
+    envs = gym.make_vec("SSL/Jigsaw-2x2-v1", num_envs=6, vectorization_mode="sync", **KW)
     batch = rollout(envs, OracleSampler(answers), SamplingParams(), seeds, group_size=3)
     assert batch.episode_rewards.tolist() == [1.0] * 6
     assert batch.group.tolist() == [0, 0, 0, 1, 1, 1]
@@ -79,7 +79,7 @@ def test_rollout_with_oracle_policy_gets_reward_one() -> None:
 @pytest.mark.parametrize("constrain", [False, True])
 def test_sampler_logprobs_equal_the_learners(tiny_dir: Path, constrain: bool) -> None:
     vlm = load_vlm(tiny_dir)
-    obs, info = gym.make("SSL/Rotation-4way-v0", **KW).reset(seed=0)
+    obs, info = gym.make("SSL/Rotation-4way-v1", **KW).reset(seed=0)
     req = Request(obs["prompt"], obs["images"], (), tuple(info["choices"]), None)
     params = SamplingParams(n=3, max_new_tokens=6, constrain=constrain, seed=0)
     samples = [s for group in HFSampler(vlm).sample([req, req], params) for s in group]
@@ -97,7 +97,7 @@ def test_sampler_logprobs_equal_the_learners(tiny_dir: Path, constrain: bool) ->
 
 def test_pattern_constraint_yields_well_formed_permutations(tiny_dir: Path) -> None:
     vlm = load_vlm(tiny_dir)
-    obs, info = gym.make("SSL/Jigsaw-2x2-v0", **KW).reset(seed=1)
+    obs, info = gym.make("SSL/Jigsaw-2x2-v1", **KW).reset(seed=1)
     req = Request(obs["prompt"], obs["images"], (), None, info["pattern"])
     params = SamplingParams(n=8, max_new_tokens=16, constrain=True, seed=3)
     for s in HFSampler(vlm).sample([req], params)[0]:
@@ -107,7 +107,7 @@ def test_pattern_constraint_yields_well_formed_permutations(tiny_dir: Path) -> N
 
 def test_free_sampling_suppresses_image_placeholders(tiny_dir: Path) -> None:
     vlm = load_vlm(tiny_dir)
-    obs, _ = gym.make("SSL/Rotation-4way-v0", **KW).reset(seed=0)
+    obs, _ = gym.make("SSL/Rotation-4way-v1", **KW).reset(seed=0)
     req = Request(obs["prompt"], obs["images"])
     samples = HFSampler(vlm).sample([req], SamplingParams(n=16, max_new_tokens=24, seed=1))[0]
     used = {t for s in samples for t in s.token_ids}
@@ -116,7 +116,7 @@ def test_free_sampling_suppresses_image_placeholders(tiny_dir: Path) -> None:
 
 def _batch(tiny_dir: Path, n_groups: int = 2, group_size: int = 4) -> RolloutBatch:
     vlm = load_vlm(tiny_dir)
-    envs = gym.make_vec("SSL/Rotation-4way-v0", num_envs=n_groups * group_size, **KW)
+    envs = gym.make_vec("SSL/Rotation-4way-v1", num_envs=n_groups * group_size, **KW)
     params = SamplingParams(max_new_tokens=4, constrain=True, seed=0)
     return rollout(envs, HFSampler(vlm), params, group_seeds(n_groups, group_size, 0), group_size)
 
@@ -258,7 +258,7 @@ def test_partial_checkpoints_are_ignored(tmp_path: Path, tiny_dir: Path) -> None
 def test_tiny_model_learns_from_the_pixels(tmp_path: Path, tiny_dir: Path) -> None:
     common = {
         "model": str(tiny_dir),
-        "env": "SSL/Rotation-2way-v0",
+        "env": "SSL/Rotation-2way-v1",
         "steps": 60,
         "eval_every": 20,
         "eval_episodes": 128,

@@ -55,10 +55,10 @@ def test_clean_puzzle_passes() -> None:
 
 
 def test_sequence_answers_are_probed_per_position(tmp_path: Path) -> None:
-    result = audit_id("SSL/Jigsaw-2x2-v0", n=200)
+    result = audit_id("SSL/Jigsaw-2x2-v1", n=200)
     assert result.oracle == 1.0 and 0.0 <= result.probe <= 1.0
-    results = run_audit(["SSL/Rotation-2way-v0"], n=100, out=str(tmp_path))
+    results = run_audit(["SSL/Rotation-2way-v1"], n=100, out=str(tmp_path))
     data = json.loads((tmp_path / "shortcut_audit.json").read_text())
-    assert data["results"][0]["id"] == "SSL/Rotation-2way-v0" and data["n"] == 100
-    assert "SSL/Rotation-2way-v0" in (tmp_path / "shortcut_audit.md").read_text()
+    assert data["results"][0]["id"] == "SSL/Rotation-2way-v1" and data["n"] == 100
+    assert "SSL/Rotation-2way-v1" in (tmp_path / "shortcut_audit.md").read_text()
     assert markdown_table(results).count("\n") == 3

@@ -31,7 +31,7 @@ CHANCE = {e.id: e.chance_score for e in entries()}
 
 
 def test_oracle_solves_every_puzzle(tmp_path: Path) -> None:
-    ids = ["SSL/Rotation-4way-v0", "SSL/Jigsaw-2x3-v0", "SSL/Position-2x2-Hint-v0"]
+    ids = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x3-v1", "SSL/Position-2x2-Hint-v1"]
     summary = run_eval(ids, "oracle", 8, tmp_path, progress=False)
     for m in [summary["overall"], *summary["by_id"].values()]:
         assert m["solve_rate"] == 1.0
@@ -39,10 +39,10 @@ def test_oracle_solves_every_puzzle(tmp_path: Path) -> None:
         assert m["format_rate"] == 1.0
         assert m["mean_turns"] == 1.0
     assert list(summary["by_id"]) == ids
-    assert summary["by_id"]["SSL/Jigsaw-2x3-v0"]["episodes"] == 8
+    assert summary["by_id"]["SSL/Jigsaw-2x3-v1"]["episodes"] == 8
 
 
-@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-v0", "SSL/Jigsaw-3x3-v0"])
+@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-v1", "SSL/Jigsaw-3x3-v1"])
 def test_random_scores_chance(tmp_path: Path, env_id: str) -> None:
     n, chance = 300, CHANCE[env_id]
     summary = run_eval([env_id], "random", n, tmp_path, progress=False)
@@ -55,15 +55,15 @@ def test_random_scores_chance(tmp_path: Path, env_id: str) -> None:
 
 def test_blind_answers_one_constant_near_chance(tmp_path: Path) -> None:
     policy = make_policy("blind")
-    env = policy.env("SSL/Rotation-4way-v0")  # type: ignore[attr-defined]
+    env = policy.env("SSL/Rotation-4way-v1")  # type: ignore[attr-defined]
     blind = BlindAnswer(fit_episodes=50)
     answers = set()
-    for seed in eval_seeds("SSL/Rotation-4way-v0", 5):
+    for seed in eval_seeds("SSL/Rotation-4way-v1", 5):
         env.reset(seed=seed)
         answers.add(blind(env, np.random.default_rng(seed)))
     assert len(answers) == 1
-    n, chance = 300, CHANCE["SSL/Rotation-4way-v0"]
-    summary = run_eval(["SSL/Rotation-4way-v0"], policy, n, tmp_path, progress=False)
+    n, chance = 300, CHANCE["SSL/Rotation-4way-v1"]
+    summary = run_eval(["SSL/Rotation-4way-v1"], policy, n, tmp_path, progress=False)
     assert abs(summary["overall"]["mean_score"] - chance) <= 4 * math.sqrt(
         chance * (1 - chance) / n
     )
@@ -93,7 +93,7 @@ def test_pass_at_k_rejects_impossible_counts() -> None:
 
 
 def test_pass_at_k_reported_from_samples(tmp_path: Path) -> None:
-    summary = run_eval(["SSL/Rotation-2way-v0"], "random", 40, tmp_path, samples=4, progress=False)
+    summary = run_eval(["SSL/Rotation-2way-v1"], "random", 40, tmp_path, samples=4, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "episodes.jsonl").read_text().splitlines()]
     solved = [sum(s == 1.0 for s in r["scores"]) for r in lines]
     by_hand = np.mean([1 - math.comb(4 - c, 2) / math.comb(4, 2) for c in solved])
@@ -115,7 +115,7 @@ def test_eval_seeds_are_held_out_and_fixed_per_id() -> None:
         assert eval_seeds(env_id, 40) == seeds[:40]  # episode i is always the same puzzle
         assert not set(seeds) & set(eval_seeds(env_id, 300, seed=1))
     assert eval_seeds(ids[0], 10) != eval_seeds(ids[1], 10)
-    assert eval_seeds("SSL/Jigsaw-3x3-Hint-v0", 10) == eval_seeds("SSL/Jigsaw-3x3-v0", 10)
+    assert eval_seeds("SSL/Jigsaw-3x3-Hint-v1", 10) == eval_seeds("SSL/Jigsaw-3x3-v1", 10)
     with pytest.raises(ValueError, match="seed"):
         eval_seeds(ids[0], 10, seed=-1)
 
@@ -131,7 +131,7 @@ def test_trainer_evaluates_on_the_same_seeds() -> None:
 
 def test_match_ids_globs_and_clear_error() -> None:
     found = match_ids(["SSL/Jigsaw-3x3*"])
-    assert "SSL/Jigsaw-3x3-v0" in found and "SSL/Jigsaw-3x3-Hint-v0" in found
+    assert "SSL/Jigsaw-3x3-v1" in found and "SSL/Jigsaw-3x3-Hint-v1" in found
     assert all(i.startswith("SSL/Jigsaw-3x3") for i in found)
     with pytest.raises(ValueError, match="SSL/Nothing-"):
         match_ids(["SSL/Rotation-*", "SSL/Nothing-*"])
@@ -172,7 +172,7 @@ class Counting:
         return self.inner.play(env_id, seeds, samples)  # type: ignore[attr-defined]
 
 
-IDS = ["SSL/Rotation-4way-v0", "SSL/Jigsaw-2x2-v0"]
+IDS = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x2-v1"]
 
 
 def test_resume_after_a_crash_redoes_nothing(tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_resume_after_a_crash_redoes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "b" / "summary.json").exists()
     log = tmp_path / "b" / "episodes.jsonl"
     with log.open("a") as f:
-        f.write('{"id": "SSL/Rotation-4way-v0", "episode": 6, "sco')  # torn by the crash
+        f.write('{"id": "SSL/Rotation-4way-v1", "episode": 6, "sco')  # torn by the crash
     second = Counting(make_policy("random"))
     resumed = run_eval(IDS, second, 7, tmp_path / "b", progress=False)
     assert len(first.played) == 7  # chunks of 3, 3 and 1 of the first id
@@ -226,7 +226,7 @@ def test_a_corrupt_line_inside_the_log_is_an_error(tmp_path: Path) -> None:
 
 def test_cli_writes_summary_table_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["eval", "--policy", "oracle", "--envs", "SSL/Rotation-2way-v0", "SSL/Jigsaw-2x2-v0"]
+    argv = ["eval", "--policy", "oracle", "--envs", "SSL/Rotation-2way-v1", "SSL/Jigsaw-2x2-v1"]
     assert cli.main([*argv, "--episodes", "4", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["overall"]["solve_rate"] == 1.0
@@ -242,14 +242,14 @@ def test_cli_writes_summary_table_and_plots(tmp_path: Path) -> None:
 
 def test_cli_settings_reach_every_env_and_bind_the_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["eval", "--policy", "random", "--envs", "SSL/Rotation-4way-v0", "--out", str(out)]
+    argv = ["eval", "--policy", "random", "--envs", "SSL/Rotation-4way-v1", "--out", str(out)]
     small = [*argv, "--episodes", "3", "--no-progress", "--set", "size=48", "--set", "hint=x"]
     assert cli.main(small) == 2  # an unknown setting is refused by gym.make, by name
     sized = [*argv, "--episodes", "3", "--no-progress", "--set", "size=48"]
     assert cli.main(sized) == 0
     assert cli.main([*argv, "--episodes", "3", "--no-progress"]) == 2  # other settings
     policy = make_policy("oracle", env_kwargs={"size": 48}, answer_format="boxed")
-    env = policy.env("SSL/Rotation-4way-v0")  # type: ignore[attr-defined]
+    env = policy.env("SSL/Rotation-4way-v1")  # type: ignore[attr-defined]
     env.reset(seed=0)
     assert env.instance.images[0].shape == (48, 48, 3)
     assert env.puzzle.config.answer_format == "boxed"
@@ -263,13 +263,13 @@ def test_hf_policy_on_the_tiny_model(tmp_path: Path) -> None:
     policy = make_policy(
         f"hf:{model}", max_new_tokens=8, constrain=True, batch_size=2, answer_format="plain"
     )
-    ids = ["SSL/Rotation-4way-v0", "SSL/Rotation-2way-Hint-v0"]
+    ids = ["SSL/Rotation-4way-v1", "SSL/Rotation-2way-Hint-v1"]
     summary = run_eval(ids, policy, 3, tmp_path / "run", samples=2, progress=False)
     overall = summary["overall"]
     assert overall["episodes"] == 6 and overall["samples"] == 12
     assert overall["format_rate"] == 1.0  # constrained to the answer grammar
     assert set(overall["pass_at"]) == {"1", "2"}
-    assert 1.0 <= summary["by_id"]["SSL/Rotation-2way-Hint-v0"]["mean_turns"] <= 3.0
+    assert 1.0 <= summary["by_id"]["SSL/Rotation-2way-Hint-v1"]["mean_turns"] <= 3.0
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["env_kwargs"] == {"answer_format": "plain"} and run["constrain"] is True
 
@@ -287,7 +287,7 @@ class _Always90(JSONHandler):
 
 
 def test_openai_policy_scores_what_the_endpoint_answers(tmp_path: Path) -> None:
-    env_id, n = "SSL/Rotation-4way-v0", 12
+    env_id, n = "SSL/Rotation-4way-v1", 12
     with serve(_Always90) as url:
         policy = make_policy(f"openai:{url}", batch_size=4, env_kwargs={"size": 32})
         summary = run_eval([env_id], policy, n, tmp_path / "run", progress=False)

@@ -17,7 +17,7 @@ from ssl_gym.envs import PuzzleEnv, entries, mixture_ids
 from ssl_gym.gallery import build_gallery, gallery_ids, scripted_play
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it
-IDS = ["SSL/Jigsaw-2x2-v0", "SSL/Jigsaw-2x2-Hint-v0", "SSL/Rotation-4way-v0", "SSL/Mix-SSL4RL-v0"]
+IDS = ["SSL/Jigsaw-2x2-v1", "SSL/Jigsaw-2x2-Hint-v1", "SSL/Rotation-4way-v1", "SSL/Mix-SSL4RL-v0"]
 N = 2
 
 
@@ -93,7 +93,7 @@ def test_page_shows_every_example_escaped(gallery: Path) -> None:
     assert len(pictures) == (len(IDS) - 1) * N
 
 
-@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-Hint-v0", "SSL/Jigsaw-3x3-Hint-v0"])
+@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-Hint-v1", "SSL/Jigsaw-3x3-Hint-v1"])
 def test_scripted_episode_is_wrong_then_right(env_id: str) -> None:
     env = gym.make(env_id).unwrapped
     assert isinstance(env, PuzzleEnv)
@@ -112,8 +112,8 @@ def test_ids_globs_and_errors(tmp_path: Path) -> None:
     named_mixtures = [m for m in mixture_ids() if m != "SSL/Mix-v0"]  # Mix-v0 needs ids=
     assert every == [e.id for e in entries(hinted=True)] + named_mixtures
     assert gallery_ids(["SSL/Rotation-2way*"]) == [
-        "SSL/Rotation-2way-v0",
-        "SSL/Rotation-2way-Hint-v0",
+        "SSL/Rotation-2way-v1",
+        "SSL/Rotation-2way-Hint-v1",
     ]
     assert cli_main(["gallery", "--out", str(tmp_path), "--ids", "SSL/Nope-*"]) == 2
     assert cli_main(["gallery", "--out", str(tmp_path), "--n", "0"]) == 2

@@ -42,7 +42,7 @@ def server() -> Iterator[str]:
         yield url
 
 
-def _request(env_id: str = "SSL/Rotation-4way-Ref-v0") -> Request:
+def _request(env_id: str = "SSL/Rotation-4way-Ref-v1") -> Request:
     obs, info = gym.make(env_id, size=32).reset(seed=0)
     return Request(
         obs["prompt"],
@@ -73,7 +73,7 @@ def test_answer_grammar_is_sent_as_structured_output(server: str) -> None:
     sampler = OpenAISampler(server, "tiny", answer_format="plain")
     sampler.sample([_request()], SamplingParams(constrain=True))
     assert Stub.bodies[-1]["structured_outputs"] == {"choice": ["0", "90", "180", "270"]}
-    sampler.sample([_request("SSL/Jigsaw-2x2-v0")], SamplingParams(constrain=True))
+    sampler.sample([_request("SSL/Jigsaw-2x2-v1")], SamplingParams(constrain=True))
     assert "regex" in Stub.bodies[-1]["structured_outputs"]
 
 

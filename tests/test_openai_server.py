@@ -25,7 +25,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_a_real_vllm_server_completes_puzzles(server: str) -> None:
     obs, info = gym.make(
-        "SSL/Rotation-4way-v0", size=64, answer_format="plain", prompt_style="plain"
+        "SSL/Rotation-4way-v1", size=64, answer_format="plain", prompt_style="plain"
     ).reset(seed=0)
     req = Request(obs["prompt"], obs["images"], (), info["choices"], None)
     sampler = OpenAISampler(server, "tiny", answer_format="plain")

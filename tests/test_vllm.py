@@ -29,7 +29,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
     return VLLMSampler(path, max_model_len=512, gpu_memory_utilization=0.1)
 
 
-def _request(env_id: str = "SSL/Rotation-4way-v0", seed: int = 0) -> Request:
+def _request(env_id: str = "SSL/Rotation-4way-v1", seed: int = 0) -> Request:
     obs, info = gym.make(env_id, **KW).reset(seed=seed)
     return Request(obs["prompt"], obs["images"], (), info["choices"], info["pattern"])
 
@@ -71,7 +71,7 @@ def test_answer_grammar_as_structured_output(engine) -> None:
     req = _request()
     params = SamplingParams(n=6, max_new_tokens=8, seed=1, constrain=True)
     assert {s.text for s in engine.sample([req], params)[0]} <= set(req.choices or ())
-    jig = _request("SSL/Jigsaw-2x2-v0")
+    jig = _request("SSL/Jigsaw-2x2-v1")
     for s in engine.sample([jig], SamplingParams(n=4, max_new_tokens=16, constrain=True))[0]:
         assert re.fullmatch(jig.pattern or "", s.text), s.text
 
@@ -79,7 +79,7 @@ def test_answer_grammar_as_structured_output(engine) -> None:
 def test_eval_with_the_vllm_policy_agrees_with_hf(engine, tmp_path: Path) -> None:
     from ssl_gym.evaluation import make_policy, run_eval
 
-    ids, n = ["SSL/Rotation-4way-v0"], 8
+    ids, n = ["SSL/Rotation-4way-v1"], 8
     scores = {}
     for kind in ("vllm", "hf"):
         policy = make_policy(f"{kind}:{engine.path}", constrain=True, env_kwargs=KW)
@@ -98,7 +98,7 @@ def test_short_grpo_run_with_vllm_moves_like_hf(tmp_path: Path) -> None:
     model = build_tiny_model(tmp_path / "tiny", seed=0)
     common = {
         "model": str(model),
-        "env": "SSL/Rotation-2way-v0",
+        "env": "SSL/Rotation-2way-v1",
         "steps": 30,
         "eval_every": 30,
         "eval_episodes": 64,

@@ -300,7 +300,7 @@ def build_records(
     """The ``n`` records of one split, in index order (deterministic, see module notes).
 
     Args:
-        env_id: A registered single-turn id, e.g. ``"SSL/Rotation-4way-v0"``.
+        env_id: A registered single-turn id, e.g. ``"SSL/Rotation-4way-v1"``.
         n: Number of records.
         seed: The export's seed.
         split: ``"train"`` or ``"test"``.

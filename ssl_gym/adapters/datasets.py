@@ -4,7 +4,7 @@
 
     from ssl_gym.adapters.datasets import to_dataset
 
-    ds = to_dataset("SSL/Rotation-4way-v0", n=1000, seed=0, split="train")
+    ds = to_dataset("SSL/Rotation-4way-v1", n=1000, seed=0, split="train")
     ds[0]["images"]   # list of PIL images (embedded PNG, no paths)
     ds[0]["prompt"]   # [{"role": "user", "content": "...question and format..."}]
     ds[0]["answer"]   # "90"
@@ -101,7 +101,7 @@ def to_dataset(
     """``n`` puzzles of one id as a Hugging Face dataset (see the module docstring).
 
     Args:
-        env_id: A registered single-turn id, e.g. ``"SSL/Jigsaw-3x3-v0"``.
+        env_id: A registered single-turn id, e.g. ``"SSL/Jigsaw-3x3-v1"``.
         n: Number of rows.
         seed: Seed of the export; with ``split`` and the row index it fixes each row.
         split: ``"train"`` or ``"test"`` (their seeds never meet).

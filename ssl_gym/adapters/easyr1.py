@@ -11,7 +11,7 @@ per input as EasyR1's reward functions do (``examples/reward_function/math.py``)
 
 Export and train::
 
-    ssl-gym export SSL/Rotation-4way-v0 --format easyr1 --n 10000 --out DIR
+    ssl-gym export SSL/Rotation-4way-v1 --format easyr1 --n 10000 --out DIR
     python -m verl.trainer.main config=examples/config.yaml \
         data.train_files=DIR/train.parquet data.val_files=DIR/test.parquet \
         data.prompt_key=problem data.answer_key=answer data.image_key=images \

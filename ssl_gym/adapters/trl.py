@@ -9,8 +9,8 @@ per generation. This module needs no TRL import::
     from ssl_gym.adapters.datasets import to_dataset
     from ssl_gym.adapters.trl import reward_funcs
 
-    ds = to_dataset("SSL/Rotation-4way-v0", n=1000)
-    trainer = GRPOTrainer(model=..., reward_funcs=reward_funcs("SSL/Rotation-4way-v0"),
+    ds = to_dataset("SSL/Rotation-4way-v1", n=1000)
+    trainer = GRPOTrainer(model=..., reward_funcs=reward_funcs("SSL/Rotation-4way-v1"),
                           args=GRPOConfig(...), train_dataset=ds)
 
 ``reward_funcs(ids)`` returns one function, ``ssl_gym_reward``: the env's reward (TRL logs

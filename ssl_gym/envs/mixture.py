@@ -26,21 +26,21 @@ from ssl_gym.render import composite, letterbox
 MIXTURES = {
     "SSL4RL": {
         "ids": [
-            "SSL/Rotation-4way-v0",
-            "SSL/Position-2x2-v0",
-            "SSL/Jigsaw-2x2-v0",
-            "SSL/Contrastive-Weak-v0",
+            "SSL/Rotation-4way-v1",
+            "SSL/Position-2x2-v1",
+            "SSL/Jigsaw-2x2-v1",
+            "SSL/Contrastive-Weak-v1",
         ],
         "answer_format": "tags",
         "prompt_style": "ssl4rl",
     },
     "SSLR1": {
         "ids": [
-            "SSL/Rotation-4way-v0",
-            "SSL/Similarity-K4-v0",
-            "SSL/Inpainting-K4-v0",
-            "SSL/Jigsaw-3x3-v0",
-            "SSL/Correspondence-Affine-K4-v0",
+            "SSL/Rotation-4way-v1",
+            "SSL/Similarity-K4-v1",
+            "SSL/Inpainting-K4-v1",
+            "SSL/Jigsaw-3x3-v1",
+            "SSL/Correspondence-Affine-K4-v1",
         ],
         "answer_format": "boxed",
         "prompt_style": "ssl_r1",

@@ -42,7 +42,7 @@ def main() -> None:
     # rounding in near-zero gradients), which is what the comparison is about
     learner.optimizer = torch.optim.SGD(vlm.model.parameters(), lr=1.0)
     kw = {"size": 64, "answer_format": "plain", "prompt_style": "plain"}
-    envs = gym.make_vec("SSL/Rotation-4way-v0", num_envs=GROUPS * SIZE, **kw)
+    envs = gym.make_vec("SSL/Rotation-4way-v1", num_envs=GROUPS * SIZE, **kw)
     params = SamplingParams(max_new_tokens=4, constrain=True, seed=0)
     with learner.full_weights():
         batch = rollout(envs, HFSampler(vlm), params, group_seeds(GROUPS, SIZE, 0), SIZE)
