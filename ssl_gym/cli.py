@@ -143,7 +143,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Run the shortcut audit over ids (globs allowed); exit 1 if any id fails."""
     from ssl_gym.audit import markdown_table, run_audit
 
-    every = [e.id for e in entries()]
+    every = [e.id for e in entries(hinted=args.strong)]
     ids = [i for pat in (args.ids or ["*"]) for i in every if fnmatch.fnmatch(i, pat)]
     if not ids:
         raise ValueError(f"no registered id matches {args.ids}; see `ssl-gym list`")
@@ -157,7 +157,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _strong_audit(args: argparse.Namespace, ids: list[str]) -> int:
-    """``ssl-gym audit --strong``: the single-turn ids on every source named."""
+    """``ssl-gym audit --strong``: the ids (``-Hint`` ones too) on every source named."""
     from ssl_gym.audit import run_strong_audit
     from ssl_gym.audit.strong import markdown
     from ssl_gym.images import make_source

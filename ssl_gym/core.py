@@ -183,6 +183,20 @@ class Verdict:
     """Weighted parts of the reward: ``accuracy`` and ``format``."""
 
 
+@dataclass(frozen=True)
+class Hint:
+    """A hint for multi-turn play: marks drawn on the images, and a text that points at them.
+
+    The text is the same for every instance of a family at a given level ("the marked
+    region of the reference..."), so that it can never name or narrow the answer by
+    itself; what the hint says about this instance is in ``images``, which replace the
+    observation's images for the next turn (same count and shapes).
+    """
+
+    text: str
+    images: tuple[np.ndarray, ...] | None = None
+
+
 PART_KINDS = ("choice", "permutation", "flip", "label")
 
 
@@ -319,6 +333,19 @@ def printable(text: str, limit: int = 60) -> str:
     return kept if len(kept) <= limit else kept[: limit - 3] + "..."
 
 
+def not_right(verdict: Verdict) -> str:
+    """The reply to a wrong answer in multi-turn play: that it is not right, no more.
+
+    It never tells how close the answer was (a count of tiles in place would let a
+    player who never looks search the answers by the replies alone), and it is the same
+    for every family.
+    """
+    if verdict.parsed is None:
+        why = printable(verdict.parse_error or "", 120)
+        return f"I could not read an answer from your reply ({why})."
+    return f"Your answer {printable(verdict.answer_text or '')!r} is not right."
+
+
 def compose_reward(score: float, format_ok: bool, cfg: PuzzleConfig) -> dict[str, float]:
     """The weighted reward components; the reward is their sum."""
     return {
@@ -412,8 +439,11 @@ class Puzzle(ABC, Generic[C]):
         """Score a parsed solution in [0, 1]."""
 
     @abstractmethod
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """The ``level``-th hint (0-based), or ``None`` when there are no more."""
+    def hint(self, instance: Instance, level: int) -> Hint | str | None:
+        """The ``level``-th hint (0-based), or ``None`` when there are no more.
+
+        A :class:`Hint` (images with marks, and a fixed text), or text alone.
+        """
 
     @abstractmethod
     def parts(self, instance: Instance) -> Parts:
@@ -485,15 +515,9 @@ class Puzzle(ABC, Generic[C]):
         parts = compose_reward(score, format_ok, self.config)
         return Verdict(sum(parts.values()), score, format_ok, parsed, text, error, parts)
 
-    def feedback(self, instance: Instance, verdict: Verdict) -> str:
-        """What was right about a wrong answer, for multi-turn play (families may refine)."""
-        if verdict.parsed is None:
-            why = printable(verdict.parse_error or "", 120)
-            return f"I could not read an answer from your reply ({why})."
-        said = printable(verdict.answer_text or "")
-        if verdict.score > 0:
-            return f"Your answer {said!r} is partly right (score {verdict.score:.2f})."
-        return f"Your answer {said!r} is not correct."
+    def answer_count(self, instance: Instance) -> int | None:
+        """How many distinct answers a player could try (``None``: too many to try)."""
+        return None if instance.choices is None else len(instance.choices)
 
     def random_answer(self, instance: Instance, rng: np.random.Generator) -> str:
         """A uniformly random valid answer text (the random policy's; scores chance)."""

@@ -238,3 +238,48 @@ def png_data_url(image: np.ndarray | bytes) -> str:
     """An image (an array, or PNG bytes already encoded) as a ``data:image/png`` URL."""
     data = image if isinstance(image, bytes) else png_bytes(image)
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+# --- hint marks ----------------------------------------------------------------------------
+
+#: The colour of the marks hints draw (with a dark edge, so they show on any picture).
+MARK = (255, 0, 255)
+_MARK_EDGE = (0, 0, 0)
+
+
+def mark_box(
+    image: np.ndarray, box: tuple[float, float, float, float], width: int = 2
+) -> np.ndarray:
+    """A copy of ``image`` with the outline of ``box`` (left, top, right, bottom) drawn."""
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(pil)
+    left, top, right, bottom = box
+    draw.rectangle((left, top, right, bottom), outline=_MARK_EDGE, width=width + 2)
+    draw.rectangle((left + 1, top + 1, right - 1, bottom - 1), outline=MARK, width=width)
+    return np.asarray(pil, dtype=np.uint8).copy()
+
+
+def mark_line(
+    image: np.ndarray,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    width: int = 3,
+    arrow: bool = False,
+) -> np.ndarray:
+    """A copy of ``image`` with a line from ``start`` to ``end`` (x, y), and an arrowhead."""
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(pil)
+    head: list[tuple[float, float]] = []
+    if arrow:
+        (x0, y0), (x1, y1) = start, end
+        length = max(1e-6, float(np.hypot(x1 - x0, y1 - y0)))
+        ux, uy = (x1 - x0) / length, (y1 - y0) / length
+        size = max(6.0, 0.12 * length)
+        back = (x1 - size * ux, y1 - size * uy)
+        head = [(x1, y1), (back[0] - size * uy / 2, back[1] + size * ux / 2)]
+        head.append((back[0] + size * uy / 2, back[1] - size * ux / 2))
+    draw.line((start, end), fill=_MARK_EDGE, width=width + 2)
+    draw.line((start, end), fill=MARK, width=width)
+    if head:
+        draw.polygon(head, fill=MARK, outline=_MARK_EDGE)
+    return np.asarray(pil, dtype=np.uint8).copy()

@@ -6,7 +6,7 @@
 ``check_env``. Use them on a new family before registering it::
 
     from ssl_gym.testing import check_puzzle_env
-    check_puzzle_env("SSL/Jigsaw-3x3-v0")
+    check_puzzle_env("SSL/Jigsaw-3x3-v1")
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from ssl_gym.core import ANSWER_FORMATS, Instance, Puzzle
+from ssl_gym.core import ANSWER_FORMATS, Hint, Instance, Puzzle
 from ssl_gym.envs.spaces import PROMPT_CHARSET
 from ssl_gym.images import ImageSource, make_source
 
@@ -118,8 +118,13 @@ def _check_hints(puzzle: Puzzle, inst: Instance) -> None:
         if hint is None:
             _require(level > 0, f"{puzzle.family}: offers no hint at all")
             return
-        _require(isinstance(hint, str) and hint.strip() != "", f"{puzzle.family}: empty hint")
-        _require(set(hint) <= set(PROMPT_CHARSET), f"{puzzle.family}: hint not printable")
+        text = hint.text if isinstance(hint, Hint) else hint
+        _require(isinstance(text, str) and text.strip() != "", f"{puzzle.family}: empty hint")
+        _require(set(text) <= set(PROMPT_CHARSET), f"{puzzle.family}: hint not printable")
+        if isinstance(hint, Hint) and hint.images is not None:
+            shapes = [(im.shape, im.dtype) for im in hint.images]
+            want = [(im.shape, im.dtype) for im in inst.images]
+            _require(shapes == want, f"{puzzle.family}: hint images {shapes}, expected {want}")
     raise ContractError(f"{puzzle.family}: hints never run out (64 levels)")
 
 

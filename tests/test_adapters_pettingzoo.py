@@ -14,7 +14,7 @@ import ssl_gym  # noqa: F401
 from ssl_gym.adapters.pettingzoo import MESSAGE_INTRO, describer_solver_env, duel_env
 
 KW = {"size": 64, "answer_format": "plain"}
-IDS = ["SSL/Jigsaw-2x2-v0", "SSL/Jigsaw-2x2-Hint-v0", "SSL/Rotation-4way-Ref-v0"]
+IDS = ["SSL/Jigsaw-2x2-v1", "SSL/Jigsaw-2x2-Hint-v1", "SSL/Rotation-4way-Ref-v1"]
 
 
 def env_reward(env_id: str, seed: int, replies: list[str]) -> float:
@@ -47,7 +47,7 @@ def test_describer_solver_passes_the_aec_api_and_seed_tests(env_id: str) -> None
 
 
 def test_duel_players_share_one_puzzle_and_seeds_repeat() -> None:
-    env = duel_env("SSL/Jigsaw-2x2-v0", n_agents=3, **KW)
+    env = duel_env("SSL/Jigsaw-2x2-v1", n_agents=3, **KW)
     obs, _ = env.reset(seed=5)
     first = obs["player_0"]
     for agent in ("player_1", "player_2"):
@@ -64,7 +64,7 @@ def test_duel_players_share_one_puzzle_and_seeds_repeat() -> None:
 
 
 def test_duel_reward_is_own_score_minus_the_mean_of_the_others() -> None:
-    env_id = "SSL/Jigsaw-2x2-v0"  # partial credit: wrong answers score in (0, 1)
+    env_id = "SSL/Jigsaw-2x2-v1"  # partial credit: wrong answers score in (0, 1)
     env = duel_env(env_id, n_agents=3, **KW)
     _, infos = env.reset(seed=11)
     answer = infos["player_0"]["answer"]
@@ -82,23 +82,23 @@ def test_duel_reward_is_own_score_minus_the_mean_of_the_others() -> None:
 
 
 def test_duel_with_hints_pays_out_when_the_last_player_is_done() -> None:
-    env = duel_env("SSL/Rotation-4way-Hint-v0", n_agents=2, **KW)
+    env = duel_env("SSL/Rotation-4way-Hint-v1", n_agents=2, **KW)
     _, infos = env.reset(seed=2)
     answer = infos["player_0"]["answer"]
     wrong = next(c for c in infos["player_0"]["choices"] if c != answer)
     _, rewards, terms, _, _ = env.step({"player_0": answer, "player_1": wrong})
     assert rewards == {"player_0": 0.0, "player_1": 0.0} and not any(terms.values())
-    _, rewards, terms, _, _ = env.step({"player_0": "ignored: done", "player_1": answer})
+    _, rewards, terms, _, infos = env.step({"player_0": "ignored: done", "player_1": answer})
     assert all(terms.values())
-    late = 1.0 - 0.1  # one hint at the default hint_cost
+    late = 1.0 - infos["player_1"]["retry_cost"]  # one wrong answer before the right one
     assert rewards["player_0"] == pytest.approx(1.0 - late)
     assert rewards["player_1"] == pytest.approx(late - 1.0)
 
 
 def test_duel_rejects_bad_use() -> None:
     with pytest.raises(ValueError, match="n_agents"):
-        duel_env("SSL/Rotation-4way-v0", n_agents=1)
-    env = duel_env("SSL/Rotation-4way-v0", n_agents=2, **KW)
+        duel_env("SSL/Rotation-4way-v1", n_agents=1)
+    env = duel_env("SSL/Rotation-4way-v1", n_agents=2, **KW)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="player_1"):
         env.step({"player_0": "90"})
@@ -107,7 +107,8 @@ def test_duel_rejects_bad_use() -> None:
 
 
 def test_describer_sees_the_unshuffled_picture() -> None:
-    env = describer_solver_env("SSL/Jigsaw-2x2-v0", **KW)
+    # cut from the whole scene as it comes, the picture is the tiles put back in place
+    env = describer_solver_env("SSL/Jigsaw-2x2-v1", context=1.0, orientation="upright", **KW)
     env.reset(seed=3)
     (original,) = env.observe("describer_0")["images"]
     tiles = env.observe("solver_0")["images"]
@@ -118,11 +119,16 @@ def test_describer_sees_the_unshuffled_picture() -> None:
         np.testing.assert_array_equal(
             original[r * side : (r + 1) * side, c * side : (c + 1) * side], tiles[tile - 1]
         )
+    # by default the tiles are a turned window of a larger scene, which the describer sees
+    env = describer_solver_env("SSL/Jigsaw-2x2-v1", **KW)
+    env.reset(seed=3)
+    (scene,) = env.observe("describer_0")["images"]
+    assert scene.shape[0] > 2 * side and scene.shape[1] > 2 * side
 
 
 @pytest.mark.parametrize("solved", [True, False])
 def test_both_get_the_solvers_score_and_the_message_is_bounded(solved: bool) -> None:
-    env = describer_solver_env("SSL/Rotation-4way-v0", max_message_chars=12, **KW)
+    env = describer_solver_env("SSL/Rotation-4way-v1", max_message_chars=12, **KW)
     env.reset(seed=4)
     answer = env.infos["solver_0"]["answer"]
     wrong = next(c for c in env.infos["solver_0"]["choices"] if c != answer)
@@ -133,7 +139,7 @@ def test_both_get_the_solvers_score_and_the_message_is_bounded(solved: bool) -> 
     assert env.observation_space("solver_0").contains(env.observe("solver_0"))
     env.step(answer if solved else wrong)
     seed = int(np.random.default_rng(4).integers(0, 2**31 - 1))
-    expected = env_reward("SSL/Rotation-4way-v0", seed, [answer if solved else wrong])
+    expected = env_reward("SSL/Rotation-4way-v1", seed, [answer if solved else wrong])
     assert expected == (1.0 if solved else 0.0)
     finished = {}
     for agent in env.agent_iter():
@@ -146,9 +152,9 @@ def test_both_get_the_solvers_score_and_the_message_is_bounded(solved: bool) -> 
 
 def test_describer_solver_rejects_families_with_several_pictures() -> None:
     with pytest.raises(ValueError, match="Similarity"):
-        describer_solver_env("SSL/Similarity-K4-v0", **KW)
+        describer_solver_env("SSL/Similarity-K4-v1", **KW)
     with pytest.raises(ValueError, match="max_message_chars"):
-        describer_solver_env("SSL/Jigsaw-2x2-v0", max_message_chars=0)
+        describer_solver_env("SSL/Jigsaw-2x2-v1", max_message_chars=0)
 
 
 def run_example(*args: str) -> list[str]:

@@ -53,7 +53,7 @@ def test_env_pickles(env_id: str) -> None:
 
 
 def test_make_with_module_prefix_and_overrides() -> None:
-    env = gym.make("ssl_gym:SSL/Jigsaw-3x3-v0", grid=4, answer_format="boxed")
+    env = gym.make("ssl_gym:SSL/Jigsaw-3x3-v1", grid=4, answer_format="boxed")
     obs, info = env.reset(seed=3)
     assert len(obs["images"]) == 16
     assert "\\boxed" in obs["prompt"]
@@ -73,26 +73,26 @@ def test_make_with_module_prefix_and_overrides() -> None:
 )
 def test_bad_overrides_raise_value_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError) as err:
-        gym.make("SSL/Jigsaw-3x3-v0", **kwargs)
+        gym.make("SSL/Jigsaw-3x3-v1", **kwargs)
     assert message in str(err.value)
 
 
 def test_spec_to_json_round_trips_overrides() -> None:
-    env = gym.make("SSL/Rotation-4way-v0", answer_format="plain", size=64)
+    env = gym.make("SSL/Rotation-4way-v1", answer_format="plain", size=64)
     spec = json.loads(env.spec.to_json())
     assert spec["kwargs"]["answer_format"] == "plain"
     assert spec["kwargs"]["family"] == "Rotation"
 
 
 def test_step_info_carries_verdict() -> None:
-    env = gym.make("SSL/Position-2x2-v0")
+    env = gym.make("SSL/Position-2x2-v1")
     _, info = env.reset(seed=0)
     assert info["choices"] == ("top-left", "top-right", "bottom-left", "bottom-right")
     wrong = next(c for c in info["choices"] if c != info["answer"])
     _, reward, terminated, truncated, info = env.step(f"<think>x</think> <answer>{wrong}</answer>")
     assert (reward, terminated, truncated) == (0.0, True, False)
     assert info["parsed"] == json.dumps(wrong) and info["format_ok"] and info["parse_error"] is None
-    assert info["reward_components"] == {"accuracy": 0.0, "format": 0.0, "hints": 0.0}
+    assert info["reward_components"] == {"accuracy": 0.0, "format": 0.0, "retries": 0.0}
     with pytest.raises(RuntimeError, match="reset"):
         env.step("again")
 
@@ -158,12 +158,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_list_and_show(tmp_path) -> None:
     listing = run_cli("list")
     assert listing.returncode == 0
-    assert "SSL/Jigsaw-3x3-v0" in listing.stdout
+    assert "SSL/Jigsaw-3x3-v1" in listing.stdout
     out = tmp_path / "jigsaw.png"
-    shown = run_cli("show", "SSL/Jigsaw-3x3-v0", "--seed", "7", "--out", str(out))
+    shown = run_cli("show", "SSL/Jigsaw-3x3-v1", "--seed", "7", "--out", str(out))
     assert shown.returncode == 0, shown.stderr
     assert out.stat().st_size > 1000
-    env = gym.make("SSL/Jigsaw-3x3-v0")
+    env = gym.make("SSL/Jigsaw-3x3-v1")
     assert env.reset(seed=7)[1]["answer"] in shown.stdout
     bad = run_cli("show", "SSL/Nope-v0")
     assert bad.returncode == 2 and "error" in bad.stdout.lower()

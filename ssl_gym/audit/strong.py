@@ -19,7 +19,9 @@ boosting (a nonlinear learner) on downsampled pixels and statistics:
 * ``stats_learned``: each part's statistics and their gaps to the reference's and the
   other parts';
 * ``geometry``: where each part's marker is drawn and where the instance's marked point
-  is, without any pixel (only families that draw points).
+  is, without any pixel (only families that draw points);
+* ``blind_play`` (``-Hint`` ids): the mean episode reward of the blind adversary
+  (:mod:`ssl_gym.audit.blind`), which reads every reply and tries the answers in turn.
 
 No probe sees the pixels of a part together with those of its reference: that is the
 intended matching, which a learner on both would be doing rather than bypassing. For the
@@ -50,7 +52,7 @@ from ssl_gym.audit.probes import (
 )
 from ssl_gym.audit.weak import blind_answer
 from ssl_gym.core import Instance, Parts, Puzzle
-from ssl_gym.envs import make_puzzle_env
+from ssl_gym.envs import PuzzleEnv, make_puzzle_env
 from ssl_gym.images import ImageSource
 
 TOLERANCE = 0.05
@@ -270,6 +272,7 @@ def _learned_answers(
 
 
 PROBE_NAMES = (
+    "blind_play",
     "blind",
     "frame",
     "part_alone",
@@ -349,9 +352,47 @@ def strong_audit_puzzle(
 def strong_audit_id(
     env_id: str, source: str = "procedural", n: int = 2000, seed: int = 0
 ) -> StrongResult:
-    """Audit one registered single-turn id on one image source spec."""
+    """Audit one registered id on one image source spec (``-Hint`` ids by blind play)."""
     env = make_puzzle_env(env_id, image_source=source)
+    if env.max_turns != 1:
+        return strong_audit_hinted(env, env_id, n, seed)
     return strong_audit_puzzle(env.puzzle, env.source, env_id, n, seed)
+
+
+#: Seeds the blind player learns the replies on; it is scored on seeds above them.
+BLIND_FIT_SEEDS = 300
+
+
+def strong_audit_hinted(
+    env: PuzzleEnv, name: str, n: int = 2000, seed: int = 0, tolerance: float = TOLERANCE
+) -> StrongResult:
+    """The blind adversary's mean reward over ``n`` hinted episodes against the chance.
+
+    The player (:class:`ssl_gym.audit.blind.BlindPlayer`) learns on ``BLIND_FIT_SEEDS``
+    training episodes, then plays ``n`` others.
+    """
+    from ssl_gym.audit.blind import BlindPlayer
+
+    player = BlindPlayer(env, range(BLIND_FIT_SEEDS))
+    rewards, oracle = [], []
+    for i in range(n):
+        episode = BLIND_FIT_SEEDS + seed * n + i
+        rewards.append(player.play(episode, np.random.default_rng([seed, i, 7]))[0])
+        if env.instance is not None and i < 100:
+            oracle.append(env.puzzle.verify(env.instance, env.puzzle.oracle(env.instance)).score)
+    chance = float(env.puzzle.chance_score)
+    return StrongResult(
+        id=name,
+        family=env.puzzle.family,
+        source=env.source.spec,
+        n=n,
+        chance=round(chance, 4),
+        oracle=float(np.mean(oracle)),
+        rejection_rate=0.0,
+        identity_errors=0,
+        probes=(_result("blind_play", rewards),),
+        tolerance=tolerance,
+    )
 
 
 def _cell(result: StrongResult, probe: ProbeResult | None) -> str:

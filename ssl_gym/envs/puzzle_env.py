@@ -20,16 +20,22 @@ an image source spec. It adds no puzzle logic of its own.
 ## Multi-turn play with hints (``max_turns > 1``, the ``-Hint`` ids)
 
 The agent keeps the conversation: the first observation's images and prompt, then its
-own answers and the env's replies. After a wrong or partly right answer the episode goes
-on: the next observation has the same images and, as its prompt, the env's reply to this
-turn: what was right (e.g. "4 of 9 tiles are in place"), the next of the family's graded
-hints, and the answer-format instruction. The episode ends when the answer is fully
-right or after ``max_turns`` answers (``"auto"``: the hints the instance offers plus
-two, so that a policy that answers first, then follows every hint, can finish).
-Intermediate steps give reward 0; the last gives the final verdict's reward minus
-``hint_cost`` per hint given, never below 0 (``reward_components["hints"]`` holds the
-penalty). ``info`` carries ``turn``, ``max_turns``, ``hints`` (the hints given so far)
-and ``turn_scores``.
+own answers and the env's replies. After an answer that is not fully right the episode
+goes on: the next observation's prompt is the env's reply to this turn, which says only
+that the answer is not right (never how close it was), then the next of the family's
+graded hints and the answer-format instruction. A hint marks the images (the region to
+compare, the tile to look at) and its text only points at the marks, so the next
+observation's images may differ from the first (same count and shapes). The episode ends
+when the answer is fully right or after ``max_turns`` answers (``"auto"``: one answer
+before the hints and one after each; fewer turns also mean cheaper retries).
+
+Retries cost, so that a player who never looks cannot win by trying the answers in turn:
+intermediate steps give reward 0, and the last gives the final verdict's reward minus
+``retry_cost`` per wrong answer before it (``reward_components["retries"]``; the reward
+may be negative). ``retry_cost`` is the larger of ``hint_cost`` and the cost at which the
+best blind play (:mod:`ssl_gym.multiturn`) earns exactly the single-turn chance.
+``info`` carries ``turn``, ``max_turns``, ``hints`` (the hint texts given so far),
+``turn_scores`` and ``retry_cost``.
 """
 
 from __future__ import annotations
@@ -43,15 +49,18 @@ import numpy as np
 
 from ssl_gym.core import (
     FORMAT_INSTRUCTIONS,
+    Hint,
     Instance,
     Puzzle,
     Verdict,
     check_choice,
     check_float,
     check_int,
+    not_right,
 )
 from ssl_gym.envs.spaces import Completion, observation_space
 from ssl_gym.images import ImageSource, make_source
+from ssl_gym.multiturn import retry_cost
 from ssl_gym.puzzles import build_puzzle
 from ssl_gym.render import composite
 
@@ -82,7 +91,8 @@ class PuzzleEnv(gym.Env[Observation, str]):
                 ``folder:PATH``, ``hf:NAME[:SPLIT[:COLUMN]]``) or an ``ImageSource``.
             render_mode: ``None`` or ``"rgb_array"``.
             max_turns: answers allowed per episode (1: single turn), or ``"auto"``.
-            hint_cost: reward deducted per hint given in multi-turn play.
+            hint_cost: the least reward deducted per wrong answer in multi-turn play
+                (the cost that holds blind play to chance applies when it is larger).
             **overrides: config fields of the family, e.g. ``grid=5``,
                 ``answer_format="boxed"``; unknown ones raise ``ValueError``.
         """
@@ -102,6 +112,8 @@ class PuzzleEnv(gym.Env[Observation, str]):
         self._turns = 1
         self._hints: list[str] = []
         self._scores: list[float] = []
+        self._images: tuple[np.ndarray, ...] = ()
+        self._retry_cost = 0.0
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -110,7 +122,14 @@ class PuzzleEnv(gym.Env[Observation, str]):
         super().reset(seed=seed)
         self.instance = self.puzzle.generate(self.np_random, self.source)
         self._done, self._hints, self._scores = False, [], []
+        self._images = self.instance.images
         self._turns = self._max_turns(self.instance)
+        self._retry_cost = retry_cost(
+            self.puzzle.answer_count(self.instance),
+            self._turns,
+            float(self.instance.metadata["chance_score"]),
+            floor=self.hint_cost,
+        )
         return self._observation(self.instance), self._reset_info(self.instance)
 
     def _max_turns(self, inst: Instance) -> int:
@@ -119,7 +138,7 @@ class PuzzleEnv(gym.Env[Observation, str]):
         hints = 0
         while hints < 63 and self.puzzle.hint(inst, hints) is not None:
             hints += 1
-        return hints + 2
+        return hints + 1
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Verify the completion ``action``; the episode ends."""
@@ -134,15 +153,17 @@ class PuzzleEnv(gym.Env[Observation, str]):
         verdict = self.puzzle.verify(inst, action)
         self._scores.append(verdict.score)
         self._done = verdict.score == 1.0 or len(self._scores) >= self._turns
-        obs = self._observation(inst)
-        obs["images"] = tuple(im.copy() for im in obs["images"])  # callers may keep both
         if self._done:
-            parts = {**verdict.components, "hints": -self.hint_cost * len(self._hints)}
-            reward = max(0.0, sum(parts.values()))
+            wrong = len(self._scores) - 1
+            parts = {**verdict.components, "retries": -self._retry_cost * wrong}
+            reward = sum(parts.values())
+            obs = {"images": self._images, "prompt": inst.prompt}
         else:
-            parts = dict.fromkeys((*verdict.components, "hints"), 0.0)
+            parts = dict.fromkeys((*verdict.components, "retries"), 0.0)
             reward = 0.0
-            obs["prompt"] = self._reply(inst, verdict)
+            prompt = self._reply(inst, verdict)  # may bring the hint's images
+            obs = {"images": self._images, "prompt": prompt}
+        obs["images"] = tuple(im.copy() for im in obs["images"])  # callers may keep both
         info = {
             **self._reset_info(inst),
             **self._verdict_info(verdict),
@@ -153,13 +174,28 @@ class PuzzleEnv(gym.Env[Observation, str]):
 
     def _reply(self, inst: Instance, verdict: Verdict) -> str:
         """The env's next user turn: feedback, the next hint, the format instruction."""
-        parts = [self.puzzle.feedback(inst, verdict)]
+        parts = [not_right(verdict)]
         hint = self.puzzle.hint(inst, len(self._hints))
+        if isinstance(hint, Hint):
+            if hint.images is not None:
+                self._images = self._checked(hint.images)
+            hint = hint.text
         if hint is not None:
             self._hints.append(hint)
             parts.append(f"Hint: {hint}")
         parts.append(f"Try again. {FORMAT_INSTRUCTIONS[self.puzzle.config.answer_format]}")
         return "\n".join(parts)
+
+    def _checked(self, images: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Hint images, which must match the observation's count, shapes and dtype."""
+        want = [im.shape for im in self._images]
+        got = [np.shape(im) for im in images]
+        if got != want or any(np.asarray(im).dtype != np.uint8 for im in images):
+            raise ValueError(
+                f"{self.puzzle.family}: a hint's images must be uint8 with the observation's "
+                f"shapes {want}, got {got}"
+            )
+        return tuple(np.ascontiguousarray(im) for im in images)
 
     def _turn_info(self) -> dict[str, Any]:
         return {
@@ -167,13 +203,14 @@ class PuzzleEnv(gym.Env[Observation, str]):
             "max_turns": self._turns,
             "hints": list(self._hints),
             "turn_scores": list(self._scores),
+            "retry_cost": self._retry_cost,
         }
 
     def render(self) -> np.ndarray | None:
-        """With ``render_mode="rgb_array"``: the observation images side by side."""
+        """With ``render_mode="rgb_array"``: the current observation images side by side."""
         if self.render_mode is None or self.instance is None:
             return None
-        return composite(self.instance.images)
+        return composite(self._images)
 
     @staticmethod
     def _observation(inst: Instance) -> Observation:

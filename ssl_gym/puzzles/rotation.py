@@ -23,21 +23,28 @@ not parse.
 ## Reward
 
 1 for the exact angle. With ``angular_credit=True``: ``1 - d / 180`` where ``d`` is the
-angular distance in degrees.
+angular distance in degrees. In multi-turn play (``-Hint`` ids) each wrong answer costs
+the retry cost of :mod:`ssl_gym.multiturn` (0.5 for 4 angles), so that trying the angles
+in turn earns no more than chance.
 
 ## Difficulty
 
-``angles`` (2, 4 or 8) and the presence of the reference image.
+``angles`` (2, 4 or 8) and the presence of the reference image. Hints, drawn on the
+rotated picture: level 0 a line along the scene's original up-down axis (which leaves
+two angles open), level 1 an arrow to the scene's original top.
 
 ## Registered Configurations
 
-* ``SSL/Rotation-2way-v0``: 0 or 180 degrees (easy).
-* ``SSL/Rotation-4way-Ref-v0``: 4 angles, unrotated reference shown first (easy).
-* ``SSL/Rotation-4way-v0``: 4 angles (medium).
-* ``SSL/Rotation-8way-v0``: 8 angles, multiples of 45 degrees (hard).
+* ``SSL/Rotation-2way-v1``: 0 or 180 degrees (easy).
+* ``SSL/Rotation-4way-Ref-v1``: 4 angles, unrotated reference shown first (easy).
+* ``SSL/Rotation-4way-v1``: 4 angles (medium).
+* ``SSL/Rotation-8way-v1``: 8 angles, multiples of 45 degrees (hard).
 
 ## Version History
 
+* v1: hints are marks drawn on the picture (the up-down axis, then an arrow to the top)
+  with texts that are the same for every instance; the level-0 text used to name where
+  the top went, which a player who never looks could read (single-turn ids unchanged).
 * v0: initial release.
 """
 
@@ -52,6 +59,7 @@ import numpy as np
 from PIL import Image
 
 from ssl_gym.core import (
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -63,7 +71,7 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import is_flat, resize
+from ssl_gym.render import is_flat, mark_line, resize
 
 QUESTIONS = {
     "ssl4rl": (
@@ -88,16 +96,12 @@ REFERENCE_QUESTIONS = {
     ),
     "plain": "Image 2 is Image 1 rotated counter-clockwise by how many degrees ({angles})?",
 }
-DIRECTIONS = (
-    "top",
-    "top-left",
-    "left",
-    "bottom-left",
-    "bottom",
-    "bottom-right",
-    "right",
-    "top-right",
+HINTS = (
+    "The line drawn through the picture runs along the up-down axis of the original "
+    "scene: its top and its bottom lie at the two ends of the line.",
+    "The arrow drawn on the picture points to where the top of the original scene is now.",
 )
+"""The texts of the two hints; what they say about the instance is drawn on the picture."""
 _NUMBER = re.compile(r"-?\d+")
 
 
@@ -129,7 +133,7 @@ class Rotation(Puzzle[RotationConfig]):
     """Predict the rotation applied to an image."""
 
     family = "Rotation"
-    version = 0
+    version = 1
     config_cls = RotationConfig
 
     @property
@@ -219,19 +223,22 @@ class Rotation(Puzzle[RotationConfig]):
             return 1.0 - d / 180.0
         return float(d == 0)
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Level 0 tells where the top of the scene went; later levels rule out angles."""
-        angle = int(instance.solution)
-        if level == 0:
-            where = DIRECTIONS[(angle // 45) % 8]
-            if angle == 0:
-                return "The image is upright: the top of the scene is at the top."
-            return f"The top of the scene is now at the {where} of the image."
-        wrong = [a for a in self.angle_choices if a != instance.answer]
-        order = np.random.default_rng([angle, len(wrong)]).permutation(len(wrong))
-        if level - 1 >= len(wrong) - 1:
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """Level 0 draws the scene's up-down axis on the picture; level 1 the arrow to its top.
+
+        Both are marks on the rotated picture: the texts are the same for every instance,
+        so only a player who looks at the marks learns anything from them.
+        """
+        if not 0 <= level < len(HINTS):
             return None
-        return f"The answer is not {wrong[order[level - 1]]} degrees."
+        image = instance.images[-1]
+        h, w = image.shape[:2]
+        theta = math.radians(int(instance.solution))  # counter-clockwise
+        ux, uy = -math.sin(theta), -math.cos(theta)  # where the scene's top went (y down)
+        r = 0.42 * min(h, w)
+        start, end = (w / 2 - r * ux, h / 2 - r * uy), (w / 2 + r * ux, h / 2 + r * uy)
+        marked = mark_line(image, start, end, arrow=level == 1)
+        return Hint(HINTS[level], (*instance.images[:-1], marked))
 
 
 PRESETS: dict[str, Preset] = {
