@@ -38,17 +38,10 @@ def crop(scene: np.ndarray, box: list[int], side: int) -> np.ndarray:
     return scene[box[0] : box[0] + side, box[1] : box[1] + side]
 
 
-def unturn(image: np.ndarray, inst: Instance) -> np.ndarray:
-    """A shown part turned back upright (undoing the instance's orientation)."""
-    name = inst.metadata["orientation"]
-    inverse = {"rotate_90": "rotate_270", "rotate_270": "rotate_90"}.get(name, name)
-    return orient(image, inverse)
-
-
-def scene_of(pz: Inpainting, inst: Instance, src: NoiseSource) -> np.ndarray:
-    """The upright scene the instance was cut from."""
+def shown_of(inst: Instance, src: NoiseSource) -> np.ndarray:
+    """The picture the instance shows (the source's draw in the instance's orientation)."""
     assert src.last is not None
-    return src.last
+    return orient(src.last, inst.metadata["orientation"])
 
 
 TRANSFORMS = {
@@ -68,17 +61,24 @@ TRANSFORMS = {
 def test_the_true_candidate_is_the_masked_region(name: str) -> None:
     src = NoiseSource()
     pz = Inpainting(InpaintingConfig(**PRESETS[name].overrides))
-    side, band = pz.config.side, pz.band
+    side = pz.config.side
     for seed in range(5):
         inst = generate(pz, seed, src)
-        top, left, s = inst.metadata["region"]
+        meta = inst.metadata
+        top, left, s = meta["region"]
         assert s == side
-        shown = scene_of(pz, inst, src)[:, band : band + pz.config.size]
-        truth = unturn(inst.images[1 + "ABCDEFGH".index(inst.answer)], inst)
+        shown = shown_of(inst, src)
+        truth = inst.images[1 + "ABCDEFGH".index(inst.answer)]
         np.testing.assert_array_equal(truth, crop(shown, [top, left], side))
-        masked = unturn(inst.images[0], inst).copy()
-        assert (masked[top : top + side, left : left + side] == 128).all()
-        masked[top : top + side, left : left + side] = shown[top : top + side, left : left + side]
+        masked = inst.images[0].copy()
+        assert (crop(masked, [top, left], side) == 128).all()
+        others = {
+            tuple(b) for k, b in zip(meta["kinds"], meta["boxes"], strict=True) if k == "other"
+        }
+        for y, x in [(top, left), *others]:
+            if (y, x) != (top, left):
+                assert (crop(masked, [y, x], side) == 0).all()  # other regions blacked out
+            masked[y : y + side, x : x + side] = shown[y : y + side, x : x + side]
         np.testing.assert_array_equal(masked, shown)
 
 
@@ -90,8 +90,8 @@ def test_every_candidate_is_its_transformed_crop(name: str) -> None:
         inst = generate(pz, seed, src)
         meta = inst.metadata
         for im, box, op in zip(inst.images[1:], meta["boxes"], meta["transforms"], strict=True):
-            expected = TRANSFORMS[op](crop(scene_of(pz, inst, src), box, pz.config.side))
-            np.testing.assert_array_equal(unturn(im, inst), expected)
+            expected = TRANSFORMS[op](crop(shown_of(inst, src), box, pz.config.side))
+            np.testing.assert_array_equal(im, expected)
 
 
 def test_distractor_kinds_follow_the_mix() -> None:
@@ -129,27 +129,37 @@ def test_shifted_crops_are_moved_by_the_configured_fraction() -> None:
         assert len({tuple(b) for b in meta["boxes"]}) == 5
 
 
-def test_hidden_other_regions_lie_outside_the_shown_picture() -> None:
+def test_other_regions_overlap_neither_the_mask_nor_each_other() -> None:
     pz = puzzle(candidates=6, distractors="other")
-    band, size = pz.band, pz.config.size
-    assert band == pz.config.side
-    for seed in range(10):
-        meta = generate(pz, seed).metadata
-        for kind, box in zip(meta["kinds"], meta["boxes"], strict=True):
-            inside = band <= box[1] <= band + size - pz.config.side
-            assert inside == (kind == "true")
-
-
-def test_visible_other_regions_do_not_overlap_the_mask() -> None:
-    pz = puzzle(candidates=4, distractors="other", hidden_others=False)
     side = pz.config.side
-    assert pz.band == 0
     for seed in range(10):
+        boxes = generate(pz, seed).metadata["boxes"]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert abs(a[0] - b[0]) >= side or abs(a[1] - b[1]) >= side
+
+
+def test_the_crops_besides_the_true_one_share_one_kind() -> None:
+    pz = puzzle(candidates=5, distractors="other,shifted")
+    seen: Counter[str] = Counter()
+    for seed in range(40):
+        kinds = set(generate(pz, seed).metadata["kinds"]) - {"true"}
+        assert len(kinds) == 1
+        seen.update(kinds)
+    assert set(seen) == {"other", "shifted"}
+
+
+@pytest.mark.parametrize("kind", ["other", "shifted"])
+def test_true_and_wrong_boxes_are_placed_alike(kind: str) -> None:
+    pz = puzzle(candidates=4, distractors=kind, size=64)
+    side, size = pz.config.side, pz.config.size
+    at_border: Counter[str] = Counter()
+    for seed in range(400):
         meta = generate(pz, seed).metadata
-        truth = meta["boxes"][meta["kinds"].index("true")]
-        for kind, box in zip(meta["kinds"], meta["boxes"], strict=True):
-            if kind == "other":
-                assert abs(box[0] - truth[0]) >= side or abs(box[1] - truth[1]) >= side
+        for k, (top, left) in zip(meta["kinds"], meta["boxes"], strict=True):
+            assert 0 <= top <= size - side and 0 <= left <= size - side
+            at_border[k] += min(top, left, size - side - top, size - side - left) < 2
+    assert abs(at_border["true"] - at_border[kind] / 3) < 25
 
 
 def test_copies_are_also_made_of_other_crops() -> None:
@@ -183,28 +193,13 @@ def test_the_scene_takes_every_orientation() -> None:
     assert set(seen) == set(DIHEDRAL)
 
 
-def test_true_and_shifted_boxes_are_placed_alike() -> None:
-    pz = puzzle(candidates=4, distractors="shifted", size=64)
-    side, size = pz.config.side, pz.config.size
-    at_border: Counter[str] = Counter()
-    for seed in range(400):
-        meta = generate(pz, seed).metadata
-        for kind, (top, left) in zip(meta["kinds"], meta["boxes"], strict=True):
-            assert 0 <= top <= size - side and 0 <= left <= size - side
-            at_border[kind] += min(top, left, size - side - top, size - side - left) < 2
-    assert abs(at_border["true"] - at_border["shifted"] / 3) < 25
-
-
 def test_noise_fill_is_the_same_for_every_instance() -> None:
     pz = puzzle(fill="noise")
     fills = []
     for seed in range(3):
         inst = generate(pz, seed)
         top, left, side = inst.metadata["region"]
-        where = np.zeros((*inst.images[0].shape[:2], 1), dtype=bool)
-        where[top : top + side, left : left + side] = True
-        rows, cols, _ = np.nonzero(orient(where, inst.metadata["orientation"]))
-        fills.append(inst.images[0][rows.min() : rows.min() + side, cols.min() : cols.min() + side])
+        fills.append(crop(inst.images[0], [top, left], side))
     assert fills[0].std() > 30
     np.testing.assert_array_equal(fills[0], fills[1])
     np.testing.assert_array_equal(fills[0], fills[2])

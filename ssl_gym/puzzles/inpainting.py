@@ -7,31 +7,35 @@ A square region of an image is masked (a flat grey square, or one fixed noise pa
 region's true content (SSL-R1's region inpainting, Spatial-SSRL). The wrong candidates
 (``distractors``) are of four kinds:
 
-* ``other``: a region from elsewhere in the scene. By default (``hidden_others``) it is
-  cut from a band of the scene just outside the shown picture, so it cannot be ruled out
-  by finding it elsewhere in the picture; otherwise from the shown picture, away from the
-  mask (SSL-R1).
+* ``other``: another region of the shown picture, clear of the masked one (SSL-R1). It is
+  blacked out in the picture, so the picture's statistics hold no pixel of any candidate
+  (were it left visible, the candidate whose content is missing from the picture would be
+  the true one); the solver must see which region's surroundings the patch continues.
 * ``shifted``: a crop moved by ``shift`` times its side, in a random direction, off the
   region or off another shifted crop (it overlaps the mask or its surroundings: a near
-  miss). Shifted crops lie in the shown picture.
+  miss).
 * ``rotated`` (90, 180 or 270 degrees) and ``flipped`` (mirrored left-right or upside
   down): transformed copies of a crop.
 
 The candidates come in groups of one size (drawn per instance among the sizes the mix
 allows): a crop (the true one, an other or a shifted one) with its rotated or flipped
-copies. Shifted crops form a chain (each a shift of its neighbour, all at least the
-smallest shift apart) that is placed uniformly where it fits in the picture, and the true
-crop is a uniformly drawn link of it, so the true crop and the shifted ones are placed
-alike. The scene is shown in a random orientation (one of the eight turns and flips of
-the square), so a rotated or mirrored copy of a patch, alone, looks like an unturned
-patch (no candidate alone looks upside down). So neither a candidate alone, nor the
-statistics that copies share with their crop, nor the shape of the shifts single out the
-true patch: among the candidates, it is only the one that fits the hole.
+copies. The crops besides the true one are all of one kind, drawn per instance. Their
+boxes are drawn as one unordered set, and the true region is a uniformly drawn member of
+it: ``other`` boxes are scattered over the picture without overlapping, ``shifted`` ones
+form a chain (each a shift of its neighbour, all at least the smallest shift apart)
+placed uniformly where it fits. So the true region and the wrong ones are placed alike
+(all inside the shown picture, none favoured by its border or by the chain's shape). The
+picture is shown in a random orientation (one of the eight turns and flips of the
+square), so a rotated or mirrored copy of a patch, alone, looks like an unturned patch.
+So neither a candidate alone, nor its statistics, nor the statistics that copies share
+with their crop, nor the shape of the boxes single out the true patch: among the
+candidates, it is only the one that fits the hole.
 
 ## Observation
 
 The picture may be turned or mirrored (upright, upside down, sideways). ``layout="images"``:
-the masked ``size x size`` picture, then the ``candidates`` patches
+the masked ``size x size`` picture (with black squares over the regions of ``other``
+candidates, when there are any), then the ``candidates`` patches
 (``side x side``, candidate A first). ``layout="composite"``: one picture with the masked
 image on top and the patches below it, each labelled with its letter in large print. All
 patches are cut at native resolution (no resampling) and only rotated or flipped, so the
@@ -66,11 +70,16 @@ nearby content are near misses).
 ## Version History
 
 * v0: initial release.
-* v1: every part is shown in one random dihedral orientation, and the chain of shifted crops
-  is placed as a whole (the true crop a uniform link of it, boxes kept apart) instead of
-  grown from the true crop with reflections at the border. In v0 a rotated or flipped
-  copy of an upright scene's patch looked turned by itself, and shifted crops avoided the
-  picture's border: each candidate alone scored 0.28-0.34 (chance 0.25) on K4-Hard.
+* v1: the picture is shown in one random dihedral orientation; the boxes of the crops
+  (the true region, the other regions or the chain of shifted crops) are drawn as one set
+  inside the shown picture and the true region is a uniform member of it; the crops
+  besides the true one share one kind per instance. In v0 a rotated or flipped copy of an
+  upright scene's patch looked turned by itself and shifted crops avoided the picture's
+  border (each candidate alone scored 0.28-0.34, chance 0.25, on K4-Hard), and ``other``
+  regions came from a hidden band just outside the shown picture, so that margin content
+  told them from the centred true region on photographs (part alone 0.92 on K2, chance
+  0.5). ``other`` regions are now blacked out in the picture: left visible, the picture's
+  colour statistics held them but not the true patch (statistics learner 0.36 on K4).
 """
 
 from __future__ import annotations
@@ -128,6 +137,9 @@ SHOWN = {
         "{k} candidate patches of the region's size labelled {first} to {last}."
     ),
 }
+BLACKED = (
+    " Black squares, where there are any, cover other regions of the picture, of the same size."
+)
 FILL_WORDS = {"gray": "a grey square", "noise": "a square of random noise"}
 LAYOUTS = ("images", "composite")
 FILLS = tuple(FILL_WORDS)
@@ -143,6 +155,8 @@ KIND_WORDS = {
     "rotated": ("rotated copy of a crop", "rotated copies of crops"),
     "flipped": ("mirrored copy of a crop", "mirrored copies of crops"),
 }
+OTHER_FILL = 0
+"""What covers the regions that ``other`` candidates are cut from (black)."""
 GAP = 4
 """Pixels between the parts of the composite layout."""
 
@@ -157,12 +171,11 @@ class InpaintingConfig(PuzzleConfig):
     """Side of the masked square: a fraction of ``size`` (float, 0.05 to 0.45) or pixels (int)."""
     distractors: str = "other"
     """Comma-separated distractor kinds among ``other``, ``shifted``, ``rotated`` and
-    ``flipped``, or the aliases ``near`` (the last three) and ``all``. Each crop's kind is
-    drawn uniformly among the crop kinds, each copy's transform among the allowed ones."""
+    ``flipped``, or the aliases ``near`` (the last three) and ``all``. One kind is drawn
+    per instance for the crops besides the true one (among ``other`` and ``shifted``),
+    each copy's transform among the allowed ones."""
     shift: tuple[float, float] = (0.25, 0.5)
     """Range of a shifted crop's offset as a fraction of the region's side."""
-    hidden_others: bool = True
-    """Cut ``other`` distractors from a band of the scene outside the shown picture."""
     layout: str = "images"
     """``images``: the masked picture, then one image per candidate; ``composite``: one."""
     fill: str = "gray"
@@ -189,7 +202,6 @@ class InpaintingConfig(PuzzleConfig):
         check_float("shift[0]", self.shift[0], 0.05, 1.0)
         check_float("shift[1]", self.shift[1], self.shift[0], 1.0)
         object.__setattr__(self, "shift", (float(self.shift[0]), float(self.shift[1])))
-        check_choice("hidden_others", self.hidden_others, (True, False))
         check_choice("layout", self.layout, LAYOUTS)
         check_choice("fill", self.fill, FILLS)
         check_float("min_std", self.min_std, 0.0, 128.0)
@@ -250,12 +262,6 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         """The number of options."""
         return self.config.candidates
 
-    @property
-    def band(self) -> int:
-        """Width of the hidden scene band on each side of the shown picture."""
-        cfg = self.config
-        return cfg.side if cfg.hidden_others and "other" in cfg.kinds else 0
-
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """The masked picture and the patches, or the one composite."""
         if self.config.layout == "composite":
@@ -265,10 +271,10 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         return ((size, size, 3), *[(side, side, 3)] * self.config.candidates)
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
-        cfg, band = self.config, self.band
-        scene, orientation = self._scene(rng, source)
+        cfg = self.config
+        shown, orientation = self._scene(rng, source)
         boxes, specs, kinds = self._specs(rng)
-        crops = [_cut(scene, box, cfg.side) for box in boxes]
+        crops = [_cut(shown, box, cfg.side) for box in boxes]
         if any(is_flat(c, cfg.min_std) for c in crops):  # copies share their crop's std
             raise Rejected("flat_patch")
         patches = [_transform(crops[b], op) for b, op in specs]
@@ -276,9 +282,8 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
             raise Rejected("near_duplicate_candidates")
         order = rng.permutation(cfg.candidates)
         answer = self.options[int(np.flatnonzero(order == 0)[0])]
-        masked = self._masked(scene, boxes[0], orientation)
         return self.make_instance(
-            self._observation(masked, [_oriented(patches[i], orientation) for i in order]),
+            self._observation(self._masked(shown, boxes, kinds), [patches[i] for i in order]),
             self._question(),
             answer,
             answer,
@@ -286,23 +291,21 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
             kinds=[kinds[i] for i in order],
             transforms=[specs[i][1] for i in order],
             boxes=[list(boxes[specs[i][0]]) for i in order],
-            band=band,
-            region=[boxes[0][0], boxes[0][1] - band, cfg.side],
+            region=[*boxes[0], cfg.side],
             group_size=cfg.candidates // len(boxes),
             orientation=orientation,
         )
 
     def _scene(self, rng: np.random.Generator, source: ImageSource) -> tuple[np.ndarray, str]:
-        """The upright scene (the shown picture between its hidden bands) and an orientation.
+        """The shown picture, turned or flipped by a random element of the dihedral group.
 
-        Every part (the masked picture, each candidate) is shown turned or flipped by the
-        same random element of the dihedral group (:data:`ssl_gym.render.DIHEDRAL`): the
-        picture's geometry is kept, but a rotated or mirrored copy of a patch, alone, is
-        then distributed like an unturned patch (no candidate alone looks upside down).
+        Every part (the masked picture, each candidate) is cut from the oriented picture
+        (:data:`ssl_gym.render.DIHEDRAL`), so a rotated or mirrored copy of a patch, alone,
+        is distributed like an unturned patch (no candidate alone looks upside down).
         """
-        size, band = self.config.size, self.band
-        scene = source.sample(rng, (size, size + 2 * band))
-        return scene, DIHEDRAL[int(rng.integers(len(DIHEDRAL)))]
+        scene = source.sample(rng, (self.config.size, self.config.size))
+        orientation = DIHEDRAL[int(rng.integers(len(DIHEDRAL)))]
+        return np.ascontiguousarray(orient(scene, orientation)), orientation
 
     def parts(self, instance: Instance) -> Parts:
         """The candidate patches in option order, the right one labelled ``1``; the picture."""
@@ -319,22 +322,24 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
     def _specs(
         self, rng: np.random.Generator
     ) -> tuple[list[tuple[int, int]], list[tuple[int, str]], list[str]]:
-        """Crop boxes ``(top, left)`` in the scene, ``(box, transform)`` and kind per candidate.
+        """Crop boxes ``(top, left)`` in the picture, ``(box, transform)`` and kind per candidate.
 
         Candidate 0 is the true patch. The candidates form groups of one size: a crop (the
         true one, an other or a shifted one) and its rotated or flipped copies, each with
         its own transform, so that pooled statistics (which copies share with their crop)
-        do not single out the uncopied crops. Shifted crops form a chain with the true one
-        (:meth:`_shift_chain`).
+        do not single out the uncopied crops. The crops besides the true one are of one
+        kind; their boxes and the true one are drawn as one set (:meth:`_scatter`,
+        :meth:`_shift_chain`) and the true box is a uniformly drawn member of it.
         """
         cfg = self.config
         size = cfg.group_sizes[int(rng.integers(len(cfg.group_sizes)))]
-        crop_kinds = [k for k in cfg.kinds if k not in TRANSFORMS]
         n = cfg.candidates // size - 1  # crops besides the true one
-        drawn = [crop_kinds[int(i)] for i in rng.integers(len(crop_kinds), size=n)] if n else []
-        boxes = self._shift_chain(rng, drawn.count("shifted"))
-        boxes += [self._other_box(rng, boxes[0]) for _ in range(drawn.count("other"))]
-        kinds = ["true", *sorted(drawn, reverse=True)]  # shifted before other, as the boxes
+        crop_kinds = [k for k in cfg.kinds if k not in TRANSFORMS]
+        kind = crop_kinds[int(rng.integers(len(crop_kinds)))] if n else "true"
+        boxes = self._shift_chain(rng, n) if kind == "shifted" else self._scatter(rng, n + 1)
+        truth = int(rng.integers(n + 1))
+        boxes = [boxes[truth], *boxes[:truth], *boxes[truth + 1 :]]
+        kinds = ["true", *[kind] * n]
         specs = [(b, "identity") for b in range(len(boxes))]
         ops = cfg.copy_transforms
         for b in range(len(boxes)):
@@ -343,28 +348,29 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
                 kinds.append(TRANSFORM_KIND[ops[i]])
         return boxes, specs, kinds
 
-    def _other_box(self, rng: np.random.Generator, truth: tuple[int, int]) -> tuple[int, int]:
-        """A box in the hidden band, or in the shown picture clear of the true box."""
-        size, side, band = self.config.size, self.config.side, self.band
-        if band:
-            left = 0 if rng.random() < 0.5 else band + size
-            return int(rng.integers(0, size - side + 1)), left
-        tops, lefts = rng.integers(0, size - side + 1, size=(2, 16))
-        clear = (np.abs(tops - truth[0]) >= side) | (np.abs(lefts - truth[1]) >= side)
-        if not clear.any():
-            raise Rejected("no_room_for_other_region")
-        i = int(np.argmax(clear))
-        return int(tops[i]), int(lefts[i])
+    def _scatter(self, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
+        """``n`` boxes drawn one by one, uniformly in the picture, none overlapping another."""
+        room, side = self.config.size - self.config.side + 1, self.config.side
+        boxes: list[tuple[int, int]] = []
+        for _ in range(n):
+            tops, lefts = rng.integers(0, room, size=(2, 32))
+            clear = np.ones(32, dtype=bool)
+            for y, x in boxes:
+                clear &= (np.abs(tops - y) >= side) | (np.abs(lefts - x) >= side)
+            if not clear.any():
+                raise Rejected("no_room_for_other_region")
+            i = int(np.argmax(clear))
+            boxes.append((int(tops[i]), int(lefts[i])))
+        return boxes
 
     def _shift_chain(self, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
-        """The true box and ``n`` shifted ones: a chain, each box a shift of its neighbour.
+        """``n + 1`` boxes forming a chain, each box a shift of its neighbour.
 
         The chain's shape is drawn first (a walk of ``n`` steps whose boxes stay
-        :meth:`_apart`), then placed uniformly where all of it fits in the shown picture,
-        and the true box is a uniformly drawn link of it. So the true box and the shifted
-        ones are placed alike: neither the picture's border nor the chain's shape (the
-        true box is not the hub the others spread out from) singles it out. The true box
-        comes first in the list.
+        :meth:`_apart`), then placed uniformly where all of it fits in the picture. The
+        caller draws the true box uniformly among the links, so the true box and the
+        shifted ones are placed alike: neither the picture's border nor the chain's shape
+        (the true box is not the hub the others spread out from) singles it out.
         """
         cfg, walk = self.config, [(0, 0)]
         for _ in range(n):
@@ -374,10 +380,8 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         if (room < 0).any():
             raise Rejected("shift_out_of_bounds")
         top = int(rng.integers(room[0] + 1)) - int(ys.min())
-        left = int(rng.integers(room[1] + 1)) - int(xs.min()) + self.band
-        boxes = [(top + int(y), left + int(x)) for y, x in walk]
-        truth = int(rng.integers(n + 1))
-        return [boxes[truth], *boxes[:truth], *boxes[truth + 1 :]]
+        left = int(rng.integers(room[1] + 1)) - int(xs.min())
+        return [(top + int(y), left + int(x)) for y, x in walk]
 
     def _step(self, rng: np.random.Generator, walk: list[tuple[int, int]]) -> tuple[int, int]:
         """The walk's last box moved by a random shift, clear of the walk's other boxes."""
@@ -396,16 +400,19 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         least = self.config.shift[0] * self.config.side - 1.0
         return all(math.hypot(box[0] - y, box[1] - x) >= least for y, x in others)
 
-    def _masked(self, scene: np.ndarray, box: tuple[int, int], orientation: str) -> np.ndarray:
-        """The shown picture, oriented, with the true region covered (the fill unturned)."""
-        size, side, band = self.config.size, self.config.side, self.band
-        top, left = box[0], box[1] - band
-        where = np.zeros((size, size, 1), dtype=bool)
-        where[top : top + side, left : left + side] = True
-        rows, cols, _ = np.nonzero(orient(where, orientation))
-        shown = _oriented(scene[:, band : band + size], orientation).copy()
-        shown[rows.min() : rows.min() + side, cols.min() : cols.min() + side] = self._fill
-        return shown
+    def _masked(
+        self, shown: np.ndarray, boxes: list[tuple[int, int]], kinds: list[str]
+    ) -> np.ndarray:
+        """The shown picture with the true region covered, and the other regions blacked out.
+
+        Covering every crop that is not a near miss keeps the masked picture's statistics
+        exchangeable between the candidates (none of their pixels is left in it).
+        """
+        side, masked = self.config.side, shown.copy()
+        covered = boxes if "other" in kinds else boxes[:1]
+        for i, (top, left) in enumerate(covered):
+            masked[top : top + side, left : left + side] = self._fill if i == 0 else OTHER_FILL
+        return masked
 
     @cached_property
     def _fill(self) -> np.ndarray:
@@ -424,6 +431,7 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
             last=options[-1],
             last_image=cfg.candidates + 1,
         )
+        shown += BLACKED if "other" in cfg.kinds else ""
         return self.style(QUESTIONS, shown=shown, options=", ".join(options))
 
     def _observation(self, masked: np.ndarray, patches: list[np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -469,10 +477,6 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
 
 def _cut(scene: np.ndarray, box: tuple[int, int], side: int) -> np.ndarray:
     return scene[box[0] : box[0] + side, box[1] : box[1] + side]
-
-
-def _oriented(image: np.ndarray, name: str) -> np.ndarray:
-    return np.ascontiguousarray(orient(image, name))
 
 
 def _transform(patch: np.ndarray, op: str) -> np.ndarray:
