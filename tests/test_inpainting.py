@@ -318,7 +318,7 @@ def test_hints_describe_the_distractors_then_rule_out_wrong_ones() -> None:
         first = pz.hint(inst, 0)
         assert first is not None and inst.answer not in first.split()
         counts = Counter(k for k in inst.metadata["kinds"] if k != "true")
-        for kind, words in (("other", "elsewhere"), ("shifted", "shifted")):
+        for kind, words in (("other", "blacked-out"), ("shifted", "shifted")):
             assert (words in first) == (counts[kind] > 0)
         rest = []
         level = 1
@@ -333,7 +333,7 @@ def test_hints_describe_the_distractors_then_rule_out_wrong_ones() -> None:
 def test_two_candidates_get_only_the_description() -> None:
     pz = puzzle(candidates=2)
     inst = generate(pz)
-    assert pz.hint(inst, 0) == "The wrong candidates are: 1 patch from elsewhere in the scene."
+    assert pz.hint(inst, 0) == "The wrong candidates are: 1 patch from a blacked-out region."
     assert pz.hint(inst, 1) is None
 
 

@@ -17,19 +17,14 @@ region's true content (SSL-R1's region inpainting, Spatial-SSRL). The wrong cand
 * ``rotated`` (90, 180 or 270 degrees) and ``flipped`` (mirrored left-right or upside
   down): transformed copies of a crop.
 
-The candidates come in groups of one size (drawn per instance among the sizes the mix
-allows): a crop (the true one, an other or a shifted one) with its rotated or flipped
-copies. The crops besides the true one are all of one kind, drawn per instance. Their
-boxes are drawn as one unordered set, and the true region is a uniformly drawn member of
-it: ``other`` boxes are scattered over the picture without overlapping, ``shifted`` ones
-form a chain (each a shift of its neighbour, all at least the smallest shift apart)
-placed uniformly where it fits. So the true region and the wrong ones are placed alike
-(all inside the shown picture, none favoured by its border or by the chain's shape). The
-picture is shown in a random orientation (one of the eight turns and flips of the
-square), so a rotated or mirrored copy of a patch, alone, looks like an unturned patch.
-So neither a candidate alone, nor its statistics, nor the statistics that copies share
-with their crop, nor the shape of the boxes single out the true patch: among the
-candidates, it is only the one that fits the hole.
+The candidates come in groups of one size: a crop (the true one, an other or a shifted
+one) with its rotated or flipped copies. The crops besides the true one share one kind
+per instance, and all crop boxes are drawn as one set inside the shown picture (``other``
+ones scattered without overlap, ``shifted`` ones a chain placed where it fits), the true
+one a uniform member of it. The picture is shown in one of the eight turns and flips of
+the square, so a turned copy of a patch, alone, looks unturned. So neither a candidate
+alone, nor its statistics, nor where its box lies single out the true patch: it is only
+the one that fits the hole.
 
 ## Observation
 
@@ -70,16 +65,14 @@ nearby content are near misses).
 ## Version History
 
 * v0: initial release.
-* v1: the picture is shown in one random dihedral orientation; the boxes of the crops
-  (the true region, the other regions or the chain of shifted crops) are drawn as one set
-  inside the shown picture and the true region is a uniform member of it; the crops
-  besides the true one share one kind per instance. In v0 a rotated or flipped copy of an
-  upright scene's patch looked turned by itself and shifted crops avoided the picture's
-  border (each candidate alone scored 0.28-0.34, chance 0.25, on K4-Hard), and ``other``
-  regions came from a hidden band just outside the shown picture, so that margin content
-  told them from the centred true region on photographs (part alone 0.92 on K2, chance
-  0.5). ``other`` regions are now blacked out in the picture: left visible, the picture's
-  colour statistics held them but not the true patch (statistics learner 0.36 on K4).
+* v1: the picture is shown in a random dihedral orientation; all crop boxes (true, other,
+  shifted chain) are drawn as one set inside it, the true one a uniform member; the
+  crops besides the true one share one kind; ``other`` regions are blacked out. In v0 a
+  turned copy of an upright patch looked turned by itself and shifted crops avoided the
+  border (part alone 0.28-0.34 on K4-Hard, chance 0.25); ``other`` regions came from a
+  hidden band outside the picture, whose margin content told them apart on photographs
+  (part alone 0.92 on K2, chance 0.5); left visible, they are in the picture's colour
+  statistics and the true patch is not (statistics learner 0.36 on K4).
 """
 
 from __future__ import annotations
@@ -150,7 +143,7 @@ ALIASES = {"near": "shifted,rotated,flipped", "all": ",".join(KINDS)}
 TRANSFORMS = {"rotated": ("rot90", "rot180", "rot270"), "flipped": ("hflip", "vflip")}
 TRANSFORM_KIND = {op: kind for kind, ops in TRANSFORMS.items() for op in ops}
 KIND_WORDS = {
-    "other": ("patch from elsewhere in the scene", "patches from elsewhere in the scene"),
+    "other": ("patch from a blacked-out region", "patches from blacked-out regions"),
     "shifted": ("crop shifted off the region", "crops shifted off the region"),
     "rotated": ("rotated copy of a crop", "rotated copies of crops"),
     "flipped": ("mirrored copy of a crop", "mirrored copies of crops"),
@@ -324,12 +317,9 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
     ) -> tuple[list[tuple[int, int]], list[tuple[int, str]], list[str]]:
         """Crop boxes ``(top, left)`` in the picture, ``(box, transform)`` and kind per candidate.
 
-        Candidate 0 is the true patch. The candidates form groups of one size: a crop (the
-        true one, an other or a shifted one) and its rotated or flipped copies, each with
-        its own transform, so that pooled statistics (which copies share with their crop)
-        do not single out the uncopied crops. The crops besides the true one are of one
-        kind; their boxes and the true one are drawn as one set (:meth:`_scatter`,
-        :meth:`_shift_chain`) and the true box is a uniformly drawn member of it.
+        Candidate 0 is the true patch. Every crop gets as many copies (so statistics that
+        copies share with their crop single none out); the crops besides the true one are
+        of one kind, all boxes are drawn as one set and the true box is a uniform member.
         """
         cfg = self.config
         size = cfg.group_sizes[int(rng.integers(len(cfg.group_sizes)))]
@@ -366,11 +356,8 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
     def _shift_chain(self, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
         """``n + 1`` boxes forming a chain, each box a shift of its neighbour.
 
-        The chain's shape is drawn first (a walk of ``n`` steps whose boxes stay
-        :meth:`_apart`), then placed uniformly where all of it fits in the picture. The
-        caller draws the true box uniformly among the links, so the true box and the
-        shifted ones are placed alike: neither the picture's border nor the chain's shape
-        (the true box is not the hub the others spread out from) singles it out.
+        A walk of ``n`` steps whose boxes stay :meth:`_apart`, placed uniformly where all
+        of it fits; the true box is a uniform link (not the hub the others spread from).
         """
         cfg, walk = self.config, [(0, 0)]
         for _ in range(n):
