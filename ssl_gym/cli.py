@@ -41,18 +41,30 @@ def key_value(text: str) -> tuple[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     """Print every registered id with its family, difficulty and chance score."""
     table = Table(title=f"ssl_gym {ssl_gym.__version__}: registered puzzles")
-    for col in ("id", "family", "difficulty", "chance", "turns", "description"):
+    columns = ("id", "family", "difficulty", "chance", "turns")
+    for col in (*columns, *(("blind",) if args.hints else ()), "description"):
         table.add_column(col)
     for e in entries(hinted=args.hints):
         if args.family and e.family.lower() != args.family.lower():
             continue
-        turns = "hints" if e.hinted else "1"
-        table.add_row(e.id, e.family, e.difficulty, f"{e.chance_score:.3f}", turns, e.description)
+        row = [e.id, e.family, e.difficulty, f"{e.chance_score:.3f}"]
+        if args.hints:
+            row += _turns_and_blind(e.id) if e.hinted else ["1", f"{e.chance_score:.3f}"]
+        else:
+            row.append("hints" if e.hinted else "1")
+        table.add_row(*row, e.description)
     if not args.family:
         for mid in mixture_ids():
             table.add_row(mid, "mixture", "-", "-", "1", "several families, one composite image")
     console.print(table)
     return 0
+
+
+def _turns_and_blind(env_id: str) -> list[str]:
+    """A hinted id's turns and blind-optimal episode reward (on its seed-0 puzzle)."""
+    env = make_puzzle_env(env_id)
+    env.reset(seed=0)
+    return [str(env.turns), f"{env.blind_value:.3f}"]
 
 
 def save_observation(env: PuzzleEnv, path: Path) -> None:
@@ -182,7 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="every registered id with family, difficulty, chance")
     p.add_argument("--family", help="only this family")
-    p.add_argument("--hints", action="store_true", help="also the multi-turn -Hint ids")
+    p.add_argument(
+        "--hints",
+        action="store_true",
+        help="also the multi-turn -Hint ids, with their turns and blind-optimal reward",
+    )
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("show", help="render one instance, print prompt and answer")
     p.add_argument("id")

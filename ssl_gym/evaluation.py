@@ -8,10 +8,12 @@ r"""``ssl-gym eval``: score a policy on held-out puzzles, resumably.
 * ``random``: a uniformly random valid answer (``puzzle.random_answer``) in the id's
   answer format; its expected score is the id's chance score.
 * ``oracle``: the ground truth (``puzzle.oracle``); scores 1.
-* ``blind``: never sees an image. It answers one constant, the answer that scores best
-  over :data:`BLIND_FIT_EPISODES` *training* puzzles (``ssl_gym.audit.blind_answer``),
-  on every held-out puzzle: what a policy that learned the answer prior but not the
-  images would get.
+* ``blind``: never sees an image (the blind adversary, ``ssl_gym.audit.blind``). On a
+  single-turn id it answers one constant, the answer that scores best over
+  :data:`BLIND_FIT_EPISODES` *training* puzzles: what a policy that learned the answer
+  prior but not the images would get. On a ``-Hint`` id it reads every reply, learns on
+  the training puzzles what the replies say about the answer, and tries the choices in
+  turn: the strongest play the project knows without the pixels.
 * ``hf:DIR``, ``vllm:DIR``: a local checkpoint sampled with ``agents``' HF or vLLM
   sampler; ``openai:URL``: an OpenAI-compatible endpoint (``--model`` names the model,
   the key is read from ``OPENAI_API_KEY``). ``--samples K`` completions per puzzle give
@@ -33,7 +35,9 @@ means the same set everywhere.
 
 ``mean_reward``, ``mean_score`` (puzzle score, partial credit included), ``solve_rate``
 (score 1), ``format_rate`` (the final answer well formed and readable), ``chance``,
-``normalised_score`` = (score - chance) / (1 - chance) (0 = chance, 1 = solved),
+``normalised_score`` = (score - chance) / (1 - chance) (0 = chance, 1 = solved; on a
+``-Hint`` id the episode reward against the blind-optimal reward, which is ``chance``
+there),
 ``pass@k`` (unbiased estimator of Chen et al. 2021, from K samples), ``mean_turns``.
 
 ## Output and resuming
@@ -225,29 +229,43 @@ def _oracle_answer(env: PuzzleEnv, rng: np.random.Generator) -> str:
     return env.puzzle.oracle(_current(env))
 
 
-class BlindAnswer:
-    """The blind policy's answer: one constant per id, fitted on training puzzles."""
+@dataclass
+class BlindPolicy:
+    """The blind adversary (:class:`ssl_gym.audit.blind.BlindPlayer`) on every id.
 
-    def __init__(self, fit_episodes: int = BLIND_FIT_EPISODES) -> None:
-        self.fit_episodes = fit_episodes
-        self.answers: dict[int, str] = {}
+    It never sees an image. On a single-turn id it answers the best constant answer of
+    ``fit_episodes`` training puzzles; on a ``-Hint`` id it reads every reply, learns on
+    the training puzzles what replies say about the answer, and tries the choices in turn.
+    """
 
-    def fit(self, env: PuzzleEnv) -> str:
-        """The best constant answer over training seeds ``0 .. fit_episodes - 1``."""
-        from ssl_gym.audit import blind_answer
+    name: str = "blind"
+    batch_size: int = 16
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    fit_episodes: int = BLIND_FIT_EPISODES
+    _players: dict[str, Any] = field(default_factory=dict)
 
-        instances = []
-        for s in range(self.fit_episodes):  # all below SEED_LIMIT: training puzzles
-            env.reset(seed=s)
-            instances.append(_current(env))
-        text = blind_answer(env.puzzle, instances)
-        return format_answer(text, env.puzzle.config.answer_format)
+    def settings(self) -> dict[str, Any]:
+        """The env arguments, when there are any."""
+        return {"env_kwargs": self.env_kwargs} if self.env_kwargs else {}
 
-    def __call__(self, env: PuzzleEnv, rng: np.random.Generator) -> str:
-        """The constant answer of ``env``'s id (fitted on first use)."""
-        if id(env) not in self.answers:
-            self.answers[id(env)] = self.fit(env)
-        return self.answers[id(env)]
+    def play(self, env_id: str, seeds: Sequence[int], samples: int) -> list[list[Outcome]]:
+        """Every seed ``samples`` times, the player fitted on training seeds first."""
+        from ssl_gym.audit.blind import BlindPlayer
+
+        if env_id not in self._players:
+            env = make_puzzle_env(env_id, **self.env_kwargs)
+            self._players[env_id] = BlindPlayer(env, range(self.fit_episodes))
+        player = self._players[env_id]
+        out = []
+        for s in seeds:
+            row = []
+            for j in range(samples):
+                reward, info = player.play(s, policy_rng(s, j))
+                row.append(
+                    Outcome(reward, float(info["score"]), bool(info["format_ok"]), info["turn"])
+                )
+            out.append(row)
+        return out
 
 
 @dataclass
@@ -370,9 +388,10 @@ def make_policy(
     if answer_format is not None:
         env_kwargs["answer_format"] = answer_format
     if spec in SIMPLE_POLICIES:
+        if spec == "blind":
+            return BlindPolicy(batch_size=batch_size, env_kwargs=env_kwargs)
         answers: dict[str, Answer] = {"random": _random_answer, "oracle": _oracle_answer}
-        answer = answers[spec] if spec in answers else BlindAnswer()
-        return AnswerPolicy(spec, answer, batch_size, env_kwargs)
+        return AnswerPolicy(spec, answers[spec], batch_size, env_kwargs)
     kind, sep, target = spec.partition(":")
     if kind not in MODEL_POLICIES or not sep or not target:
         raise ValueError(
@@ -441,14 +460,30 @@ def check_run(out: Path, header: dict[str, Any]) -> None:
 # --- the run -----------------------------------------------------------------------------
 
 
-def _record(entry: EnvEntry, index: int, seed: int, outs: list[Outcome]) -> dict[str, Any]:
+def id_chance(entry: EnvEntry) -> float:
+    """What a player who never looks earns on an id.
+
+    The chance score, or on a ``-Hint`` id the blind-optimal episode reward
+    (:attr:`ssl_gym.envs.PuzzleEnv.blind_value`).
+    """
+    if not entry.hinted:
+        return entry.chance_score
+    env = make_puzzle_env(entry.id)
+    env.reset(seed=0)
+    return env.blind_value
+
+
+def _record(
+    entry: EnvEntry, index: int, seed: int, outs: list[Outcome], chance: float
+) -> dict[str, Any]:
     return {
         "id": entry.id,
         "episode": index,
         "seed": seed,
         "family": entry.family,
         "difficulty": entry.difficulty,
-        "chance": entry.chance_score,
+        "hinted": entry.hinted,
+        "chance": chance,
         "rewards": [o.reward for o in outs],
         "scores": [o.score for o in outs],
         "format_ok": [o.format_ok for o in outs],
@@ -509,13 +544,14 @@ def run_eval(
     records = load_episodes(log)
     done = {(r["id"], r["episode"]) for r in records}
     todo = _todo(ids, episodes, seed, done)
+    chances = {env_id: id_chance(table[env_id]) for env_id, _ in todo}
     with _bar(progress, sum(len(t) for _, t in todo), pol.name) as advance, log.open("a") as f:
         for env_id, pending in todo:
             for start in range(0, len(pending), max(1, pol.batch_size)):
                 chunk = pending[start : start + max(1, pol.batch_size)]
                 outs = pol.play(env_id, [s for _, s in chunk], samples)
                 for (i, s), o in zip(chunk, outs, strict=True):
-                    rec = _record(table[env_id], i, s, o)
+                    rec = _record(table[env_id], i, s, o, chances[env_id])
                     f.write(json.dumps(rec) + "\n")
                     records.append(rec)
                 f.flush()
@@ -551,7 +587,9 @@ def metrics(records: Sequence[dict[str, Any]], samples: int) -> dict[str, Any]:
     scores = np.array([r["scores"] for r in records], dtype=float)
     chance = np.array([r["chance"] for r in records], dtype=float)
     solved = (scores == 1.0).sum(axis=1)
-    normalised = (scores.mean(axis=1) - chance) / np.maximum(1.0 - chance, 1e-12)
+    # hinted episodes are judged by their reward, against the blind player's
+    earned = np.array([np.mean(r["rewards"] if r.get("hinted") else r["scores"]) for r in records])
+    normalised = (earned - chance) / np.maximum(1.0 - chance, 1e-12)
     return {
         "episodes": len(records),
         "samples": int(scores.size),

@@ -15,7 +15,6 @@ from http_stub import JSONHandler, chat_choices, serve
 from ssl_gym import cli
 from ssl_gym.envs import entries
 from ssl_gym.evaluation import (
-    BlindAnswer,
     Outcome,
     eval_seeds,
     load_episodes,
@@ -55,18 +54,23 @@ def test_random_scores_chance(tmp_path: Path, env_id: str) -> None:
 
 def test_blind_answers_one_constant_near_chance(tmp_path: Path) -> None:
     policy = make_policy("blind")
-    env = policy.env("SSL/Rotation-4way-v1")  # type: ignore[attr-defined]
-    blind = BlindAnswer(fit_episodes=50)
-    answers = set()
-    for seed in eval_seeds("SSL/Rotation-4way-v1", 5):
-        env.reset(seed=seed)
-        answers.add(blind(env, np.random.default_rng(seed)))
-    assert len(answers) == 1
+    outs = policy.play("SSL/Rotation-4way-v1", eval_seeds("SSL/Rotation-4way-v1", 5), 2)
+    assert len({o.turns for row in outs for o in row}) == 1  # one answer each
     n, chance = 300, CHANCE["SSL/Rotation-4way-v1"]
-    summary = run_eval(["SSL/Rotation-4way-v1"], policy, n, tmp_path, progress=False)
+    summary = run_eval(["SSL/Rotation-4way-v1"], policy, n, tmp_path / "one", progress=False)
     assert abs(summary["overall"]["mean_score"] - chance) <= 4 * math.sqrt(
         chance * (1 - chance) / n
     )
+
+
+def test_blind_play_on_a_hint_id_is_held_to_the_chance(tmp_path: Path) -> None:
+    hinted = "SSL/Rotation-4way-Hint-v1"
+    summary = run_eval([hinted], "blind", 150, tmp_path, progress=False)
+    overall = summary["overall"]
+    assert overall["chance"] == pytest.approx(CHANCE["SSL/Rotation-4way-v1"])  # blind value
+    assert overall["mean_reward"] <= overall["chance"] + 0.05
+    assert overall["normalised_score"] <= 0.07
+    assert overall["mean_turns"] > 1.5  # it does try again
 
 
 @pytest.mark.parametrize(

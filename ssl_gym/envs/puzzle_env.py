@@ -60,7 +60,7 @@ from ssl_gym.core import (
 )
 from ssl_gym.envs.spaces import Completion, observation_space
 from ssl_gym.images import ImageSource, make_source
-from ssl_gym.multiturn import retry_cost
+from ssl_gym.multiturn import blind_value, retry_cost
 from ssl_gym.puzzles import build_puzzle
 from ssl_gym.render import composite
 
@@ -157,13 +157,13 @@ class PuzzleEnv(gym.Env[Observation, str]):
             wrong = len(self._scores) - 1
             parts = {**verdict.components, "retries": -self._retry_cost * wrong}
             reward = sum(parts.values())
-            obs = {"images": self._images, "prompt": inst.prompt}
+            prompt = inst.prompt
         else:
             parts = dict.fromkeys((*verdict.components, "retries"), 0.0)
             reward = 0.0
             prompt = self._reply(inst, verdict)  # may bring the hint's images
-            obs = {"images": self._images, "prompt": prompt}
-        obs["images"] = tuple(im.copy() for im in obs["images"])  # callers may keep both
+        # copies: callers may keep the observations of several turns
+        obs: Observation = {"images": tuple(im.copy() for im in self._images), "prompt": prompt}
         info = {
             **self._reset_info(inst),
             **self._verdict_info(verdict),
@@ -185,6 +185,26 @@ class PuzzleEnv(gym.Env[Observation, str]):
             parts.append(f"Hint: {hint}")
         parts.append(f"Try again. {FORMAT_INSTRUCTIONS[self.puzzle.config.answer_format]}")
         return "\n".join(parts)
+
+    @property
+    def turns(self) -> int:
+        """Answers allowed in the current episode (``max_turns``, resolved)."""
+        return self._turns
+
+    @property
+    def blind_value(self) -> float:
+        """What the best blind play earns on the current puzzle.
+
+        The chance score, or in multi-turn play the expected reward of the player who tries
+        the answers in turn (:mod:`ssl_gym.multiturn`).
+        """
+        if self.instance is None:
+            raise RuntimeError("reset() the env first")
+        chance = float(self.instance.metadata["chance_score"])
+        if self._turns == 1:
+            return chance
+        count = self.puzzle.answer_count(self.instance)
+        return blind_value(count, self._turns, chance, self._retry_cost)
 
     def _checked(self, images: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         """Hint images, which must match the observation's count, shapes and dtype."""
