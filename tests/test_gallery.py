@@ -99,12 +99,13 @@ def test_scripted_episode_is_wrong_then_right(env_id: str) -> None:
     assert isinstance(env, PuzzleEnv)
     env.reset(seed=3)
     turns = scripted_play(env, seed=3)
+    cost = env.retry_cost
     assert len(turns) == 3  # two wrong answers, then the right one
     assert [t.score < 1 for t in turns] == [True, True, False]
     assert all("Hint: " in t.reply for t in turns[:-1]) and turns[-1].reply == ""
     assert turns[0].completion != turns[1].completion
     assert [t.reward for t in turns[:-1]] == [0.0, 0.0]
-    assert turns[-1].reward == pytest.approx(1.0 - 2 * 0.1)
+    assert turns[-1].reward == pytest.approx(1.0 - 2 * cost)  # two retries
 
 
 def test_ids_globs_and_errors(tmp_path: Path) -> None:
@@ -128,5 +129,5 @@ def test_every_id_renders_and_every_hint_episode_ends_right(tmp_path: Path) -> N
     hinted = [i for i in ids if "-Hint-" in i]
     assert page.count('class="strip"') == len(hinted)
     assert page.count('class="turn final"') == len(hinted)
-    finals = re.findall(r"episode over: reward ([0-9.]+) \(score ([0-9.]+)\)", page)
+    finals = re.findall(r"episode over: reward (-?[0-9.]+) \(score ([0-9.]+)\)", page)
     assert len(finals) == len(hinted) and all(score == "1.00" for _, score in finals)

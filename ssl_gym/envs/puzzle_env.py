@@ -192,6 +192,11 @@ class PuzzleEnv(gym.Env[Observation, str]):
         return self._turns
 
     @property
+    def retry_cost(self) -> float:
+        """What each wrong answer before the last costs in the current episode."""
+        return self._retry_cost
+
+    @property
     def blind_value(self) -> float:
         """What the best blind play earns on the current puzzle.
 
