@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_exactly_the_answer_tile_is_flipped_in_place(grid: int, cols: int | None
 
 def test_random_orientation_turns_the_scene_and_cuts_each_tile_at_a_random_phase() -> None:
     src = NoiseSource()
-    pz = puzzle(grid=2, orientation="random")
+    pz = puzzle(grid=2, orientation="random", context=1.0)
     side, seen, offsets = pz.config.tile_side, set(), set()
     for seed in range(80):
         inst = generate(pz, seed, src)
@@ -123,6 +124,29 @@ def test_random_orientation_turns_the_scene_and_cuts_each_tile_at_a_random_phase
             pytest.fail(f"seed {seed}: the tiles are not cells of an oriented scene")
     assert seen == set(render.DIHEDRAL)
     assert offsets == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def test_random_orientation_cuts_the_grid_from_a_random_window_of_a_larger_scene() -> None:
+    src = NoiseSource()
+    pz = puzzle(grid=2, orientation="random")
+    cell, corners = pz.config.tile_side + 1, set()
+    scene_side = math.ceil(2 * cell * pz.config.context)
+    for seed in range(12):
+        inst = generate(pz, seed, src)
+        assert src.last is not None and src.last.shape[:2] == (scene_side, scene_side)
+        k = inst.solution[0] - 1
+        j = 1 if k == 0 else 0  # an unflipped tile
+        tile = composite_tiles(pz, inst.images[0])[j]
+        found = [
+            (y, x)
+            for name in render.DIHEDRAL
+            for scene in [render.orient(src.last, name)]
+            for y, x in zip(*np.nonzero((scene == tile[0, 0]).all(axis=2)), strict=True)
+            if np.array_equal(scene[y : y + tile.shape[0], x : x + tile.shape[1]], tile)
+        ]
+        assert found
+        corners.add(found[0])
+    assert len(corners) > 6
 
 
 def _phase(scene: np.ndarray, tile: np.ndarray, j: int, side: int) -> tuple[int, int] | None:

@@ -18,7 +18,11 @@ them, so a flipped tile on its own looks exactly like an unflipped tile of a sce
 another orientation: sky at a tile's bottom, or light from its wrong side, gives nothing
 away, and only comparing the tile with its neighbours reveals it. With upright scenes
 (``orientation="upright"``) the shortcut audit's probe on each tile alone found the flip
-and its direction 0.33 of the time on 3x3 grids, against a chance of 0.083. In random
+and its direction 0.33 of the time on 3x3 grids, against a chance of 0.083. The grid is
+also cut from a random window of a scene ``context`` (2.5) times larger: with the scene's
+frame tied to the grid, a tile that carries its own number (the image layout) told its
+cell, and a learner that knew a photograph's parts saw when a tile's content belonged to
+the mirror cell (probe 0.16 against 0.083 on 3x3-Image, photos). In random
 mode each tile is also cut at a random offset of 0 or 1 pixel in a cell one pixel larger
 than the tile: flipping a tile of even side swaps the parity of the rows or columns it
 shows, which statistics taken on every second pixel pick up; with a random phase on
@@ -51,7 +55,8 @@ direction, 0 otherwise.
 
 ## Difficulty
 
-The grid (2x2 to 5x5, or m x n), border masking, the layout and the scene orientation.
+The grid (2x2 to 5x5, or m x n), border masking, the layout and the scene
+(``orientation``, ``context``).
 
 ## Registered Configurations
 
@@ -67,11 +72,15 @@ The grid (2x2 to 5x5, or m x n), border masking, the layout and the scene orient
 * v1: the scene is turned or flipped at random (all eight symmetries of the square)
   before the tile is flipped, because on upright scenes a flipped tile alone gave its
   flip away (sky at its bottom; audit probe 0.33 against a chance of 0.083 on 3x3); each
-  tile is cut at a random one-pixel phase, so that a flip's swap of pixel parity is no cue.
+  tile is cut at a random one-pixel phase, so that a flip's swap of pixel parity is no cue;
+  the grid is a random window of a scene 2.5 times larger, because on photos a tile with
+  its number in its corner (3x3-Image) gave the flip away when its content belonged to
+  another cell (probe 0.16 against 0.083).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -157,6 +166,10 @@ class FlipPatchConfig(PuzzleConfig):
     """``random``: turn or flip the whole scene by one of the eight symmetries of the
     square first, so that a flipped tile alone looks like an unflipped tile of another
     scene orientation (sky at its bottom is no clue); ``upright``: scenes as they come."""
+    context: float = 2.5
+    """In random mode the grid is cut from a random window of a square scene whose side
+    is ``context`` times the grid's (1 = the grid's own frame), so that which part of a
+    picture a tile shows says nothing about which cell it is in."""
     min_std: float = 6.0
     """Reject draws with a tile whose pixel standard deviation is below this."""
     min_flip_diff: float = 8.0
@@ -170,6 +183,7 @@ class FlipPatchConfig(PuzzleConfig):
             check_int("cols", self.cols, 2, 5)
         check_choice("layout", self.layout, LAYOUTS)
         check_choice("orientation", self.orientation, ("random", "upright"))
+        check_float("context", self.context, 1.0, 4.0)
         if self.tile_side < 16:
             raise ValueError(
                 f"size={self.size} gives tiles of {self.tile_side} px for a "
@@ -252,8 +266,9 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
         """The tiles of the scene in row-major order, ``(n, side, side, 3)``.
 
         Upright: the scene at exactly the grid's size, cut into equal tiles. Random: a
-        square scene, randomly turned or flipped, in cells one pixel larger than a tile,
-        each tile cut at a random offset (0 or 1) in its cell; so the parity of the rows
+        random window of a larger square scene, randomly turned or flipped (see
+        ``context``), in cells one pixel larger than a tile, each tile cut at a random
+        offset (0 or 1) in its cell; so the parity of the rows
         and columns a tile shows is random for every tile, and flipping a tile (which
         swaps the parity of an even side) leaves no trace in pixel-phase statistics.
         """
@@ -264,14 +279,23 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
                 image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
             )
         cell = side + 1
-        scene = source.sample(rng, (max(rows, cols) * cell,) * 2)  # square: quarter turns fit
-        scene = random_orientation(scene, rng, quarter_turns=True)[0]
+        scene = self._window(rng, source, rows * cell, cols * cell)
         offsets = rng.integers(0, 2, size=(self.n_tiles, 2))
         cells = divmod(np.arange(self.n_tiles), cols)
         tops, lefts = cells[0] * cell + offsets[:, 0], cells[1] * cell + offsets[:, 1]
         return np.stack(
             [scene[y : y + side, x : x + side] for y, x in zip(tops, lefts, strict=True)]
         )
+
+    def _window(
+        self, rng: np.random.Generator, source: ImageSource, height: int, width: int
+    ) -> np.ndarray:
+        """A random ``height x width`` window of a larger square scene, randomly oriented."""
+        side = math.ceil(max(height, width) * self.config.context)
+        scene = source.sample(rng, (side, side))  # square: quarter turns keep its shape
+        scene = random_orientation(scene, rng, quarter_turns=True)[0]
+        top, left = (int(rng.integers(side - n + 1)) for n in (height, width))
+        return scene[top : top + height, left : left + width]
 
     def parts(self, instance: Instance) -> Parts:
         """Every tile as shown, labelled ``none`` or the direction it was flipped in."""
