@@ -84,7 +84,6 @@ from ssl_gym.core import (
     Puzzle,
     PuzzleConfig,
     Rejected,
-    Verdict,
     check_choice,
     check_float,
     check_int,
@@ -392,13 +391,6 @@ class Jigsaw(Puzzle[JigsawConfig]):
             same = (hb // cols - ha // cols == step[0]) & (hb % cols - ha % cols == step[1])
             scores.append(same & (guess[a] >= 0) & (guess[b] >= 0))
         return float(np.concatenate([s.ravel() for s in scores]).mean())
-
-    def feedback(self, instance: Instance, verdict: Verdict) -> str:
-        """How many tiles the answer puts in their place (multi-turn play)."""
-        if not isinstance(verdict.parsed, list):
-            return super().feedback(instance, verdict)
-        right = sum(g == t for g, t in zip(verdict.parsed, instance.solution, strict=True))
-        return f"{right} of {len(instance.solution)} tiles are in place."
 
     def hint(self, instance: Instance, level: int) -> str | None:
         """Level ``k`` tells the true cell of one more tile, ``n - 1`` hints in all."""
