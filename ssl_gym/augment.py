@@ -7,7 +7,8 @@ hue rotation composed into a 3 x 3 matrix and an offset), resizing and blurring 
 
 :func:`augment` chains them with the named settings of :data:`STRENGTHS`
 and returns the names of the operations it applied, which :func:`describe` turns into a
-phrase for hints. All randomness comes from the ``np.random.Generator`` passed in.
+phrase for hints. :func:`texture` randomises a view's sharpness, grain and tone. All
+randomness comes from the ``np.random.Generator`` passed in.
 """
 
 from __future__ import annotations
@@ -303,3 +304,44 @@ def describe(applied: list[str]) -> str:
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+# --- texture randomisation ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextureParams:
+    """Settings of :func:`texture`: per-view randomisation of sharpness, noise and tone."""
+
+    rescale: tuple[float, float] = (0.4, 1.0)
+    """Range of the factor the view is shrunk by and then resized back (bilinear)."""
+    blur: tuple[float, float] = (0.0, 1.5)
+    """Range of the Gaussian blur's standard deviation in pixels."""
+    noise: tuple[float, float] = (0.0, 14.0)
+    """Range of the standard deviation of additive Gaussian noise (0-255 levels)."""
+    gamma: tuple[float, float] = (0.6, 1.6)
+    """Range of the tone curve's exponent, sampled log-uniformly."""
+
+
+def texture(
+    image: np.ndarray, rng: np.random.Generator, params: TextureParams | None = None
+) -> np.ndarray:
+    """The image with random sharpness, grain and tone, drawn afresh for every call.
+
+    A random down-and-up rescale, a Gaussian blur of random radius, a random gamma curve
+    and additive Gaussian noise of random strength. Gradient energy and histogram shape
+    then vary from view to view more than from picture to picture, so they cannot say
+    which picture a view came from; shapes and layout survive.
+    """
+    p = params or TextureParams()
+    h, w = image.shape[:2]
+    factor, radius, sigma = (rng.uniform(*r) for r in (p.rescale, p.blur, p.noise))
+    gamma = math.exp(rng.uniform(math.log(p.gamma[0]), math.log(p.gamma[1])))
+    pil = Image.fromarray(image)
+    small = (max(2, round(w * factor)), max(2, round(h * factor)))
+    pil = pil.resize(small, Image.Resampling.BILINEAR).resize((w, h), Image.Resampling.BILINEAR)
+    if radius > 0:
+        pil = pil.filter(ImageFilter.GaussianBlur(radius))
+    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255)
+    out = lut[np.asarray(pil)] + rng.normal(0.0, sigma, size=image.shape)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

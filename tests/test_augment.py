@@ -160,3 +160,21 @@ def test_describe():
         "randomly cropped and resized, flipped horizontally and blurred"
     )
     assert aug.describe([]) == "left unchanged"
+
+
+def test_texture_is_seeded_and_keeps_shape():
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    a = aug.texture(image, np.random.default_rng(1))
+    b = aug.texture(image, np.random.default_rng(1))
+    assert a.shape == image.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+
+
+def test_texture_varies_gradient_energy_between_draws():
+    """Two draws of one picture differ in sharpness: what a texture statistic reads."""
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    energy = [
+        np.abs(np.diff(aug.texture(image, np.random.default_rng(s)).astype(float), axis=1)).mean()
+        for s in range(20)
+    ]
+    assert max(energy) > 1.5 * min(energy)

@@ -120,8 +120,11 @@ def test_a_negative_never_shows_the_positive_picture():
 
 
 def test_positive_views_are_closer_in_colour():
-    """Sanity: each list image has its own base colour, which weak augmentation keeps."""
-    puzzle = make(strength="weak")
+    """Sanity: each list image has its own base colour, which weak augmentation keeps.
+
+    The texture randomisation (its gamma curve moves mean colours) is off here.
+    """
+    puzzle = make(strength="weak", texture=False)
     dists: dict[str, list[float]] = {"positive": [], "negative": []}
     for seed in range(100):
         inst = puzzle.generate(np.random.default_rng(seed), ListSource())

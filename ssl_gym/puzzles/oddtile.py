@@ -11,9 +11,11 @@ and its image is no more and no less typical than the main one. The two images h
 different source-picture keys (``ImageSource.draw``), so the odd tile is never cut from
 the main picture. With ``tile_jitter`` every tile (the odd one too) gets its own random
 change of brightness, contrast, saturation and hue, and may be turned gray (p=0.2) or
-blurred (p=0.5), so that tiles cannot be told apart by colour levels; with ``odd_pool``
-above 1 the odd tile is the one of that many jittered copies whose statistics gap to the
-main tiles is nearest a main tile's gap to the others.
+blurred (p=0.5), and then its own random sharpness, grain and tone (a down-and-up
+rescale, a blur, a gamma curve and additive noise of random strengths), so that tiles
+cannot be told apart by colour levels or texture statistics; with ``odd_pool`` above 1
+the odd tile is the one of that many jittered copies whose statistics gap to the main
+tiles is nearest a main tile's gap to the others.
 
 ## Observation
 
@@ -52,7 +54,9 @@ read the same. Text naming two different letters does not parse.
 * v1: the two images are told apart by source-picture key, not by an aligned pixel
   difference; each tile's own jitter is stronger (0.4, with hue, grayscale and blur; v0:
   0.15) against per-tile statistics cues; ``odd_pool`` (off by default) matches the odd
-  tile's statistics; ``compares_sources``.
+  tile's statistics; ``compares_sources``; each jittered tile also gets random
+  sharpness, grain and tone (``ssl_gym.augment.texture``), since with nine photographs
+  gradient energy and histogram shape named each tile's picture.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ssl_gym.augment import AugmentParams, photometric
+from ssl_gym.augment import AugmentParams, TextureParams, photometric, texture
 from ssl_gym.core import (
     ChoicePuzzle,
     Instance,
@@ -105,6 +109,8 @@ GRAY_P = 0.2
 """Probability that a jittered tile is turned gray."""
 BLUR_SCALE = 0.5
 """Blur radius of a jittered tile, as a fraction of SimCLR's 0.1-2 px (applied with p=0.5)."""
+TEXTURE = TextureParams(rescale=(0.4, 1.0), blur=(0.0, 1.0), noise=(0.0, 14.0))
+"""Per-tile sharpness, grain and tone randomisation (:func:`ssl_gym.augment.texture`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,7 +213,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         if not j:
             return tile
         params = AugmentParams(jitter=(j, j, j, j / 4), jitter_p=1.0, gray_p=GRAY_P)
-        return photometric(tile, rng, params, blur_scale=BLUR_SCALE)[0]
+        return texture(photometric(tile, rng, params, blur_scale=BLUR_SCALE)[0], rng, TEXTURE)
 
     def _matched_odd(
         self, rng: np.random.Generator, tile: np.ndarray, mains: list[np.ndarray]
