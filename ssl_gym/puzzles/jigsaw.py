@@ -336,9 +336,9 @@ class Jigsaw(Puzzle[JigsawConfig]):
             slots = grid_slots(
                 self.n_tiles, self.config.grid_shape[1], side, side, GAP, self._label_height
             )
-            tiles = cut_slots(instance.images[0], slots, side)
+            tiles = tuple(cut_slots(instance.images[0], slots, side))
         cells = tuple(str(c) for c in instance.metadata["permutation"])
-        return Parts("permutation", tuple(tiles), cells)
+        return Parts("permutation", tiles, cells)
 
     def random_answer(self, instance: Instance, rng: np.random.Generator) -> str:
         """A uniformly random permutation of the tile numbers (scores ``chance_score``)."""

@@ -257,10 +257,10 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
             tiles = instance.images
         else:
             slots = grid_slots(self.config.tiles, self._cols, side, side, GAP, self._label_height)
-            tiles = cut_slots(instance.images[0], slots, side)
+            tiles = tuple(cut_slots(instance.images[0], slots, side))
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
         keys = tuple(instance.metadata["source_keys"])
-        return Parts("choice", tuple(tiles), labels, sources=keys)
+        return Parts("choice", tiles, labels, sources=keys)
 
     def _images(
         self, rng: np.random.Generator, source: ImageSource, shape: tuple[int, int]
