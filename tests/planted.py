@@ -107,7 +107,7 @@ class TintedJigsaw(Jigsaw):
         inst = super()._draft(rng, source)
         cells = inst.metadata["permutation"]
         tinted = [
-            np.clip(t.astype(int) + 25 * cell, 0, 255).astype(np.uint8)
+            np.clip(t.astype(int) + 40 * cell, 0, 255).astype(np.uint8)
             for t, cell in zip(inst.images, cells, strict=True)
         ]
         meta = {k: v for k, v in inst.metadata.items() if k not in ("family", "chance_score")}
@@ -141,13 +141,14 @@ class Pair(Puzzle[PairConfig]):
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         first, key_a = source.draw(rng, (SIDE, SIDE))
         positive = bool(rng.random() < 0.5)
-        while True:
+        for _ in range(50):
             second, key_b = source.draw(rng, (SIDE, SIDE))
-            if positive and key_b != key_a:
-                continue
-            if not positive and key_b == key_a and self.config.leak != "same_source":
-                raise Rejected("same_source")
-            break
+            if not positive or key_b == key_a:
+                break
+        else:
+            raise Rejected("no_second_crop")  # a positive needs a small source
+        if not positive and key_b == key_a and self.config.leak != "same_source":
+            raise Rejected("same_source")
         label = "positive" if positive else "negative"
         return self.make_instance(
             (first, second),

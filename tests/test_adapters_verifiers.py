@@ -165,7 +165,7 @@ def test_the_example_rolls_out_offline() -> None:
     lines = run.stdout.splitlines()
     assert len(lines) == 2
     assert "reward 1.00" in lines[0]  # right at once
-    assert "reward 0.90" in lines[1]  # wrong, a hint, then right
+    assert "reward 0.60" in lines[1]  # wrong, a hint, then right: one retry at 0.4
 
 
 @pytest.fixture(scope="module")

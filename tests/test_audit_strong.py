@@ -67,7 +67,7 @@ def test_a_planted_cue_is_caught_by_its_probe(leak: str, probe: str, clean: Stro
 
 def test_a_tile_that_names_its_cell_is_caught() -> None:
     tinted = audit(TintedJigsaw(JigsawConfig(grid=2, size=48)), n=300)
-    assert scores(tinted)["part_alone"] > 0.8  # chance 0.25
+    assert scores(tinted)["part_alone"] > 0.6  # chance 0.25
     assert not tinted.passed
 
 
@@ -86,7 +86,9 @@ def test_a_family_that_reports_no_sources_fails_identity() -> None:
             parts = super().parts(instance)
             return type(parts)(parts.kind, parts.parts, parts.labels, parts.reference)
 
-    result = audit(Forgetful(PairConfig()), n=50)
+    rng = np.random.default_rng(1)
+    source = ArraySource([rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for _ in range(3)])
+    result = audit(Forgetful(PairConfig()), source, n=50)
     assert result.identity_errors == 50
 
 
