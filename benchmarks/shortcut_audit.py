@@ -1,10 +1,10 @@
-"""Shortcut audits of every single-turn id: the weak one, then the strong one per source.
+"""Shortcut audits: the weak one of every single-turn id, then the strong one per source.
 
 The weak audit (oracle, blind, linear probe on cheap statistics) writes
 ``benchmarks/results/shortcut_audit.json`` and ``.md``; the strong audit (``ssl_gym.audit``:
 part alone, statistics matching, drawn geometry, gradient boosting on pixels, source
-identity) writes ``benchmarks/results/audit.json`` and ``audit.md``, on the procedural
-scenes and scikit-image's photographs.
+identity; the blind adversary on every ``-Hint`` id) writes ``benchmarks/results/audit.json``
+and ``audit.md``, on the procedural scenes and scikit-image's photographs.
 
     python benchmarks/shortcut_audit.py [--n 2000] [--ids 'SSL/Jigsaw-*'] [--sources ...]
 """
@@ -33,12 +33,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
+    hinted = [e.id for e in entries(hinted=True) if e.hinted and fnmatch.fnmatch(e.id, args.ids)]
     weak = run_audit(ids, n=args.n, out=str(RESULTS), workers=args.workers)
     print(markdown_table(weak))
     strong = []
     for source in args.sources:
         start = time.perf_counter()
-        rows = run_strong_audit(ids, [source], n=args.n, workers=args.workers)
+        rows = run_strong_audit(ids + hinted, [source], n=args.n, workers=args.workers)
         print(markdown(rows))
         print(f"strong audit of {len(ids)} ids on {source}: {time.perf_counter() - start:.0f} s")
         strong += rows
