@@ -205,7 +205,7 @@ def test_hints_outline_the_row_then_the_cell(grid: int):
         band, box = puzzle.hint(inst, 0), puzzle.hint(inst, 1)
         assert puzzle.hint(inst, 2) is None
         left, top, right, bottom = _outlined(band.images[0])
-        assert (left, right) == (0, grid * cell - 1)  # the whole row
+        assert (left, right) == (1, grid * cell - 2)  # the whole row, inside its dark edge
         assert top // cell == row and bottom // cell == row
         left, top, right, bottom = _outlined(box.images[0])
         assert (left // cell, top // cell, right // cell, bottom // cell) == (col, row, col, row)
