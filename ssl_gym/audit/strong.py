@@ -50,7 +50,7 @@ from ssl_gym.audit.probes import (
     part_features,
     statistics,
 )
-from ssl_gym.audit.weak import blind_answer
+from ssl_gym.audit.weak import answer_score, blind_answer
 from ssl_gym.core import Instance, Parts, Puzzle
 from ssl_gym.envs import PuzzleEnv, make_puzzle_env
 from ssl_gym.images import ImageSource
@@ -112,11 +112,6 @@ class StrongResult:
 # --- scoring -------------------------------------------------------------------------------
 
 
-def _score(puzzle: Puzzle, inst: Instance, answer: str) -> float:
-    parsed = puzzle.parse(answer)
-    return 0.0 if parsed is None else float(puzzle.score(inst, parsed))
-
-
 def _result(name: str, scores: Sequence[float], detail: str = "") -> ProbeResult:
     arr = np.asarray(scores, dtype=np.float64)
     half = 1.96 * float(arr.std(ddof=1)) / np.sqrt(len(arr)) if len(arr) > 1 else 1.0
@@ -135,7 +130,7 @@ class _Split:
     test_parts: list[Parts]
 
     def scores(self, answers: Sequence[str]) -> list[float]:
-        return [_score(self.puzzle, i, a) for i, a in zip(self.test, answers, strict=True)]
+        return [answer_score(self.puzzle, i, a) for i, a in zip(self.test, answers, strict=True)]
 
 
 def _per_part(split: _Split, features: Callable[[Parts, int], np.ndarray]) -> list[str]:
@@ -213,7 +208,7 @@ def probe_stats_nearest(split: _Split) -> ProbeResult | None:
 
     def mean_score(insts: list[Instance], parts: list[Parts], group: slice) -> list[float]:
         return [
-            _score(split.puzzle, i, _nearest_answer(p, i, group))
+            answer_score(split.puzzle, i, _nearest_answer(p, i, group))
             for i, p in zip(insts, parts, strict=True)
         ]
 

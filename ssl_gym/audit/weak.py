@@ -95,12 +95,15 @@ def _join(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else ",".join(parts)
 
 
+def answer_score(puzzle: Puzzle, inst: Instance, answer: str) -> float:
+    """The score of an answer text (not a whole completion); 0 when it does not parse."""
+    parsed = puzzle.parse(answer)
+    return 0.0 if parsed is None else float(puzzle.score(inst, parsed))
+
+
 def _mean_score(puzzle: Puzzle, instances: Sequence[Instance], answers: Sequence[str]) -> float:
-    scores = []
-    for inst, ans in zip(instances, answers, strict=True):
-        parsed = puzzle.parse(ans)
-        scores.append(0.0 if parsed is None else puzzle.score(inst, parsed))
-    return float(np.mean(scores))
+    pairs = zip(instances, answers, strict=True)
+    return float(np.mean([answer_score(puzzle, inst, ans) for inst, ans in pairs]))
 
 
 def blind_answer(puzzle: Puzzle, instances: Sequence[Instance]) -> str:
