@@ -7,6 +7,7 @@ identity; the blind adversary on every ``-Hint`` id) writes ``benchmarks/results
 and ``audit.md``, on the procedural scenes and scikit-image's photographs.
 
     python benchmarks/shortcut_audit.py [--n 2000] [--ids 'SSL/Jigsaw-*'] [--sources ...]
+        [--no-weak] [--no-hinted] [--workers N]
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ def main() -> None:
     parser.add_argument("--ids", default="*")
     parser.add_argument("--sources", nargs="+", default=["procedural", "photos"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--weak", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--hinted", action=argparse.BooleanOptionalAction, default=True, help="-Hint ids too"
+    )
     args = parser.parse_args()
     ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
     hinted = [e.id for e in entries(hinted=True) if e.hinted and fnmatch.fnmatch(e.id, args.ids)]
-    weak = run_audit(ids, n=args.n, out=str(RESULTS), workers=args.workers)
-    print(markdown_table(weak))
+    if not args.hinted:
+        hinted = []
+    if args.weak:
+        weak = run_audit(ids, n=args.n, out=str(RESULTS), workers=args.workers)
+        print(markdown_table(weak))
     strong = []
     for source in args.sources:
         start = time.perf_counter()

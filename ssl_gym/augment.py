@@ -323,6 +323,14 @@ class TextureParams:
     """Range of the tone curve's exponent, sampled log-uniformly."""
 
 
+STRONG_TEXTURE = TextureParams(
+    rescale=(0.3, 1.0), blur=(0.0, 1.5), noise=(0.0, 20.0), gamma=(0.5, 2.0)
+)
+"""Wider ranges for views that are compared with each other (OddTile, Similarity): the
+sharpness of two crops of one picture region must not tell them apart from two crops of
+two pictures."""
+
+
 def texture(
     image: np.ndarray, rng: np.random.Generator, params: TextureParams | None = None
 ) -> np.ndarray:
@@ -345,3 +353,57 @@ def texture(
     lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255)
     out = lut[np.asarray(pil)] + rng.normal(0.0, sigma, size=image.shape)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+GRAY_TOLERANCE = 3.0
+"""Mean absolute gap (0-255 levels) between a pixel's channels and their mean below
+which :func:`is_gray` calls a picture grayscale."""
+
+
+def is_gray(image: np.ndarray, tolerance: float = GRAY_TOLERANCE) -> bool:
+    """Whether a picture is grayscale: its channels differ by less than ``tolerance``.
+
+    Measured on every fourth pixel of every fourth row.
+    """
+    px = image[::4, ::4].reshape(-1, 3).astype(np.float32)
+    return float(np.abs(px - px.mean(axis=1, keepdims=True)).mean()) < tolerance
+
+
+def gray_alike(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The pictures, all turned gray if any of them is grayscale.
+
+    For puzzles that ask whether views share a picture: a colour view beside a grayscale
+    one would otherwise tell "different picture" without looking at what either shows
+    (four of the nine ``photos`` are grayscale).
+    """
+    if not any(is_gray(im) for im in images):
+        return images
+    return [grayscale(im) for im in images]
+
+
+LEVELS_KNOTS = 5
+"""Knots of the random quantile function :func:`random_levels` maps each channel onto."""
+
+
+def random_levels(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Every channel mapped, by rank, onto a freshly drawn random distribution.
+
+    Each channel's levels are replaced by the quantiles of a random piecewise-linear
+    distribution (:data:`LEVELS_KNOTS` sorted uniform knots, the darkest in 0-70 and the
+    brightest in 185-255), independently per channel and per call: a monotone tone curve
+    per channel, so that the ordering of levels (shapes, edges, layout) is kept while the
+    means, spreads and histogram shapes are drawn afresh and cannot say which picture a
+    view came from (colour jitter only scales them, and a picture's own histogram shows
+    through it).
+    """
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    hist = np.asarray(pil.histogram(), dtype=np.float64).reshape(3, 256)
+    luts = []
+    for counts in hist:
+        cdf = (np.cumsum(counts) - counts / 2) / counts.sum()
+        knots = np.sort(rng.uniform(0.0, 255.0, size=LEVELS_KNOTS))
+        knots[0], knots[-1] = rng.uniform(0.0, 70.0), rng.uniform(185.0, 255.0)
+        knots = np.sort(knots)
+        luts.append(np.interp(cdf, np.linspace(0.0, 1.0, LEVELS_KNOTS), knots))
+    lut = np.clip(np.rint(np.concatenate(luts)), 0, 255).astype(np.uint8)
+    return np.asarray(pil.point(lut.tolist()))

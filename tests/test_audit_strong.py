@@ -121,3 +121,21 @@ def test_run_over_sources_labels_each_row() -> None:
     (rotation,) = [e.id for e in entries() if e.family == "Rotation" and e.variant == "2way"]
     results = run_strong_audit([rotation], ["procedural", "photos"], n=40)
     assert [r.source for r in results] == ["procedural", "photos"]
+
+
+def test_frame_features_are_bit_identical_for_turned_copies() -> None:
+    # Float sums depend on memory order; a learner read the angle of Rotation-4way from
+    # the last bits of a float32 gradient sum (frame 0.42 against chance 0.25).
+    from ssl_gym.audit.probes import frame_features, statistics
+    from ssl_gym.core import Instance
+
+    image = NOISE.sample(np.random.default_rng(3), (96, 96))
+    feats = []
+    for k in range(4):
+        turned = np.rot90(image, k)
+        inst = Instance("Rotation", (turned,), "", "", "0", 0)
+        feats.append(frame_features(inst))
+        # The L1 gradient energies swap under a quarter turn, and nothing else moves.
+        assert np.array_equal(np.sort(statistics(turned)), np.sort(statistics(image)))
+    for f in feats[1:]:
+        assert np.array_equal(f, feats[0])

@@ -178,3 +178,33 @@ def test_texture_varies_gradient_energy_between_draws():
         for s in range(20)
     ]
     assert max(energy) > 1.5 * min(energy)
+
+
+def test_gray_alike_turns_every_picture_gray_only_when_one_is_gray():
+    colour = noise(1)
+    gray = aug.grayscale(noise(2))
+    assert aug.is_gray(gray) and not aug.is_gray(colour)
+    both = aug.gray_alike([colour, gray])
+    assert all(aug.is_gray(im) for im in both)
+    assert np.array_equal(both[0], aug.grayscale(colour))
+    untouched = aug.gray_alike([colour, noise(3)])
+    assert np.array_equal(untouched[0], colour) and not aug.is_gray(untouched[1])
+
+
+def test_random_levels_keeps_the_order_of_levels_and_forgets_the_picture_s():
+    image = smooth(4)
+    out = aug.random_levels(image, np.random.default_rng(0))
+    assert out.shape == image.shape and out.dtype == np.uint8
+    for c in range(3):  # a monotone curve per channel: brighter stays at least as bright
+        order = np.argsort(image[..., c].ravel(), kind="stable")
+        assert (np.diff(out[..., c].ravel()[order].astype(int)) >= 0).all()
+    # The output's means do not follow the input's: a dark and a bright copy of one
+    # picture come out with the same spread of means.
+    dark = (image * 0.3).astype(np.uint8)
+    bright = (155 + image * 0.35).astype(np.uint8)
+    means = {}
+    for name, im in (("dark", dark), ("bright", bright)):
+        rng = np.random.default_rng(1)
+        means[name] = np.array([aug.random_levels(im, rng).mean() for _ in range(200)])
+    assert abs(means["dark"].mean() - means["bright"].mean()) < 8  # inputs differ by ~140
+    assert means["dark"].std() > 10  # and the levels really are drawn afresh

@@ -141,7 +141,8 @@ def test_score_is_exact_match() -> None:
     "extra", [{"strength": "weak"}, {"strength": "weak_crop"}, {}, {"hard_negatives": True}]
 )
 def test_views_come_from_the_claimed_sources(extra: dict[str, object]) -> None:
-    pz = puzzle(candidates=4, **extra)
+    # Without the per-view random levels and texture, which the luma test cannot see past.
+    pz = puzzle(candidates=4, texture=False, **extra)
     side, k = pz.config.view_size, pz.config.candidates
     for seed in range(6):
         src = SmoothSource()
