@@ -286,14 +286,31 @@ def augment(
         The view, uint8 ``(H, W, 3)``, and the names of the operations applied, in order
         (``crop`` always first); :func:`describe` puts them into words.
     """
+    view, applied, _ = augment_with_box(image, rng, strength, out_size)
+    return view, applied
+
+
+def augment_with_box(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    strength: str | AugmentParams,
+    out_size: int | tuple[int, int],
+) -> tuple[np.ndarray, list[str], tuple[int, int, int, int]]:
+    """:func:`augment`, also returning the crop window ``(top, left, height, width)``."""
     p = _params(strength)
-    view = random_resized_crop(image, rng, out_size, p.scale, p.ratio)
+    box = sample_crop_box(rng, image.shape[0], image.shape[1], p.scale, p.ratio)
+    top, left, h, w = box
+    oh, ow = _shape(out_size)
+    pil = Image.fromarray(image).resize(
+        (ow, oh), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
+    )
+    view = np.asarray(pil)
     applied = ["crop"]
     if rng.random() < p.flip_p:
         view = hflip(view)
         applied.append("hflip")
     view, more = photometric(view, rng, p, blur_scale=min(_shape(out_size)) / REFERENCE_SIZE)
-    return view, applied + more
+    return view, applied + more, box
 
 
 def describe(applied: list[str]) -> str:

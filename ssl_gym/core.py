@@ -380,21 +380,6 @@ def parse_letter(text: str, options: Sequence[str]) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def elimination_hint(instance: Instance, level: int, noun: str = "Option") -> str | None:
-    """Hint ``level``: rule out one more wrong choice, in a fixed per-instance order.
-
-    ``None`` once only one wrong choice would remain (the hints never give the answer away).
-    """
-    if instance.choices is None or level < 0:
-        return None
-    wrong = [c for c in instance.choices if c != instance.answer]
-    if level >= len(wrong) - 1:
-        return None
-    key = sum(ord(ch) for ch in instance.prompt + instance.answer)
-    order = np.random.default_rng([key, len(wrong)]).permutation(len(wrong))
-    return f"{noun} {wrong[order[level]]} is not the answer."
-
-
 # --- the puzzle --------------------------------------------------------------------------
 
 C = TypeVar("C", bound=PuzzleConfig)

@@ -283,3 +283,39 @@ def mark_line(
     if head:
         draw.polygon(head, fill=MARK, outline=_MARK_EDGE)
     return np.asarray(pil, dtype=np.uint8).copy()
+
+
+def mark_cross(
+    image: np.ndarray, box: tuple[float, float, float, float], width: int = 3
+) -> np.ndarray:
+    """A copy of ``image`` with both diagonals of ``box`` (left, top, right, bottom) drawn."""
+    left, top, right, bottom = box
+    out = mark_line(image, (left, top), (right, bottom), width)
+    return mark_line(out, (left, bottom), (right, top), width)
+
+
+def mark_cell_map(
+    image: np.ndarray, corner: tuple[int, int], size: int, shape: tuple[int, int], cell: int
+) -> np.ndarray:
+    """A copy of ``image`` with a small map of a ``rows x cols`` grid, ``cell`` filled.
+
+    The map is ``size`` pixels wide with its top-left at ``corner`` (x, y): a dark frame and
+    grid lines, white cells, the given cell (row-major) in the mark colour.
+    """
+    rows, cols = shape
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(pil)
+    x0, y0 = corner
+    cw, ch = size / cols, size * rows / cols / rows
+    draw.rectangle((x0, y0, x0 + size, y0 + ch * rows), fill=(255, 255, 255), outline=_MARK_EDGE)
+    r, c = divmod(cell, cols)
+    draw.rectangle(
+        (x0 + c * cw, y0 + r * ch, x0 + (c + 1) * cw, y0 + (r + 1) * ch),
+        fill=MARK,
+        outline=_MARK_EDGE,
+    )
+    for k in range(1, cols):
+        draw.line((x0 + k * cw, y0, x0 + k * cw, y0 + ch * rows), fill=_MARK_EDGE)
+    for k in range(1, rows):
+        draw.line((x0, y0 + k * ch, x0 + size, y0 + k * ch), fill=_MARK_EDGE)
+    return np.asarray(pil, dtype=np.uint8).copy()

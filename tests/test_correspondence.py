@@ -128,7 +128,7 @@ def test_marked_point_and_true_candidate_show_the_same_source_pixel(name: str) -
                 assert np.abs(view_a[ya, xa, :2].astype(int) - view_b[y, x, :2]).max() > 4
 
 
-def test_rotation_and_mirroring_match_their_description() -> None:
+def test_rotation_and_mirroring_match_the_recorded_transform() -> None:
     pz = make(transform="affine", max_rotation=180.0, flip=True, scale_range=(0.8, 1.25))
     src = SmoothSource()
     seen: Counter[tuple[bool, bool]] = Counter()
@@ -145,11 +145,6 @@ def test_rotation_and_mirroring_match_their_description() -> None:
         expected = zoom * right * np.array([math.cos(theta), -math.sin(theta)])
         assert np.allclose(linear @ [1, 0], expected, atol=1e-3)
         assert (np.linalg.det(linear) < 0) == meta["flip"]
-        hint = pz.hint(inst, 0)
-        assert hint is not None and ("mirrored left-right" in hint) == meta["flip"]
-        if abs(meta["rotation"]) > 5:
-            way = "counter-clockwise" if meta["rotation"] > 0 else " clockwise"
-            assert way in hint
         seen[meta["flip"], meta["rotation"] > 0] += 1
     assert len(seen) == 4  # both directions, with and without mirroring
 
@@ -405,23 +400,6 @@ def test_scoring_and_random_answers() -> None:
     assert mean == pytest.approx(0.25, abs=0.03)
 
 
-def test_hints_describe_then_eliminate_without_giving_the_answer() -> None:
-    pz = preset_puzzle("Affine-K6")
-    inst = pz.generate(np.random.default_rng(4), SmoothSource())
-    first = pz.hint(inst, 0)
-    assert first is not None and first.startswith("Relative to Image 1, Image 2 is")
-    later = [pz.hint(inst, level) for level in range(1, 10)]
-    given = [h for h in later if h is not None]
-    assert len(given) == 4 and later[4:] == [None] * 5  # 6 options: 4 of 5 wrong ruled out
-    assert all(inst.answer not in h.split() for h in given)
-    assert len({h.split()[1] for h in given}) == 4
-    assert pz.hint(inst, -1) is None
-
-
-def test_crop_hint_says_no_rotation() -> None:
-    pz = preset_puzzle("Crop-K4")
-    hint = pz.hint(pz.generate(np.random.default_rng(0), SmoothSource()), 0)
-    assert hint is not None and "not rotated or mirrored" in hint
 
 
 # --- configuration ----------------------------------------------------------------------------

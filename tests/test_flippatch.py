@@ -346,15 +346,6 @@ def test_random_answers_score_chance() -> None:
 # --- hints -------------------------------------------------------------------------------
 
 
-def test_hints_give_row_then_column_then_stop() -> None:
-    pz = puzzle(grid=3, cols=4)
-    inst = generate(pz, 2)
-    r, c = divmod(inst.solution[0] - 1, 4)
-    assert pz.hint(inst, 0) is not None and f"row {r + 1} " in str(pz.hint(inst, 0))
-    assert pz.hint(inst, 1) is not None and f"column {c + 1} " in str(pz.hint(inst, 1))
-    assert pz.hint(inst, 2) is None
-    assert all("horizontal" not in str(pz.hint(inst, k)) for k in range(2))
-
 
 # --- config ------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from itertools import permutations
 
@@ -125,7 +126,21 @@ def test_a_solver_that_reads_the_marks_solves_and_one_that_ignores_them_does_wor
     assert np.mean([r for r, _ in seeing]) > np.mean([r for r, _ in ignoring]) + 0.1
 
 
-@pytest.mark.parametrize("env_id", [_id("Rotation", "4way-Ref"), _id("Position", "2x2")])
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        _id("Rotation", "4way-Ref"),
+        _id("Position", "2x2"),
+        _id("Jigsaw", "2x3"),
+        _id("Jigsaw", "3x3-Composite"),
+        _id("Contrastive", "Strong"),
+        _id("Similarity", "K4-Composite"),
+        _id("Inpainting", "K4-Mixed"),
+        _id("Correspondence", "Affine-K4-Composite"),
+        _id("FlipPatch", "3x3-Image"),
+        _id("OddTile", "K6-Composite"),
+    ],
+)
 def test_hint_texts_are_the_same_for_every_instance(env_id: str) -> None:
     env = make_puzzle_env(env_id)
     texts = set()
@@ -139,3 +154,108 @@ def test_hint_texts_are_the_same_for_every_instance(env_id: str) -> None:
             level += 1
         texts.add(tuple(hints))
     assert len(texts) == 1 and len(next(iter(texts))) >= 1
+
+
+# --- crossed-out options, cell maps, outlines: what a player that looks can read -------------
+
+
+def _marked(before: np.ndarray, after: np.ndarray) -> int:
+    """Pixels newly painted in the hint colour."""
+    mark = np.array(MARK, dtype=np.uint8)
+    return int(((after == mark).all(axis=2) & (before != after).any(axis=2)).sum())
+
+
+def _crossed(puzzle, inst: Instance, images: tuple[np.ndarray, ...]) -> set[str]:
+    """The options whose part (tile, candidate, window) carries new marks in ``images``."""
+    shown = dataclasses.replace(inst, images=images)
+    before, after = puzzle.parts(inst).parts, puzzle.parts(shown).parts
+    return {
+        option
+        for option, b, a in zip(inst.choices or (), before, after, strict=True)
+        if _marked(b, a) >= 8
+    }
+
+
+@pytest.mark.parametrize(
+    ("env_id", "first"),
+    [
+        (_id("OddTile", "K6-Composite"), 0),
+        (_id("OddTile", "K4"), 0),
+        (_id("Similarity", "K4-Composite"), 1),
+        (_id("Similarity", "K8-Hard"), 1),
+        (_id("Inpainting", "K6-Hard"), 1),
+        (_id("Correspondence", "Affine-K6"), 0),
+        (_id("Correspondence", "Crop-K4"), 0),
+    ],
+)
+def test_each_hint_crosses_out_one_more_wrong_option_and_never_the_last(
+    env_id: str, first: int
+) -> None:
+    env = make_puzzle_env(env_id)
+    for seed in range(3):
+        env.reset(seed=seed)
+        inst, puzzle = env.instance, env.puzzle
+        k = len(inst.choices or ())
+        crossed: list[set[str]] = []
+        level = first
+        while (hint := puzzle.hint(inst, level)) is not None:
+            crossed.append(_crossed(puzzle, inst, hint.images))
+            level += 1
+        assert len(crossed) == k - 2  # every wrong option but one, one per hint
+        for n, options in enumerate(crossed, start=1):
+            assert len(options) == n and inst.answer not in options
+            assert n == 1 or crossed[n - 2] < options  # the earlier ones stay crossed
+        if first:  # the hints before the cross-outs mark no option
+            assert not _crossed(puzzle, inst, puzzle.hint(inst, 0).images)
+
+
+def _read_map(tile: np.ndarray, rows: int, cols: int) -> int | None:
+    """The cell filled in a cell map drawn in the tile's top-left corner, if there is one."""
+    ys, xs = np.nonzero((tile == np.array(MARK, dtype=np.uint8)).all(axis=2))
+    size = max(12, tile.shape[0] // 3)
+    inside = (xs < size + 4) & (ys < size + 4)
+    if inside.sum() < 4:
+        return None
+    cx, cy = xs[inside].mean() - 2, ys[inside].mean() - 2
+    cw, ch = size / cols, size / cols
+    return int(cy // ch) * cols + int(cx // cw)
+
+
+@pytest.mark.parametrize("env_id", [_id("Jigsaw", "2x3"), _id("Jigsaw", "3x3-Composite")])
+def test_a_solver_that_reads_every_cell_map_solves_the_jigsaw(env_id: str) -> None:
+    env = make_puzzle_env(env_id)
+    for seed in range(3):
+        env.reset(seed=seed)
+        inst, puzzle = env.instance, env.puzzle
+        rows, cols = puzzle.config.grid_shape
+        n = rows * cols
+        last = puzzle.hint(inst, n - 2)
+        assert last is not None and puzzle.hint(inst, n - 1) is None
+        tiles = puzzle.parts(dataclasses.replace(inst, images=last.images)).parts
+        cells = [_read_map(t, rows, cols) for t in tiles]
+        assert sum(c is None for c in cells) == 1  # n - 1 maps: the last tile is deduced
+        missing = (set(range(n)) - set(cells)).pop()
+        cells = [missing if c is None else c for c in cells]
+        answer = ",".join(str(cells.index(cell) + 1) for cell in range(n))
+        assert puzzle.verify(inst, format_answer(answer, puzzle.config.answer_format)).score == 1
+
+
+@pytest.mark.parametrize("env_id", [_id("FlipPatch", "3x3"), _id("FlipPatch", "3x3-Image")])
+def test_the_flippatch_outlines_show_the_row_then_the_tile(env_id: str) -> None:
+    env = make_puzzle_env(env_id)
+    for seed in range(4):
+        env.reset(seed=seed)
+        inst, puzzle = env.instance, env.puzzle
+        cols = puzzle.config.grid_shape[1]
+        k = int(inst.solution[0]) - 1
+        before = puzzle.parts(inst).parts
+        marked = []
+        for level in (0, 1):
+            hint = puzzle.hint(inst, level)
+            after = puzzle.parts(dataclasses.replace(inst, images=hint.images)).parts
+            marked.append(
+                {j for j, (b, a) in enumerate(zip(before, after, strict=True)) if _marked(b, a)}
+            )
+        assert marked[0] == set(range(k // cols * cols, k // cols * cols + cols))
+        assert marked[1] == {k}
+        assert puzzle.hint(inst, 2) is None

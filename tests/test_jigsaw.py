@@ -409,24 +409,6 @@ def test_tile_checks_agree_with_the_render_helpers() -> None:
 _HINT = re.compile(r"Tile (\d+) belongs in row (\d+), column (\d+)")
 
 
-@pytest.mark.parametrize(("rows", "cols"), [(2, 2), (2, 3), (3, 3)])
-def test_hints_reveal_true_cells_then_run_out(rows: int, cols: int) -> None:
-    pz = puzzle(grid=rows, cols=cols)
-    inst = generate(pz, 4)
-    n = rows * cols
-    revealed = set()
-    for level in range(n - 1):
-        hint = pz.hint(inst, level)
-        assert hint is not None and hint == pz.hint(inst, level)
-        match = _HINT.search(hint)
-        assert match, hint
-        tile, row, col = map(int, match.groups())
-        assert inst.solution[(row - 1) * cols + (col - 1)] == tile
-        revealed.add(tile)
-    assert len(revealed) == n - 1
-    assert pz.hint(inst, n - 1) is None
-    assert pz.hint(inst, -1) is None
-
 
 # --- configuration ------------------------------------------------------------------------
 

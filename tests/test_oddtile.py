@@ -201,17 +201,6 @@ def test_source_keys_say_which_tile_is_odd(hard: bool) -> None:
 # --- hints ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tiles", [3, 4, 8])
-def test_hints_rule_out_wrong_tiles_but_never_the_last(tiles: int) -> None:
-    pz = puzzle(tiles=tiles)
-    inst = with_truth(pz, "B")
-    hints: list[str] = []
-    while (h := pz.hint(inst, len(hints))) is not None:
-        hints.append(h)
-    named = [h.split()[1] for h in hints]
-    assert len(hints) == tiles - 2
-    assert "B" not in named and len(set(named)) == len(named)
-
 
 # --- configuration -------------------------------------------------------------------------
 

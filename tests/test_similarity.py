@@ -304,18 +304,6 @@ def test_overlap_is_intersection_over_the_smaller_window() -> None:
 # --- hints ---------------------------------------------------------------------------------
 
 
-def test_hints_tell_the_mirroring_then_rule_out_wrong_candidates() -> None:
-    pz = puzzle(candidates=4)
-    inst = with_truth(pz, "B")
-    assert "mirrored" in str(pz.hint(inst, 0))
-    assert "same left-right" in str(puzzle().hint(with_truth(pz, "A"), 0))
-    ruled = [pz.hint(inst, level) for level in (1, 2)]
-    assert all(h is not None and "B" not in h.split()[1] for h in ruled)
-    assert len({h.split()[1] for h in ruled if h}) == 2
-    assert pz.hint(inst, 3) is None
-    two = puzzle(candidates=2)
-    assert two.hint(with_truth(two, "A"), 1) is None
-
 
 def test_mirrored_hint_matches_the_flips() -> None:
     pz = puzzle(candidates=3, **FAST)

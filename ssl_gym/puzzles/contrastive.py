@@ -69,8 +69,9 @@ from typing import Any
 
 import numpy as np
 
-from ssl_gym.augment import STRENGTHS, augment, describe, gray_alike, random_levels, texture
+from ssl_gym.augment import STRENGTHS, augment_with_box, gray_alike, random_levels, texture
 from ssl_gym.core import (
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -84,7 +85,7 @@ from ssl_gym.core import (
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles._matching import draw_distinct, matched_index, view_statistics
-from ssl_gym.render import is_flat, near_duplicates
+from ssl_gym.render import is_flat, mark_box, near_duplicates
 
 QUESTIONS = {
     "ssl4rl": (
@@ -112,6 +113,13 @@ NEGATIONS = frozenset(
     {"not", "no", "never", "neither", "nor", "t", "isnt", "arent", "dont", "doesnt", "cannot"}
 )
 _WORD = re.compile(r"[a-z]+")
+HINT = (
+    "The box drawn on the first image outlines where the second image's content would lie "
+    "in it if both came from the same picture (whether they do is for you to see)."
+)
+"""The text of the only hint; where the box lies is drawn on the first image."""
+CropBox = tuple[int, int, int, int]
+"""A crop window ``(top, left, height, width)`` in its source picture."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,11 +182,11 @@ class Contrastive(Puzzle[ContrastiveConfig]):
             raise Rejected("near_identical_pair")
         first, second = gray_alike([first, second])
         positive = bool(rng.random() < 0.5)
-        view_a, ops_a = self._view(rng, first)
-        view_b, ops_b = self._view(rng, first)
+        view_a, ops_a, box_a = self._view(rng, first)
+        view_b, ops_b, box_b = self._view(rng, first)
         key_b = key
         if not positive:
-            view_b, ops_b = self._negative(rng, view_a, view_b, second)
+            view_b, ops_b, box_b = self._negative(rng, view_a, view_b, second)
             key_b = other_key
         label = LABELS[0] if positive else LABELS[1]
         return self.make_instance(
@@ -188,12 +196,13 @@ class Contrastive(Puzzle[ContrastiveConfig]):
             label,
             choices=LABELS,
             augmentations=[ops_a, ops_b],
+            crop_boxes=[list(box_a), list(box_b)],
             source_keys=[key, key_b],
         )
 
     def _negative(
         self, rng: np.random.Generator, view_a: np.ndarray, positive: np.ndarray, other: np.ndarray
-    ) -> tuple[np.ndarray, list[str]]:
+    ) -> tuple[np.ndarray, list[str], CropBox]:
         """A view of ``other`` whose statistical gap to ``view_a`` is the positive's.
 
         Of ``negative_pool`` views of the other picture, the one picked
@@ -205,7 +214,7 @@ class Contrastive(Puzzle[ContrastiveConfig]):
         pick = matched_index(
             view_statistics(view_a),
             view_statistics(positive),
-            [view_statistics(view) for view, _ in views],
+            [view_statistics(view) for view, _, _ in views],
         )
         return views[pick]
 
@@ -222,15 +231,17 @@ class Contrastive(Puzzle[ContrastiveConfig]):
             reference_source=keys[0],
         )
 
-    def _view(self, rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    def _view(
+        self, rng: np.random.Generator, image: np.ndarray
+    ) -> tuple[np.ndarray, list[str], CropBox]:
         """An augmented view that is not near-uniform, re-augmenting a few times."""
         cfg = self.config
         for _ in range(cfg.view_retries):
-            view, applied = augment(image, rng, cfg.strength, cfg.size)
+            view, applied, box = augment_with_box(image, rng, cfg.strength, cfg.size)
             if cfg.texture:
                 view = texture(random_levels(view, rng), rng)
             if not _flat(view, cfg.min_std):
-                return view, applied
+                return view, applied, box
         raise Rejected("flat_view")
 
     def parse(self, text: str) -> str | None:
@@ -245,15 +256,28 @@ class Contrastive(Puzzle[ContrastiveConfig]):
         """1 for the right label, else 0."""
         return float(solution == instance.solution)
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Level 0 names the second view's augmentations, level 1 rules out the wrong label."""
-        if level == 0:
-            applied = list(instance.metadata["augmentations"][1])
-            return f"The second image was {describe(applied)}."
-        if level == 1:
-            wrong = LABELS[1] if instance.solution == LABELS[0] else LABELS[0]
-            return f"The answer is not {wrong}."
-        return None
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """One hint: on the first view, the box where the second view's window lies.
+
+        The box is the second view's crop window mapped into the first view (clipped to
+        it): for a positive, where the same content shows; for a negative, where it would
+        show had both come from one picture. Both windows are drawn alike whatever the
+        label, so the box's place says nothing by itself; the text is the same for every
+        instance.
+        """
+        if level != 0:
+            return None
+        meta, side = instance.metadata, self.config.size
+        (at, al, ah, aw), (bt, bl, bh, bw) = meta["crop_boxes"]
+        x0, x1 = (bl - al) * side / aw, (bl + bw - al) * side / aw
+        y0, y1 = (bt - at) * side / ah, (bt + bh - at) * side / ah
+        if "hflip" in meta["augmentations"][0]:
+            x0, x1 = side - x1, side - x0
+        box = (max(0.0, x0), max(0.0, y0), min(side - 1.0, x1), min(side - 1.0, y1))
+        first, second = instance.images
+        if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+            first = mark_box(first, box)
+        return Hint(HINT, (first, second))
 
 
 def _flat(image: np.ndarray, min_std: float) -> bool:

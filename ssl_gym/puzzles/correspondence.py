@@ -82,6 +82,7 @@ from PIL import Image, ImageDraw
 
 from ssl_gym.core import (
     ChoicePuzzle,
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -90,7 +91,6 @@ from ssl_gym.core import (
     check_choice,
     check_float,
     check_int,
-    elimination_hint,
     preset,
 )
 from ssl_gym.geometry import (
@@ -107,6 +107,7 @@ from ssl_gym.geometry import (
     warp,
 )
 from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles._hints import cross_out
 from ssl_gym.render import font, grid, near_duplicates, window
 
 QUESTIONS = {
@@ -149,6 +150,8 @@ LAYOUT_TRIES = 6
 """Marked points (each with a batch of views B) tried on view A before a redraw."""
 GAP = 4
 """Pixels between and around the views in the composite layout."""
+HINT = "The candidate points crossed out in view B are not the answer."
+"""The text of every hint; which points are crossed out is drawn on view B."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -545,11 +548,22 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
             options=_either(self.options),
         )
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Level 0 describes the transform; later levels rule out wrong candidates."""
-        if level == 0:
-            return _describe(instance.metadata)
-        return elimination_hint(instance, level - 1, noun="Point")
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """Each level crosses out one more wrong candidate point in view B (never the last).
+
+        The text is the same for every instance; which points are crossed out is drawn.
+        """
+        n = self.config.size
+        r = max(6.0, n / 16)
+        dx, dy = (
+            (0, 0) if self.config.layout == "images" else (2 * GAP + n, GAP + self._label_height)
+        )
+        index = 1 if self.config.layout == "images" else 0
+        boxes = [
+            (index, (x + dx - r, y + dy - r, x + dx + r, y + dy + r))
+            for x, y in (tuple(float(v) for v in p) for p in instance.metadata["candidates"])
+        ]
+        return cross_out(instance, level, boxes, HINT)
 
 
 # --- texture helpers -----------------------------------------------------------------------
@@ -655,26 +669,6 @@ def _metadata(
 def _either(words: tuple[str, ...]) -> str:
     """``a, b, c or d``."""
     return ", ".join(words[:-1]) + f" or {words[-1]}"
-
-
-def _describe(meta: Any) -> str:
-    """The transform from Image 1 to Image 2 in words, coarsely (never the answer)."""
-    angle = 5 * round(float(meta["rotation"]) / 5)
-    turn = f"rotated about {abs(angle)} degrees " + (
-        "counter-clockwise" if angle > 0 else "clockwise"
-    )
-    if meta["flip"]:
-        orientation = "mirrored left-right and then " + (turn if angle else "not rotated")
-    else:
-        orientation = turn if angle else "not rotated or mirrored"
-    zoom = float(meta["zoom"])
-    scale = "at about the same scale"
-    if zoom >= 1.05:
-        scale = f"magnified about {zoom:.1f} times"
-    elif zoom <= 0.95:
-        scale = f"shrunk to about {zoom:.1f} times the size"
-    seen = ", seen at a slight angle (perspective)" if meta["perspective"] else ""
-    return f"Relative to Image 1, Image 2 is {orientation}, {scale}{seen} and shifted."
 
 
 PRESETS: dict[str, Preset] = {

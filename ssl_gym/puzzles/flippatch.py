@@ -89,6 +89,7 @@ from typing import Any
 import numpy as np
 
 from ssl_gym.core import (
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -101,7 +102,14 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import cut_slots, grid, grid_slots, label_strip, random_orientation
+from ssl_gym.render import (
+    cut_slots,
+    grid,
+    grid_slots,
+    label_strip,
+    mark_box,
+    random_orientation,
+)
 
 QUESTIONS = {
     "ssl4rl": (
@@ -135,6 +143,11 @@ LAYOUTS = ("composite", "image")
 DIRECTIONS = ("horizontal", "vertical")
 GAP = 4
 """Pixels between tiles in the composite layout."""
+HINTS = (
+    "The box drawn on the image outlines the row of tiles that holds the flipped tile.",
+    "The box drawn on the image outlines the flipped tile.",
+)
+"""The texts of the two hints; where the flipped tile is, is drawn on the image."""
 LINE = (255, 255, 255)
 """Colour of the grid lines in the image layout."""
 _TOKEN = re.compile(r"[a-z]+|\d+")
@@ -299,12 +312,7 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
 
     def parts(self, instance: Instance) -> Parts:
         """Every tile as shown, labelled ``none`` or the direction it was flipped in."""
-        (rows, cols), side = self.config.grid_shape, self.config.tile_side
-        if self.config.layout == "image":
-            slots = [(r * side, c * side) for r in range(rows) for c in range(cols)]
-        else:
-            slots = grid_slots(self.n_tiles, cols, side, side, GAP, self._label_height)
-        tiles = cut_slots(instance.images[0], slots, side)
+        tiles = cut_slots(instance.images[0], self._slots(), self.config.tile_side)
         k, direction = instance.solution
         labels = tuple(direction if i == k - 1 else "none" for i in range(self.n_tiles))
         return Parts("flip", tuple(tiles), labels)
@@ -423,14 +431,29 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
         """1 for tile and direction, 0.5 for the tile alone, else 0."""
         return _credit(instance.solution, solution)
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Level 0 gives the flipped tile's row, level 1 its column; then no more hints."""
-        r, c = divmod(int(instance.solution[0]) - 1, self.config.grid_shape[1])
-        if level == 0:
-            return f"The flipped tile is in row {r + 1} (rows are numbered from the top)."
-        if level == 1:
-            return f"The flipped tile is in column {c + 1} (columns are numbered from the left)."
-        return None
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """Level 0 outlines the flipped tile's row, level 1 the tile itself.
+
+        The texts are the same for every instance: only the outlines, which a player must
+        look at, say where the flipped tile is; which way it is flipped stays to be seen.
+        """
+        if not 0 <= level < len(HINTS):
+            return None
+        slots, side = self._slots(), self.config.tile_side
+        cols = self.config.grid_shape[1]
+        k = int(instance.solution[0]) - 1
+        row = k // cols
+        first, last = (row * cols, row * cols + cols - 1) if level == 0 else (k, k)
+        (y0, x0), (y1, x1) = slots[first], slots[last]
+        box = (x0 - 1, y0 - 1, x1 + side, y1 + side)
+        return Hint(HINTS[level], (mark_box(instance.images[0], box),))
+
+    def _slots(self) -> list[tuple[int, int]]:
+        """Top-left corners of the tiles in the observation, in reading order."""
+        (rows, cols), side = self.config.grid_shape, self.config.tile_side
+        if self.config.layout == "image":
+            return [(r * side, c * side) for r in range(rows) for c in range(cols)]
+        return grid_slots(self.n_tiles, cols, side, side, GAP, self._label_height)
 
 
 def _credit(truth: Any, guess: Any) -> float:

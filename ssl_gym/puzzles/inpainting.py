@@ -78,7 +78,6 @@ nearby content are near misses).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -86,6 +85,7 @@ import numpy as np
 
 from ssl_gym.core import (
     ChoicePuzzle,
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -94,10 +94,10 @@ from ssl_gym.core import (
     check_choice,
     check_float,
     check_int,
-    elimination_hint,
     preset,
 )
 from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles._hints import Region, cross_out
 from ssl_gym.render import (
     DIHEDRAL,
     cut_slots,
@@ -142,16 +142,18 @@ ALIASES = {"near": "shifted,rotated,flipped", "all": ",".join(KINDS)}
 """Names of common mixes accepted by ``distractors``."""
 TRANSFORMS = {"rotated": ("rot90", "rot180", "rot270"), "flipped": ("hflip", "vflip")}
 TRANSFORM_KIND = {op: kind for kind, ops in TRANSFORMS.items() for op in ops}
-KIND_WORDS = {
-    "other": ("patch from a blacked-out region", "patches from blacked-out regions"),
-    "shifted": ("crop shifted off the region", "crops shifted off the region"),
-    "rotated": ("rotated copy of a crop", "rotated copies of crops"),
-    "flipped": ("mirrored copy of a crop", "mirrored copies of crops"),
-}
 OTHER_FILL = 0
 """What covers the regions that ``other`` candidates are cut from (black)."""
 GAP = 4
 """Pixels between the parts of the composite layout."""
+RING = 1 / 8
+"""Width of the ring of true pixels the first hint shows, as a fraction of the side."""
+HINTS = (
+    "The outermost pixels of the true patch are now shown along the inside edge of the "
+    "masked region.",
+    "The candidates crossed out on the images are not the true patch.",
+)
+"""The texts of the hints; what they say about the instance is drawn on the images."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -447,19 +449,41 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         positions = [(GAP, (width - size) // 2), *((GAP + size + y, bx + x) for y, x in slots)]
         return canvas, positions
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Level 0 names the kinds of wrong candidates; later levels rule out one each."""
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """Level 0 shows the true patch's outermost pixels in the hole; then cross-outs.
+
+        Level 0 paints a ring (:data:`RING` of the side) of the true content just inside
+        the masked region's edge: it helps only a player that compares each candidate's
+        edge with it. Later levels cross out one more wrong candidate each (never the
+        last). Texts are the same for every instance.
+        """
+        if level < 0:
+            return None
+        parts = self._part_boxes()
+        true = self.parts(instance).parts[self.options.index(instance.answer)]
+        index, (x0, y0, _, _) = parts[0]
+        top, left, side = (int(v) for v in instance.metadata["region"])
+        ring = max(2, round(RING * side))
+        y, x = int(y0) + top, int(x0) + left
+        images = [im.copy() for im in instance.images]
+        hole = images[index][y : y + side, x : x + side]
+        inner = hole[ring:-ring, ring:-ring].copy()
+        hole[:] = true
+        hole[ring:-ring, ring:-ring] = inner
         if level == 0:
-            counts = Counter(k for k in instance.metadata["kinds"] if k != "true")
-            parts = [f"{counts[k]} {KIND_WORDS[k][counts[k] > 1]}" for k in KINDS if counts[k]]
-            listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-            upright = (
-                " The true patch is neither rotated nor mirrored."
-                if set(counts) & set(TRANSFORMS)
-                else ""
-            )
-            return f"The wrong candidates are: {listed}.{upright}"
-        return elimination_hint(instance, level - 1, noun="Candidate")
+            return Hint(HINTS[0], tuple(images))
+        return cross_out(instance, level - 1, parts[1:], HINTS[1], images)
+
+    def _part_boxes(self) -> list[tuple[int, Region]]:
+        """Where the masked picture and each candidate are drawn: image and box."""
+        size, side = self.config.size, self.config.side
+        if self.config.layout == "images":
+            patch = (0, 0, side - 1, side - 1)
+            boxes = [(0, (0, 0, size - 1, size - 1))]
+            return boxes + [(j + 1, patch) for j in range(self.config.candidates)]
+        (y, x), *slots = self._canvas[1]
+        boxes = [(0, (x, y, x + size - 1, y + size - 1))]
+        return boxes + [(0, (sx, sy, sx + side - 1, sy + side - 1)) for sy, sx in slots]
 
 
 def _cut(scene: np.ndarray, box: tuple[int, int], side: int) -> np.ndarray:

@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 
 from ssl_gym.core import (
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -90,7 +91,14 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import cut_slots, grid, grid_slots, mask_border, random_orientation
+from ssl_gym.render import (
+    cut_slots,
+    grid,
+    grid_slots,
+    mark_cell_map,
+    mask_border,
+    random_orientation,
+)
 
 QUESTIONS = {
     "ssl4rl": (
@@ -122,6 +130,8 @@ LAYOUTS = ("tiles", "composite")
 SCORINGS = ("position", "exact", "adjacency")
 GAP = 4
 """Pixels between tiles in the composite layout (as :func:`ssl_gym.render.grid` draws)."""
+HINT = "A small grid drawn on a tile shows, filled in, the cell that tile belongs in."
+"""The text of every hint; which tiles go where is drawn on the tiles."""
 _INT = re.compile(r"-?\d+")
 
 
@@ -333,10 +343,7 @@ class Jigsaw(Puzzle[JigsawConfig]):
         if self.config.layout == "tiles":
             tiles = instance.images
         else:
-            slots = grid_slots(
-                self.n_tiles, self.config.grid_shape[1], side, side, GAP, self._label_height
-            )
-            tiles = tuple(cut_slots(instance.images[0], slots, side))
+            tiles = tuple(cut_slots(instance.images[0], self._slots(), side))
         cells = tuple(str(c) for c in instance.metadata["permutation"])
         return Parts("permutation", tiles, cells)
 
@@ -392,17 +399,34 @@ class Jigsaw(Puzzle[JigsawConfig]):
             scores.append(same & (guess[a] >= 0) & (guess[b] >= 0))
         return float(np.concatenate([s.ravel() for s in scores]).mean())
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Level ``k`` tells the true cell of one more tile, ``n - 1`` hints in all."""
-        n, cols = self.n_tiles, self.config.grid_shape[1]
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """Level ``k`` draws a cell map on ``k + 1`` tiles, ``n - 1`` hints in all.
+
+        Each map is a small grid in the tile's corner with the cell the tile belongs in
+        filled; the text is the same for every instance, so only a player who looks at
+        the maps learns where those tiles go.
+        """
+        n = self.n_tiles
         if not 0 <= level < n - 1:
             return None
         order = np.random.default_rng(list(instance.solution)).permutation(n)
-        cell = int(order[level])
-        r, c = divmod(cell, cols)
-        return (
-            f"Tile {instance.solution[cell]} belongs in row {r + 1}, column {c + 1} "
-            "(the top-left cell is row 1, column 1)."
+        side, shape = self.config.tile_side, self.config.grid_shape
+        size = max(12, side // 3)
+        images = list(instance.images)
+        for cell in order[: level + 1]:
+            tile = int(instance.solution[int(cell)]) - 1
+            if self.config.layout == "tiles":
+                images[tile] = mark_cell_map(images[tile], (2, 2), size, shape, int(cell))
+            else:
+                y, x = self._slots()[tile]
+                images[0] = mark_cell_map(images[0], (x + 2, y + 2), size, shape, int(cell))
+        return Hint(HINT, tuple(images))
+
+    def _slots(self) -> list[tuple[int, int]]:
+        """Top-left corners of the tiles in the composite, in tile order."""
+        side = self.config.tile_side
+        return grid_slots(
+            self.n_tiles, self.config.grid_shape[1], side, side, GAP, self._label_height
         )
 
 

@@ -40,7 +40,8 @@ read the same. Text naming two different letters does not parse.
 ## Difficulty
 
 ``tiles`` (3 to 8), ``hard_other`` (an odd image of similar colours), ``tile_jitter`` and
-``odd_pool``.
+``odd_pool``. Hints (``-Hint`` ids, ``K - 2`` of them): each crosses out one more tile that
+is not the odd one, drawn on the images; the text is the same for every instance.
 
 ## Registered Configurations
 
@@ -61,7 +62,8 @@ read the same. Text naming two different letters does not parse.
   gradient energy and histogram shape named each tile's picture; grayscale pictures
   alike, per-tile random levels and the wider ``STRONG_TEXTURE`` (on ``photos`` the tile
   farthest from the others in mean and spread was the odd one 0.37 of the time on K4,
-  and statistics learned 0.42, chance 0.25; 0.26-0.30 after).
+  and statistics learned 0.42, chance 0.25; 0.26-0.30 after); hints cross out tiles on
+  the images instead of naming them in text.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from ssl_gym.augment import (
 )
 from ssl_gym.core import (
     ChoicePuzzle,
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -90,10 +93,10 @@ from ssl_gym.core import (
     check_choice,
     check_float,
     check_int,
-    elimination_hint,
     preset,
 )
 from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles._hints import Region, cross_out
 from ssl_gym.puzzles._matching import draw_distinct, nearest_gap, similar_group, view_statistics
 from ssl_gym.render import cut_slots, grid, grid_slots
 
@@ -115,6 +118,8 @@ SHOWN = {
     "composite": "The image shows {k} tiles, labelled {span}.",
 }
 LAYOUTS = ("images", "composite")
+HINT = "The tiles crossed out on the images are not the odd one."
+"""The text of every hint; which tiles are crossed out is drawn on the images."""
 GAP = 4
 """Pixels between tiles in the composite layout."""
 GRAY_P = 0.2
@@ -320,9 +325,17 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         blank = [np.zeros((side, side, 3), np.uint8)] * self.config.tiles
         return grid(blank, self._cols, self.options, GAP, self._label_height)
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Each level rules out one more tile that is not the odd one (never the last)."""
-        return elimination_hint(instance, level, noun="Tile")
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """Each level crosses out one more tile that is not the odd one (never the last)."""
+        return cross_out(instance, level, self._tile_boxes(), HINT)
+
+    def _tile_boxes(self) -> list[tuple[int, Region]]:
+        """Where each tile is drawn: its own image, or its slot of the composite."""
+        side = self.config.tile_side
+        if self.config.layout == "images":
+            return [(j, (0, 0, side - 1, side - 1)) for j in range(self.config.tiles)]
+        slots = grid_slots(self.config.tiles, self._cols, side, side, GAP, self._label_height)
+        return [(0, (x, y, x + side - 1, y + side - 1)) for y, x in slots]
 
 
 def _mad(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -97,6 +97,7 @@ from ssl_gym.augment import (
 )
 from ssl_gym.core import (
     ChoicePuzzle,
+    Hint,
     Instance,
     Parts,
     Preset,
@@ -105,17 +106,17 @@ from ssl_gym.core import (
     check_choice,
     check_float,
     check_int,
-    elimination_hint,
     preset,
 )
 from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles._hints import Region, cross_out
 from ssl_gym.puzzles._matching import (
     draw_distinct,
     matched_index,
     similar_group,
     view_statistics,
 )
-from ssl_gym.render import cut_slots, grid, grid_slots, is_flat, near_duplicates
+from ssl_gym.render import cut_slots, grid, grid_slots, is_flat, mark_box, near_duplicates
 
 QUESTIONS = {
     "ssl4rl": (
@@ -144,6 +145,11 @@ SEPARATOR = 12
 """Pixels between the reference and the candidates in the composite layout."""
 
 Box = tuple[int, int, int, int]
+HINTS = (
+    "The box drawn on the reference outlines what the matching candidate shows too.",
+    "The candidates crossed out on the images do not match the reference.",
+)
+"""The texts of the hints; what they say about the instance is drawn on the images."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -387,13 +393,46 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         candidates = grid_slots(self.config.candidates, self._cols, side, side, GAP, lh)
         return [(GAP + lh, GAP), *((y, x0 + x) for y, x in candidates)]
 
-    def hint(self, instance: Instance, level: int) -> str | None:
-        """Level 0 tells whether the match is mirrored; later levels rule out candidates."""
+    def hint(self, instance: Instance, level: int) -> Hint | None:
+        """Level 0 outlines on the reference what the match shows too; then cross-outs.
+
+        The outline is where the reference's crop window and the right candidate's
+        overlap; every candidate's window overlaps the reference's alike, so where it
+        lies does not say which candidate it is. Later levels cross out one more wrong
+        candidate each (never the last). Texts are the same for every instance.
+        """
         if level == 0:
-            if instance.metadata["mirrored"]:
-                return "The matching candidate is mirrored left to right relative to the reference."
-            return "The matching candidate has the same left-right orientation as the reference."
-        return elimination_hint(instance, level - 1, noun="Candidate")
+            images = list(instance.images)
+            index, box = self._view_boxes()[0]
+            images[index] = mark_box(images[index], self._shared_region(instance, box))
+            return Hint(HINTS[0], tuple(images))
+        first = self.hint(instance, 0)
+        boxes = self._view_boxes()[1:]
+        crossed = cross_out(instance, level - 1, boxes, HINTS[1], first.images if first else None)
+        return crossed
+
+    def _view_boxes(self) -> list[tuple[int, Region]]:
+        """Where each view (the reference first) is drawn: its image, or its slot."""
+        side = self.config.view_size
+        if self.config.layout == "images":
+            return [(j, (0, 0, side - 1, side - 1)) for j in range(self.config.candidates + 1)]
+        return [(0, (x, y, x + side - 1, y + side - 1)) for y, x in self._slots]
+
+    def _shared_region(self, instance: Instance, frame: Region) -> Region:
+        """The reference's and the match's crop windows' overlap, in the reference's frame."""
+        meta = instance.metadata
+        index = self.options.index(instance.answer)
+        rt, rl, rh, rw = meta["crop_boxes"][0]
+        tt, tl, th, tw = meta["crop_boxes"][index + 1]
+        left, right = max(rl, tl), min(rl + rw, tl + tw)
+        top, bottom = max(rt, tt), min(rt + rh, tt + th)
+        fx0, fy0, fx1, fy1 = frame
+        sx, sy = (fx1 - fx0 + 1) / rw, (fy1 - fy0 + 1) / rh
+        x0, x1 = (left - rl) * sx, (right - rl) * sx
+        if "hflip" in meta["augmentations"][0]:
+            x0, x1 = (fx1 - fx0 + 1) - x1, (fx1 - fx0 + 1) - x0
+        y0, y1 = (top - rt) * sy, (bottom - rt) * sy
+        return (fx0 + x0, fy0 + y0, min(fx1, fx0 + x1), min(fy1, fy0 + y1))
 
 
 def overlap(a: Box, b: Box) -> float:
