@@ -39,8 +39,11 @@ negative``), does not parse.
 ## Difficulty
 
 ``strength`` (a name in ``ssl_gym.augment.STRENGTHS``): ``weak_crop`` (crops of 60-100 %
-of the area, flip, SimCLR's colour distortion) or ``simclr`` (crops of 20-100 %, the same
-colour distortion); ``negative_pool`` (statistics matching of negatives); ``texture``.
+of the area, flip, SimCLR's colour distortion) or ``simclr`` (crops of 20-100 %, the
+same colour distortion); ``negative_pool`` (statistics matching of negatives);
+``texture``. Hint (``-Hint`` ids, one): the second view's crop window, mapped into the
+first view and outlined there, drawn alike for positives and negatives; the text is the
+same for every instance.
 
 ## Registered Configurations
 
@@ -52,13 +55,14 @@ colour distortion); ``negative_pool`` (statistics matching of negatives); ``text
 * v0: initial release.
 * v1: "same image" decided by source-picture keys (v0 could label two crops of one
   photograph negative); SimCLR's full colour distortion on every view, the Weak preset
-  included (v0's weak jitter let colour histograms alone score 0.88); negatives matched
-  to positives in colour-statistics gap (``negative_pool``); ``compares_sources``;
-  per-view texture randomisation (``texture``), since with nine photographs gradient
-  energy and histogram shape named each view's picture (stats_learned 0.64 on photos);
-  grayscale pictures alike (4 of the 9 ``photos`` are gray, so a gray view beside a
-  colour one was a negative) and per-view random levels, ``negative_pool`` 1
-  (stats_learned 0.57-0.61 on Weak, photos, chance 0.5; 0.53 after).
+  included (v0's weak jitter let colour histograms alone score 0.88); negatives matched to
+  positives in colour-statistics gap (``negative_pool``); ``compares_sources``; per-view
+  texture randomisation (``texture``), since with nine photographs gradient energy and
+  histogram shape named each view's picture (stats_learned 0.64 on photos); grayscale
+  pictures alike (4 of the 9 ``photos`` are gray, so a gray view beside a colour one was a
+  negative) and per-view random levels, ``negative_pool`` 1 (stats_learned 0.57-0.61 on
+  Weak, photos, chance 0.5; 0.53 after); the hint outlines the second view's window on the
+  first; v0's second hint said which label was wrong, i.e. the answer.
 """
 
 from __future__ import annotations

@@ -46,8 +46,10 @@ lone ``c`` read as C; text naming two different letters does not parse.
 The number of candidates, the transform (``crop``: shift and zoom; ``affine``: also
 rotation and mirroring; ``perspective``: also a projective warp), the largest rotation,
 the zoom range, the largest shift and the spacing of the candidates. The candidates
-spread as far as the transforms vary: with a mild crop they crowd around where the marked
-point would land, with any rotation they ring the middle of view B.
+spread as far as the transforms vary: with a mild crop they crowd around where the
+marked point would land, with any rotation they ring the middle of view B. Hints
+(``-Hint`` ids): each level crosses out one more wrong candidate point in view B (never
+the last); the text is the same for every instance.
 
 ## Registered Configurations
 
@@ -67,7 +69,8 @@ point would land, with any rotation they ring the middle of view B.
   which renders view B. In v0 the distractors were uniform points of view B while the true
   one sat near the marked point's own position (a small shift and zoom away), so the
   candidate nearest the marked point's coordinates won about 80% of Crop-K4 and 52% of
-  Affine-K4 without looking. Distractors may now show content outside view A.
+  Affine-K4 without looking. Distractors may now show content outside view A; hints cross
+  out points on view B instead of describing the transform and naming points in text.
 """
 
 from __future__ import annotations

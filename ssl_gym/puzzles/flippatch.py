@@ -56,7 +56,9 @@ direction, 0 otherwise.
 ## Difficulty
 
 The grid (2x2 to 5x5, or m x n), border masking, the layout and the scene
-(``orientation``, ``context``).
+(``orientation``, ``context``). Hints (``-Hint`` ids): level 0 outlines the flipped
+tile's row, level 1 the tile; which way it is flipped stays to be seen. The texts are
+the same for every instance.
 
 ## Registered Configurations
 
@@ -70,12 +72,13 @@ The grid (2x2 to 5x5, or m x n), border masking, the layout and the scene
 
 * v0: initial release.
 * v1: the scene is turned or flipped at random (all eight symmetries of the square)
-  before the tile is flipped, because on upright scenes a flipped tile alone gave its
-  flip away (sky at its bottom; audit probe 0.33 against a chance of 0.083 on 3x3); each
-  tile is cut at a random one-pixel phase, so that a flip's swap of pixel parity is no cue;
-  the grid is a random window of a scene 2.5 times larger, because on photos a tile with
-  its number in its corner (3x3-Image) gave the flip away when its content belonged to
-  another cell (probe 0.16 against 0.083).
+  before the tile is flipped, because on upright scenes a flipped tile alone gave its flip
+  away (sky at its bottom; audit probe 0.33 against a chance of 0.083 on 3x3); each tile
+  is cut at a random one-pixel phase, so that a flip's swap of pixel parity is no cue; the
+  grid is a random window of a scene 2.5 times larger, because on photos a tile with its
+  number in its corner (3x3-Image) gave the flip away when its content belonged to another
+  cell (probe 0.16 against 0.083); hints outline the row, then the tile, instead of naming
+  the row and column in text.
 """
 
 from __future__ import annotations

@@ -52,7 +52,10 @@ Text naming two letters does not parse.
 
 The number of candidates (2 to 8), the region's side and the kinds of distractors
 (regions from elsewhere are easy to rule out; rotated, flipped and shifted copies of
-nearby content are near misses).
+nearby content are near misses). Hints (``-Hint`` ids): level 0 shows the true patch's
+outermost pixels along the inside edge of the hole (only a player comparing the
+candidates' edges with them gains); each later level crosses out one more wrong
+candidate (never the last). The texts are the same for every instance.
 
 ## Registered Configurations
 
@@ -65,14 +68,16 @@ nearby content are near misses).
 ## Version History
 
 * v0: initial release.
-* v1: the picture is shown in a random dihedral orientation; all crop boxes (true, other,
-  shifted chain) are drawn as one set inside it, the true one a uniform member; the
+* v1: the picture is shown in a random dihedral orientation; all crop boxes (true,
+  other, shifted chain) are drawn as one set inside it, the true one a uniform member; the
   crops besides the true one share one kind; ``other`` regions are blacked out. In v0 a
   turned copy of an upright patch looked turned by itself and shifted crops avoided the
   border (part alone 0.28-0.34 on K4-Hard, chance 0.25); ``other`` regions came from a
   hidden band outside the picture, whose margin content told them apart on photographs
   (part alone 0.92 on K2, chance 0.5); left visible, they are in the picture's colour
-  statistics and the true patch is not (statistics learner 0.36 on K4).
+  statistics and the true patch is not (statistics learner 0.36 on K4); hints drawn on the
+  images (the true edge ring, then cross-outs) instead of the distractor kinds and
+  eliminations in text.
 """
 
 from __future__ import annotations

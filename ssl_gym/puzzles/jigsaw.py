@@ -45,7 +45,9 @@ counts as wrong, so an answer with repeats never beats the best permutation.
 ## Difficulty
 
 The grid (2x2 to 5x5, or m x n), the layout, border masking, jitter and the scene
-(``orientation``, ``context``).
+(``orientation``, ``context``). Hints (``-Hint`` ids, ``n - 1`` of them): each draws a
+small cell map on one more tile, the cell it belongs in filled; the text is the same for
+every instance.
 
 ## Registered Configurations
 
@@ -61,9 +63,10 @@ The grid (2x2 to 5x5, or m x n), the layout, border masking, jitter and the scen
 
 * v0: initial release.
 * v1: the grid is a random window of a scene 2.5 times larger, turned or flipped by any
-  of the eight symmetries of the square (v0: the whole scene, only flipped or half-turned),
-  because each tile alone named its cell (audit probe 0.55 against a chance of 0.25 on
-  2x2).
+  of the eight symmetries of the square (v0: the whole scene, only flipped or half-
+  turned), because each tile alone named its cell (audit probe 0.55 against a chance of
+  0.25 on 2x2); hints draw cell maps on the tiles instead of naming tiles and cells in
+  text.
 """
 
 from __future__ import annotations

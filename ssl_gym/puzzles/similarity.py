@@ -49,8 +49,12 @@ The candidate's letter, e.g. ``<answer>B</answer>``; ``(B)``, ``Option B`` and a
 
 ``candidates`` (2 to 8), ``strength`` (a name in ``ssl_gym.augment.STRENGTHS``: every
 preset uses SimCLR's full colour distortion, ``weak_crop`` with mild crops for 2
-candidates, ``simclr`` otherwise), ``distractor_pool`` and ``hard_negatives`` (candidates of
-similar colours).
+candidates, ``simclr`` otherwise), ``distractor_pool`` and ``hard_negatives``
+(candidates of similar colours). Hints (``-Hint`` ids): level 0 outlines on the
+reference the part the matching candidate shows too (every candidate's window overlaps
+the reference's alike, so where it lies names no candidate); each later level crosses
+out one more wrong candidate (never the last). The texts are the same for every
+instance.
 
 ## Registered Configurations
 
@@ -64,15 +68,16 @@ similar colours).
 
 * v0: initial release.
 * v1: one source picture per key (``ImageSource.draw``), so exactly one candidate is
-  right (v0 could cut two candidates from one photograph); SimCLR's full colour
-  distortion (jitter 0.8/0.8/0.8/0.2) on every view; wrong candidates matched to the
-  right one in colour-statistics gap to the reference (``distractor_pool``; v0's
-  histogram distance alone scored 0.48 on K4); the aligned pixel-difference test of
-  "same picture" is gone (``min_pair_diff`` now only rejects look-alike pictures);
-  ``compares_sources``; grayscale pictures alike (4 of the 9 ``photos`` are gray, so a
-  colour candidate beside a gray reference was always wrong); per-view random levels and
-  texture (``texture``), ``distractor_pool`` 1 (on ``photos``, statistics and their gaps
-  to the reference scored 0.56 on K4, chance 0.25; 0.23 after).
+  right (v0 could cut two candidates from one photograph); SimCLR's full colour distortion
+  (jitter 0.8/0.8/0.8/0.2) on every view; wrong candidates matched to the right one in
+  colour-statistics gap to the reference (``distractor_pool``; v0's histogram distance
+  alone scored 0.48 on K4); the aligned pixel-difference test of "same picture" is gone
+  (``min_pair_diff`` now only rejects look-alike pictures); ``compares_sources``;
+  grayscale pictures alike (4 of the 9 ``photos`` are gray, so a colour candidate beside a
+  gray reference was always wrong); per-view random levels and texture (``texture``),
+  ``distractor_pool`` 1 (on ``photos``, statistics and their gaps to the reference scored
+  0.56 on K4, chance 0.25; 0.23 after); hints drawn on the images (the shared region, then
+  cross-outs) instead of the mirroring and eliminations in text.
 """
 
 from __future__ import annotations
