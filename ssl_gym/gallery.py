@@ -52,6 +52,9 @@ class Turn:
     """The step's reward (0 until the last step)."""
     score: float
     """The verifier's score of this answer."""
+    picture: str = ""
+    """The images the next turn shows (the hint's marks drawn), relative to the page;
+    ``""`` when the episode ended or the images did not change."""
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,12 @@ def wrong_completion(
     return format_answer(answer, puzzle.config.answer_format)
 
 
-def scripted_play(env: PuzzleEnv, seed: int) -> tuple[Turn, ...]:
-    """Play the current episode: wrong answers first (up to ``WRONG_TURNS``), then right."""
+def scripted_play(env: PuzzleEnv, seed: int, out: Path | None = None) -> tuple[Turn, ...]:
+    """Play the current episode: wrong answers first (up to ``WRONG_TURNS``), then right.
+
+    With ``out`` and ``render_mode="rgb_array"``, the images each hint brings are saved
+    under ``out/img`` and named in the turn.
+    """
     inst = env.instance
     if inst is None:
         raise RuntimeError("reset() the env before playing it")
@@ -126,7 +133,10 @@ def scripted_play(env: PuzzleEnv, seed: int) -> tuple[Turn, ...]:
         obs, reward, terminated, truncated, info = env.step(text)
         done = terminated or truncated
         max_turns = int(info["max_turns"])
-        turns.append(Turn(text, "" if done else obs["prompt"], float(reward), info["score"]))
+        picture = env.render() if out is not None and not done else None
+        rel = "" if picture is None else save_picture(picture, out)
+        reply = "" if done else obs["prompt"]
+        turns.append(Turn(text, reply, float(reward), info["score"], rel))
     return tuple(turns)
 
 
@@ -156,7 +166,7 @@ def make_example(env_id: str, seed: int, out: Path, image_source: str) -> Exampl
     rel = save_picture(picture, out)
     turns: tuple[Turn, ...] = ()
     if _is_hinted(env_id) and isinstance(env, PuzzleEnv):
-        turns = scripted_play(env, seed)
+        turns = scripted_play(env, seed, out)
     size = (picture.shape[1], picture.shape[0])
     return Example(env_id, seed, rel, size, obs["prompt"], info["answer"], turns)
 
@@ -177,6 +187,7 @@ pre { white-space: pre-wrap; background: #f6f6f6; padding: 0.5rem; font-size: 0.
 .strip { display: flex; gap: 0.75rem; overflow-x: auto; padding-bottom: 0.5rem; }
 .turn { flex: 0 0 18rem; border: 1px solid #ccc; border-radius: 6px; padding: 0.5rem; }
 .turn h4 { margin: 0 0 0.3rem; }
+.turn img { display: block; max-width: 100%; height: auto; border: 1px solid #ddd; }
 .turn.final { border-color: #2a7; }
 footer { margin-top: 2rem; color: #555; }
 """
@@ -216,9 +227,12 @@ def render_turns(turns: Sequence[Turn]) -> str:
     for k, t in enumerate(turns, start=1):
         env_text = t.reply or f"episode over: reward {t.reward:.2f} (score {t.score:.2f})"
         cls = "turn" if t.reply else "turn final"
+        shown = (
+            f'<img src="{_esc(t.picture)}" alt="the images after turn {k}">' if t.picture else ""
+        )
         cards.append(
             f'<div class="{cls}"><h4>Turn {k}</h4><b>agent</b><pre>{_esc(t.completion)}</pre>'
-            f"<b>env</b><pre>{_esc(env_text)}</pre></div>"
+            f"<b>env</b><pre>{_esc(env_text)}</pre>{shown}</div>"
         )
     return f'<div class="strip">{"".join(cards)}</div>'
 

@@ -19,6 +19,8 @@ from ssl_gym.gallery import build_gallery, gallery_ids, scripted_play
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it
 IDS = ["SSL/Jigsaw-2x2-v1", "SSL/Jigsaw-2x2-Hint-v1", "SSL/Rotation-4way-v1", "SSL/Mix-SSL4RL-v0"]
 N = 2
+HINT_PICTURES = 2 * N
+"""The hinted id's episodes show the images of both hints (two wrong answers each)."""
 
 
 def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
@@ -59,7 +61,7 @@ def test_page_in_headless_chromium(gallery: Path, tmp_path: Path) -> None:
     run = _chromium("--enable-logging=stderr", "--v=0", "--dump-dom", page, profile=tmp_path)
     attrs = _body_attrs(run.stdout)
     assert attrs["errors"] == "[]", html.unescape(attrs["errors"])
-    assert attrs["images-loaded"] == attrs["images-total"] == str(len(IDS) * N)
+    assert attrs["images-loaded"] == attrs["images-total"] == str(len(IDS) * N + HINT_PICTURES)
     assert attrs["status"] == "ok"
     assert "Uncaught" not in run.stderr, run.stderr[-2000:]
 
@@ -89,16 +91,21 @@ def test_page_shows_every_example_escaped(gallery: Path) -> None:
     assert text.count('class="strip"') == N  # one hinted id
     pictures = set(re.findall(r'src="(img/[^"]+\.png)"', text))
     assert all((gallery / p).stat().st_size > 1000 for p in pictures)
-    # the -Hint twin shows the same pixels as its single-turn id: files are shared
-    assert len(pictures) == (len(IDS) - 1) * N
+    # the -Hint twin shows the same pixels as its single-turn id: files are shared; each
+    # hint's images (marks drawn) are pictures of their own
+    assert len(pictures) == (len(IDS) - 1) * N + HINT_PICTURES
 
 
 @pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-Hint-v1", "SSL/Jigsaw-3x3-Hint-v1"])
-def test_scripted_episode_is_wrong_then_right(env_id: str) -> None:
-    env = gym.make(env_id).unwrapped
+def test_scripted_episode_is_wrong_then_right(env_id: str, tmp_path: Path) -> None:
+    env = gym.make(env_id, render_mode="rgb_array").unwrapped
     assert isinstance(env, PuzzleEnv)
     env.reset(seed=3)
-    turns = scripted_play(env, seed=3)
+    first = env.render()
+    turns = scripted_play(env, seed=3, out=tmp_path)
+    shown = [np.asarray(Image.open(tmp_path / t.picture)) for t in turns[:-1]]
+    assert turns[-1].picture == "" and all(s.shape == first.shape for s in shown)
+    assert not np.array_equal(shown[0], first) and not np.array_equal(shown[1], shown[0])
     cost = env.retry_cost
     assert len(turns) == 3  # two wrong answers, then the right one
     assert [t.score < 1 for t in turns] == [True, True, False]
