@@ -59,6 +59,7 @@ bench: $(STAMP)
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(BIN)/python benchmarks/sampler_throughput.py
 	$(BIN)/python benchmarks/grpo_step.py
 	$(BIN)/python benchmarks/shortcut_audit.py
+	$(BIN)/python benchmarks/identity_check.py
 
 # The documentation site: pages generated from the code into build/docs/, site in build/site/.
 docs: $(STAMP)
