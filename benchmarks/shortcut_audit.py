@@ -7,20 +7,21 @@ identity; the blind adversary on every ``-Hint`` id) writes ``benchmarks/results
 and ``audit.md``, on the procedural scenes and scikit-image's photographs.
 
     python benchmarks/shortcut_audit.py [--n 2000] [--ids 'SSL/Jigsaw-*'] [--sources ...]
-        [--no-weak] [--no-hinted] [--workers N]
+        [--no-weak] [--no-hinted] [--no-single] [--merge] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import time
 from pathlib import Path
 
 from ssl_gym.audit import markdown_table, run_audit, run_strong_audit
 from ssl_gym.audit.run import write_reports
-from ssl_gym.audit.strong import markdown
+from ssl_gym.audit.strong import StrongResult, markdown
 from ssl_gym.envs import entries
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,11 +37,21 @@ def main() -> None:
     parser.add_argument(
         "--hinted", action=argparse.BooleanOptionalAction, default=True, help="-Hint ids too"
     )
+    parser.add_argument(
+        "--single", action=argparse.BooleanOptionalAction, default=True, help="single-turn ids"
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the (id, source) rows of benchmarks/results/audit.json not audited now",
+    )
     args = parser.parse_args()
     ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
     hinted = [e.id for e in entries(hinted=True) if e.hinted and fnmatch.fnmatch(e.id, args.ids)]
     if not args.hinted:
         hinted = []
+    if not args.single:
+        ids = []
     if args.weak:
         weak = run_audit(ids, n=args.n, out=str(RESULTS), workers=args.workers)
         print(markdown_table(weak))
@@ -51,6 +62,11 @@ def main() -> None:
         print(markdown(rows))
         print(f"strong audit of {len(ids)} ids on {source}: {time.perf_counter() - start:.0f} s")
         strong += rows
+    if args.merge and (RESULTS / "audit.json").exists():
+        done = {(r.id, r.source) for r in strong}
+        old = json.loads((RESULTS / "audit.json").read_text(encoding="utf-8"))["results"]
+        kept = [StrongResult.from_dict(r) for r in old if (r["id"], r["source"]) not in done]
+        strong = kept + strong
     write_reports(strong, RESULTS, args.n, seed=0)
     failed = [f"{r.id} ({r.source})" for r in strong if not r.passed]
     print(f"{len(strong) - len(failed)}/{len(strong)} (id, source) pass the strong audit")

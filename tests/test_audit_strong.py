@@ -139,3 +139,9 @@ def test_frame_features_are_bit_identical_for_turned_copies() -> None:
         assert np.array_equal(np.sort(statistics(turned)), np.sort(statistics(image)))
     for f in feats[1:]:
         assert np.array_equal(f, feats[0])
+
+
+def test_a_result_reads_back_from_its_json(clean: StrongResult) -> None:
+    data = json.loads(json.dumps(clean.to_dict()))
+    assert StrongResult.from_dict(data) == clean
+    assert data["passed"] == clean.passed and all("pass" in p for p in data["probes"])

@@ -108,6 +108,15 @@ class StrongResult:
         out["passed"] = self.passed
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StrongResult:
+        """The result :meth:`to_dict` wrote (derived fields, ``pass`` and ``passed``, dropped)."""
+        fields = {k: v for k, v in data.items() if k not in ("probes", "passed")}
+        probes = tuple(
+            ProbeResult(**{k: v for k, v in p.items() if k != "pass"}) for p in data["probes"]
+        )
+        return cls(**fields, probes=probes)
+
 
 # --- scoring -------------------------------------------------------------------------------
 
