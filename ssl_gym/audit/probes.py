@@ -1,7 +1,7 @@
 """What the strong audit's probes see, and how their guesses become answers.
 
 Features are computed from pixels only: a thumbnail, colour statistics and gradient
-energy of each part (:func:`part_features`), or of every observation image
+energy of each part (:func:`thumbnail`, :func:`statistics`), or of every observation image
 (:func:`instance_features`). Probes that learn use scikit-learn's histogram gradient
 boosting (the ``audit`` extra), imported on first use. A probe's per-part class
 probabilities become an answer text with :func:`decode`, one way per :class:`Parts` kind:
@@ -85,11 +85,6 @@ def sharpness(image: np.ndarray) -> float:
     gx = 3.0 * dx[:-2] + 10.0 * dx[1:-1] + 3.0 * dx[2:]
     gy = 3.0 * dy[:, :-2] + 10.0 * dy[:, 1:-1] + 3.0 * dy[:, 2:]
     return float(np.sqrt(gx**2 + gy**2).mean() / 32000.0)
-
-
-def part_features(image: np.ndarray) -> np.ndarray:
-    """A part's thumbnail and statistics."""
-    return np.concatenate([thumbnail(image), statistics(image)])
 
 
 def frame_features(inst: Instance) -> np.ndarray:

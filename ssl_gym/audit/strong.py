@@ -47,8 +47,8 @@ from ssl_gym.audit.probes import (
     decode,
     fit_predict,
     frame_features,
-    part_features,
     statistics,
+    thumbnail,
 )
 from ssl_gym.audit.weak import answer_score, blind_answer
 from ssl_gym.core import Instance, Parts, Puzzle
@@ -137,9 +137,18 @@ class _Split:
     test: list[Instance]
     train_parts: list[Parts]
     test_parts: list[Parts]
+    _stats: dict[int, tuple[list[np.ndarray], np.ndarray | None]] = field(default_factory=dict)
 
     def scores(self, answers: Sequence[str]) -> list[float]:
         return [answer_score(self.puzzle, i, a) for i, a in zip(self.test, answers, strict=True)]
+
+    def stats(self, parts: Parts) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """:func:`statistics` of each part and of the reference, computed once per split."""
+        key = id(parts)
+        if key not in self._stats:
+            ref = None if parts.reference is None else statistics(parts.reference)
+            self._stats[key] = ([statistics(im) for im in parts.parts], ref)
+        return self._stats[key]
 
 
 def _per_part(split: _Split, features: Callable[[Parts, int], np.ndarray]) -> list[str]:
@@ -169,15 +178,19 @@ def probe_part_alone(split: _Split) -> ProbeResult | None:
     """Each part on its own: thumbnail and statistics, no reference, no other part."""
     if not split.test_parts[0].parts:
         return None
-    answers = _per_part(split, lambda p, j: part_features(p.parts[j]))
+
+    def features(parts: Parts, j: int) -> np.ndarray:
+        return np.concatenate([thumbnail(parts.parts[j]), split.stats(parts)[0][j]])
+
+    answers = _per_part(split, features)
     return _result("part_alone", split.scores(answers))
 
 
-def _relational(parts: Parts, j: int, stats: list[np.ndarray]) -> np.ndarray:
+def _relational(j: int, stats: list[np.ndarray], ref: np.ndarray | None) -> np.ndarray:
     own = stats[j]
     rows = [own]
-    if parts.reference is not None:
-        rows.append(np.abs(own - statistics(parts.reference)))
+    if ref is not None:
+        rows.append(np.abs(own - ref))
     if len(stats) > 1:
         others = np.mean([s for k, s in enumerate(stats) if k != j], axis=0)
         rows.append(np.abs(own - others))
@@ -188,20 +201,19 @@ def probe_stats_learned(split: _Split) -> ProbeResult | None:
     """Statistics of each part and their gaps to the reference's and the other parts'."""
     if not split.test_parts[0].parts:
         return None
-    cache: dict[int, list[np.ndarray]] = {}
 
     def features(parts: Parts, j: int) -> np.ndarray:
-        stats = cache.setdefault(id(parts), [statistics(im) for im in parts.parts])
-        return _relational(parts, j, stats)
+        return _relational(j, *split.stats(parts))
 
     answers = _per_part(split, features)
     return _result("stats_learned", split.scores(answers))
 
 
-def _nearest_answer(parts: Parts, inst: Instance, group: slice) -> str:
-    stats = np.stack([statistics(im)[group] for im in parts.parts])
-    if parts.reference is not None:
-        pick = int(np.argmin(np.abs(stats - statistics(parts.reference)[group]).sum(axis=1)))
+def _nearest_answer(split: _Split, parts: Parts, inst: Instance, group: slice) -> str:
+    every, ref = split.stats(parts)
+    stats = np.stack([s[group] for s in every])
+    if ref is not None:
+        pick = int(np.argmin(np.abs(stats - ref[group]).sum(axis=1)))
     else:
         gaps = [
             np.abs(s - np.delete(stats, j, axis=0).mean(axis=0)).sum() for j, s in enumerate(stats)
@@ -217,7 +229,7 @@ def probe_stats_nearest(split: _Split) -> ProbeResult | None:
 
     def mean_score(insts: list[Instance], parts: list[Parts], group: slice) -> list[float]:
         return [
-            answer_score(split.puzzle, i, _nearest_answer(p, i, group))
+            answer_score(split.puzzle, i, _nearest_answer(split, p, i, group))
             for i, p in zip(insts, parts, strict=True)
         ]
 
@@ -247,8 +259,13 @@ def probe_context_alone(split: _Split) -> ProbeResult | None:
     """The reference (anchor view, masked picture, full image) alone -> the answer."""
     if split.test_parts[0].reference is None:
         return None
-    x_train = np.stack([part_features(_ref(p)) for p in split.train_parts])
-    x_test = np.stack([part_features(_ref(p)) for p in split.test_parts])
+
+    def features(parts: Parts) -> np.ndarray:
+        ref = split.stats(parts)[1]
+        return np.concatenate([thumbnail(_ref(parts)), ref if ref is not None else []])
+
+    x_train = np.stack([features(p) for p in split.train_parts])
+    x_test = np.stack([features(p) for p in split.test_parts])
     return _learned_answers("context_alone", split, x_train, x_test)
 
 
