@@ -134,7 +134,7 @@ def scripted_play(env: PuzzleEnv, seed: int, out: Path | None = None) -> tuple[T
         done = terminated or truncated
         max_turns = int(info["max_turns"])
         picture = env.render() if out is not None and not done else None
-        rel = "" if picture is None else save_picture(picture, out)
+        rel = "" if picture is None or out is None else save_picture(picture, out)
         reply = "" if done else obs["prompt"]
         turns.append(Turn(text, reply, float(reward), info["score"], rel))
     return tuple(turns)

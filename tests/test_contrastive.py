@@ -189,7 +189,6 @@ def test_scoring(answer_format: str):
         assert both.parsed is None and both.parse_error is not None
 
 
-
 @pytest.mark.parametrize("style", ["ssl4rl", "ssl_r1", "plain"])
 def test_prompt_names_both_labels(style: str):
     inst = make(prompt_style=style).generate(np.random.default_rng(0), ListSource())

@@ -400,8 +400,6 @@ def test_scoring_and_random_answers() -> None:
     assert mean == pytest.approx(0.25, abs=0.03)
 
 
-
-
 # --- configuration ----------------------------------------------------------------------------
 
 

@@ -409,7 +409,6 @@ def test_tile_checks_agree_with_the_render_helpers() -> None:
 _HINT = re.compile(r"Tile (\d+) belongs in row (\d+), column (\d+)")
 
 
-
 # --- configuration ------------------------------------------------------------------------
 
 

@@ -304,7 +304,6 @@ def test_overlap_is_intersection_over_the_smaller_window() -> None:
 # --- hints ---------------------------------------------------------------------------------
 
 
-
 def test_mirrored_hint_matches_the_flips() -> None:
     pz = puzzle(candidates=3, **FAST)
     for seed in range(10):

@@ -482,13 +482,14 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
     def _part_boxes(self) -> list[tuple[int, Region]]:
         """Where the masked picture and each candidate are drawn: image and box."""
         size, side = self.config.size, self.config.side
+        boxes: list[tuple[int, Region]]
         if self.config.layout == "images":
-            patch = (0, 0, side - 1, side - 1)
-            boxes = [(0, (0, 0, size - 1, size - 1))]
+            patch = (0.0, 0.0, side - 1.0, side - 1.0)
+            boxes = [(0, (0.0, 0.0, size - 1.0, size - 1.0))]
             return boxes + [(j + 1, patch) for j in range(self.config.candidates)]
         (y, x), *slots = self._canvas[1]
-        boxes = [(0, (x, y, x + size - 1, y + size - 1))]
-        return boxes + [(0, (sx, sy, sx + side - 1, sy + side - 1)) for sy, sx in slots]
+        boxes = [(0, (float(x), float(y), x + size - 1.0, y + size - 1.0))]
+        return boxes + [(0, (sx, sy, sx + side - 1.0, sy + side - 1.0)) for sy, sx in slots]
 
 
 def _cut(scene: np.ndarray, box: tuple[int, int], side: int) -> np.ndarray:

@@ -12,7 +12,7 @@ One square ``size x size`` image (two with ``reference``: the original, then the
 one). Every angle yields the same size and aspect ratio, so nothing but the pixels tells
 the angle. With 8 angles the picture is shown inside a disc on plain gray, the same disc
 at every angle (a square cut would show other pixels at a diagonal turn): it is drawn at
-twice the size, turned with bicubic resampling at a random sub-pixel shift (so right
+twice the size, turned with bilinear resampling at a random sub-pixel shift (so right
 angles are resampled like diagonal ones), reduced with an area filter, and given mild
 random sharpness, grain and tone (:func:`ssl_gym.augment.texture`), since photographs have
 more upright and level edges than diagonal ones and gradient energy would tell a diagonal
@@ -218,7 +218,7 @@ class Rotation(Puzzle[RotationConfig]):
         """The picture and its turn, both inside the same disc, for 45-degree steps.
 
         The picture is drawn at :data:`SUPERSAMPLE` times the output side, turned
-        (bicubic), everything outside the inscribed disc painted gray, and reduced with an
+        (bilinear), everything outside the inscribed disc painted gray, and reduced with an
         area filter. The disc shows the same part of the picture at every angle (a square
         cut would show other pixels at a diagonal turn), its gray surround is the same at
         every angle, and the resampling blur falls below a pixel, so neither the frame nor
@@ -231,8 +231,9 @@ class Rotation(Puzzle[RotationConfig]):
         views = []
         for a in (0, angle):
             # A random sub-pixel shift resamples every angle alike (PIL copies right angles).
-            shift = tuple(float(v) for v in rng.uniform(-0.5, 0.5, size=2))
-            turned = big.rotate(a, Image.Resampling.BILINEAR, translate=shift)
+            dx, dy = (float(v) for v in rng.uniform(-0.5, 0.5, size=2))
+            # PIL takes sub-pixel translations; its stubs say int.
+            turned = big.rotate(a, Image.Resampling.BILINEAR, translate=(dx, dy))  # type: ignore[arg-type]
             cut = np.asarray(turned.crop((margin, margin, margin + inner, margin + inner)))
             painted = (cut * disc + DISC_GRAY * (1.0 - disc) + 0.5).astype(np.uint8)
             small = Image.fromarray(painted).resize((side, side), Image.Resampling.BOX)
