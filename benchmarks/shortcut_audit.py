@@ -30,7 +30,7 @@ RESULTS = Path(__file__).parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--ids", default="*")
+    parser.add_argument("--ids", nargs="+", default=["*"], help="id patterns (globs)")
     parser.add_argument("--sources", nargs="+", default=["procedural", "photos"])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--weak", action=argparse.BooleanOptionalAction, default=True)
@@ -46,8 +46,12 @@ def main() -> None:
         help="keep the (id, source) rows of benchmarks/results/audit.json not audited now",
     )
     args = parser.parse_args()
-    ids = [e.id for e in entries() if fnmatch.fnmatch(e.id, args.ids)]
-    hinted = [e.id for e in entries(hinted=True) if e.hinted and fnmatch.fnmatch(e.id, args.ids)]
+
+    def chosen(eid: str) -> bool:
+        return any(fnmatch.fnmatch(eid, pattern) for pattern in args.ids)
+
+    ids = [e.id for e in entries() if chosen(e.id)]
+    hinted = [e.id for e in entries(hinted=True) if e.hinted and chosen(e.id)]
     if not args.hinted:
         hinted = []
     if not args.single:
