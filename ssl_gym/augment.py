@@ -5,10 +5,11 @@ horizontal flip) on uint8 ``(H, W, 3)`` arrays, fast enough to run online: colou
 is one affine map of the RGB values (brightness, contrast, saturation and an approximate
 hue rotation composed into a 3 x 3 matrix and an offset), resizing and blurring use PIL.
 
-:func:`augment` chains them with the named settings of :data:`STRENGTHS`
-and returns the names of the operations it applied, which :func:`describe` turns into a
-phrase for hints. :func:`texture` randomises a view's sharpness, grain and tone. All
-randomness comes from the ``np.random.Generator`` passed in.
+:func:`augment` chains them with the named settings of :data:`STRENGTHS` and returns the
+names of the operations it applied. :func:`texture` randomises a view's sharpness, grain
+and tone, :func:`random_levels` its levels per channel, and :func:`gray_alike` keeps a
+grayscale picture from standing out among colour ones. All randomness comes from the
+``np.random.Generator`` passed in.
 """
 
 from __future__ import annotations
@@ -24,15 +25,6 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 #: Blur radii are given for 224-pixel images and scaled with the output size.
 REFERENCE_SIZE = 224
-
-#: Phrases for the operation names that :func:`augment` reports.
-DESCRIPTIONS = {
-    "crop": "randomly cropped and resized",
-    "hflip": "flipped horizontally",
-    "color_jitter": "colour-jittered (brightness, contrast, saturation, hue)",
-    "grayscale": "converted to grayscale",
-    "blur": "blurred",
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,7 +276,7 @@ def augment(
 
     Returns:
         The view, uint8 ``(H, W, 3)``, and the names of the operations applied, in order
-        (``crop`` always first); :func:`describe` puts them into words.
+        (``crop`` always first).
     """
     view, applied, _ = augment_with_box(image, rng, strength, out_size)
     return view, applied
@@ -311,16 +303,6 @@ def augment_with_box(
         applied.append("hflip")
     view, more = photometric(view, rng, p, blur_scale=min(_shape(out_size)) / REFERENCE_SIZE)
     return view, applied + more, box
-
-
-def describe(applied: list[str]) -> str:
-    """The operation names as an English phrase: ``"cropped, flipped and blurred"``."""
-    words = [DESCRIPTIONS.get(name, name) for name in applied]
-    if not words:
-        return "left unchanged"
-    if len(words) == 1:
-        return words[0]
-    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 # --- texture randomisation ---------------------------------------------------------------

@@ -154,14 +154,6 @@ def test_photometric_keeps_geometry():
         assert out.shape == image.shape and "crop" not in ops and "hflip" not in ops
 
 
-def test_describe():
-    assert aug.describe(["crop"]) == "randomly cropped and resized"
-    assert aug.describe(["crop", "hflip", "blur"]) == (
-        "randomly cropped and resized, flipped horizontally and blurred"
-    )
-    assert aug.describe([]) == "left unchanged"
-
-
 def test_texture_is_seeded_and_keeps_shape():
     image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
     a = aug.texture(image, np.random.default_rng(1))
