@@ -124,7 +124,15 @@ def random_resized_crop(
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> np.ndarray:
     """Crop a random window (see :func:`sample_crop_box`) and resize it to ``out_size``."""
-    top, left, h, w = sample_crop_box(rng, image.shape[0], image.shape[1], scale, ratio)
+    box = sample_crop_box(rng, image.shape[0], image.shape[1], scale, ratio)
+    return crop_resize(image, box, out_size)
+
+
+def crop_resize(
+    image: np.ndarray, box: tuple[int, int, int, int], out_size: int | tuple[int, int]
+) -> np.ndarray:
+    """The window ``(top, left, height, width)`` of ``image`` resized to ``out_size`` (bilinear)."""
+    top, left, h, w = box
     oh, ow = _shape(out_size)
     pil = Image.fromarray(image).resize(
         (ow, oh), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
@@ -291,12 +299,7 @@ def augment_with_box(
     """:func:`augment`, also returning the crop window ``(top, left, height, width)``."""
     p = _params(strength)
     box = sample_crop_box(rng, image.shape[0], image.shape[1], p.scale, p.ratio)
-    top, left, h, w = box
-    oh, ow = _shape(out_size)
-    pil = Image.fromarray(image).resize(
-        (ow, oh), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
-    )
-    view = np.asarray(pil)
+    view = crop_resize(image, box, out_size)
     applied = ["crop"]
     if rng.random() < p.flip_p:
         view = hflip(view)

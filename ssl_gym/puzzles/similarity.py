@@ -87,12 +87,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from PIL import Image
 
 from ssl_gym.augment import (
     REFERENCE_SIZE,
     STRENGTHS,
     STRONG_TEXTURE,
+    crop_resize,
     gray_alike,
     hflip,
     photometric,
@@ -333,11 +333,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         params = STRENGTHS[cfg.strength]
         for _ in range(cfg.view_retries):
             box = self._box(rng, ref_box)
-            top, left, h, w = box
-            pil = Image.fromarray(image).resize(
-                (cfg.view_size,) * 2, Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
-            )
-            view, applied = np.asarray(pil), ["crop"]
+            view, applied = crop_resize(image, box, cfg.view_size), ["crop"]
             if rng.random() < params.flip_p:
                 view, applied = hflip(view), [*applied, "hflip"]
             view, more = photometric(view, rng, params, cfg.view_size / REFERENCE_SIZE)
@@ -411,10 +407,9 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
             index, box = self._view_boxes()[0]
             images[index] = mark_box(images[index], self._shared_region(instance, box))
             return Hint(HINTS[0], tuple(images))
-        first = self.hint(instance, 0)
-        boxes = self._view_boxes()[1:]
-        crossed = cross_out(instance, level - 1, boxes, HINTS[1], first.images if first else None)
-        return crossed
+        outlined = self.hint(instance, 0)
+        drawn = outlined.images if outlined else None
+        return cross_out(instance, level - 1, self._view_boxes()[1:], HINTS[1], drawn)
 
     def _view_boxes(self) -> list[tuple[int, Region]]:
         """Where each view (the reference first) is drawn: its image, or its slot."""
