@@ -43,7 +43,8 @@ def main() -> None:
     parser.add_argument(
         "--merge",
         action="store_true",
-        help="keep the (id, source) rows of benchmarks/results/audit.json not audited now",
+        help="keep the (id, source) rows of benchmarks/results/audit.json not audited now "
+        "(rows of ids no longer registered, such as an older version, are dropped)",
     )
     args = parser.parse_args()
 
@@ -68,8 +69,13 @@ def main() -> None:
         strong += rows
     if args.merge and (RESULTS / "audit.json").exists():
         done = {(r.id, r.source) for r in strong}
+        current = {e.id for e in entries(hinted=True)}  # ids of an old version go
         old = json.loads((RESULTS / "audit.json").read_text(encoding="utf-8"))["results"]
-        kept = [StrongResult.from_dict(r) for r in old if (r["id"], r["source"]) not in done]
+        kept = [
+            StrongResult.from_dict(r)
+            for r in old
+            if (r["id"], r["source"]) not in done and r["id"] in current
+        ]
         strong = kept + strong
     write_reports(strong, RESULTS, args.n, seed=0)
     failed = [f"{r.id} ({r.source})" for r in strong if not r.passed]

@@ -504,6 +504,15 @@ class Puzzle(ABC, Generic[C]):
         """How many distinct answers a player could try (``None``: too many to try)."""
         return None if instance.choices is None else len(instance.choices)
 
+    def credit(self, instance: Instance) -> np.ndarray | None:
+        """The credit matrix ``S[a, g]``: the score of choice ``g`` were choice ``a`` right.
+
+        ``None`` (the default): no partial credit with a structure to exploit, or no list
+        of choices. Multi-turn play uses it to price a retry against the blind player that
+        orders its answers to collect the most partial credit (:mod:`ssl_gym.multiturn`).
+        """
+        return None
+
     def random_answer(self, instance: Instance, rng: np.random.Generator) -> str:
         """A uniformly random valid answer text (the random policy's; scores chance)."""
         if instance.choices is None:

@@ -69,7 +69,7 @@ def test_scores_equal_the_envs_reward(env_id: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["verl", "easyr1"])
 def test_scoring_rows_read_back_from_parquet_with_overrides(fmt: str, tmp_path: Path) -> None:
-    env_id, over = "SSL/Position-2x2-v1", {"answer_format": "boxed", "format_weight": 0.5}
+    env_id, over = "SSL/Position-2x2-v2", {"answer_format": "boxed", "format_weight": 0.5}
     out = export(env_id, tmp_path / fmt, n=4, n_test=0, seed=1, format=fmt, overrides=over,
                  progress=False)  # fmt: skip
     rows = pq.read_table(out / "train.parquet").to_pylist()

@@ -85,7 +85,7 @@ def test_spec_to_json_round_trips_overrides() -> None:
 
 
 def test_step_info_carries_verdict() -> None:
-    env = gym.make("SSL/Position-2x2-v1")
+    env = gym.make("SSL/Position-2x2-v2")
     _, info = env.reset(seed=0)
     assert info["choices"] == ("top-left", "top-right", "bottom-left", "bottom-right")
     wrong = next(c for c in info["choices"] if c != info["answer"])

@@ -30,7 +30,7 @@ CHANCE = {e.id: e.chance_score for e in entries()}
 
 
 def test_oracle_solves_every_puzzle(tmp_path: Path) -> None:
-    ids = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x3-v1", "SSL/Position-2x2-Hint-v1"]
+    ids = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x3-v1", "SSL/Position-2x2-Hint-v2"]
     summary = run_eval(ids, "oracle", 8, tmp_path, progress=False)
     for m in [summary["overall"], *summary["by_id"].values()]:
         assert m["solve_rate"] == 1.0

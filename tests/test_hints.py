@@ -6,6 +6,7 @@ import dataclasses
 import math
 from itertools import permutations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -34,6 +35,33 @@ def test_the_retry_cost_holds_enumeration_to_chance(answers: int, turns: int) ->
     assert _enumerate(answers, turns, cost) == pytest.approx(chance)
     assert retry_cost(answers, turns, chance, floor=2.0) == 2.0
     assert retry_cost(4, 4, 0.25) == pytest.approx(0.5)  # the worked example
+
+
+def _best_order_value(credit: np.ndarray, turns: int, cost: float) -> float:
+    """The best blind player's mean reward: every order of distinct answers, brute force."""
+    m = credit.shape[0]
+    best = -np.inf
+    for order in permutations(range(m), min(m, turns)):
+        total = 0.0
+        for right in range(m):
+            tried = order.index(right) if right in order else len(order) - 1
+            score = 1.0 if right in order else credit[right, order[-1]]
+            total += score - cost * tried
+        best = max(best, total / m)
+    return best
+
+
+def test_the_retry_cost_holds_the_best_order_to_chance_under_partial_credit() -> None:
+    env = gym.make("SSL/FlipPatch-2x2-Hint-v2").unwrapped
+    env.reset(seed=0)
+    credit, turns = env.puzzle.credit(env.instance), env.turns
+    chance = float(env.instance.metadata["chance_score"])
+    assert credit is not None and credit.max(initial=0.0, where=~np.eye(8, dtype=bool)) == 0.5
+    assert _best_order_value(credit, turns, env.retry_cost) == pytest.approx(chance)
+    assert env.blind_value == pytest.approx(chance)
+    # priced as if every wrong answer earned the mean partial credit, the best order wins
+    naive = retry_cost(credit.shape[0], turns, chance)
+    assert _best_order_value(credit, turns, naive) > chance + 0.015
 
 
 def test_without_a_list_of_answers_the_floor_applies() -> None:

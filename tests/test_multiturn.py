@@ -50,7 +50,8 @@ def test_every_wrong_answer_costs_the_retry_cost(env_id: str, wrong: int) -> Non
     _, reward, terminated, _, step = env.step(format_answer(info["answer"], fmt))
     puzzle = env.unwrapped.puzzle
     count = puzzle.answer_count(env.unwrapped.instance)
-    cost = retry_cost(count, step["max_turns"], info["chance_score"], floor=0.1)
+    credit = puzzle.credit(env.unwrapped.instance)
+    cost = retry_cost(count, step["max_turns"], info["chance_score"], floor=0.1, credit=credit)
     assert terminated and step["turn_scores"][-1] == 1.0 and step["retry_cost"] == cost
     assert step["reward_components"]["retries"] == pytest.approx(-cost * wrong)
     assert reward == pytest.approx(1.0 - cost * wrong)

@@ -114,7 +114,7 @@ def test_parse_3x3(text: str, expected: str | None):
 
 @pytest.mark.parametrize("grid", [2, 3])
 def test_patch_is_the_named_cell(grid: int):
-    puzzle = make(grid=grid)
+    puzzle = make(grid=grid, jitter=0.0)
     cell = 96 // grid
     seen: Counter[str] = Counter()
     for seed in range(60):
@@ -126,6 +126,27 @@ def test_patch_is_the_named_cell(grid: int):
         assert inst.solution == inst.answer and inst.choices == puzzle.cells
         seen[inst.answer] += 1
     assert set(seen) == set(puzzle.cells)
+
+
+def test_jittered_patch_matches_only_its_cell_by_structure():
+    """With the default mild jitter the values move, but the named cell fits best."""
+    puzzle = make(grid=3)
+    cell, moved = 96 // 3, 0
+    for seed in range(40):
+        inst = puzzle.generate(np.random.default_rng(seed), NoiseSource())
+        full, patch = (im.astype(np.float64).mean(axis=2) for im in inst.images)
+        cells = [
+            full[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell]
+            for r in range(3)
+            for c in range(3)
+        ]
+        fits = [np.corrcoef(patch.ravel(), c.ravel())[0, 1] for c in cells]
+        assert puzzle.cells[int(np.argmax(fits))] == inst.answer and max(fits) > 0.97
+        r, c = divmod(puzzle.cells.index(inst.answer), 3)
+        exact = inst.images[0][r * cell : (r + 1) * cell, c * cell : (c + 1) * cell]
+        moved += not np.array_equal(inst.images[1], exact)
+        assert inst.metadata["augmentations"] == ["color_jitter"]
+    assert moved >= 38  # a factor drawn near 1 can leave a cut unchanged
 
 
 def test_augmented_patch_keeps_shape_but_changes_pixels():

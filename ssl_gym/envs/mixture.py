@@ -27,7 +27,7 @@ MIXTURES = {
     "SSL4RL": {
         "ids": [
             "SSL/Rotation-4way-v1",
-            "SSL/Position-2x2-v1",
+            "SSL/Position-2x2-v2",
             "SSL/Jigsaw-2x2-v1",
             "SSL/Contrastive-Weak-v1",
         ],

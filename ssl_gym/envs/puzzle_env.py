@@ -129,6 +129,7 @@ class PuzzleEnv(gym.Env[Observation, str]):
             self._turns,
             float(self.instance.metadata["chance_score"]),
             floor=self.hint_cost,
+            credit=self.puzzle.credit(self.instance),
         )
         return self._observation(self.instance), self._reset_info(self.instance)
 
@@ -209,7 +210,8 @@ class PuzzleEnv(gym.Env[Observation, str]):
         if self._turns == 1:
             return chance
         count = self.puzzle.answer_count(self.instance)
-        return blind_value(count, self._turns, chance, self._retry_cost)
+        credit = self.puzzle.credit(self.instance)
+        return blind_value(count, self._turns, chance, self._retry_cost, credit)
 
     def _checked(self, images: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         """Hint images, which must match the observation's count, shapes and dtype."""

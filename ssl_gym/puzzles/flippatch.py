@@ -51,7 +51,9 @@ for every tile ``k``.
 ## Reward
 
 1 for the right tile and direction, 0.5 for the right tile with the wrong (or no)
-direction, 0 otherwise.
+direction, 0 otherwise. In multi-turn play each wrong answer costs the retry cost of
+:mod:`ssl_gym.multiturn`, priced with the credit matrix (:meth:`FlipPatch.credit`) so that
+no order of answers earns a blind player more than chance.
 
 ## Difficulty
 
@@ -62,11 +64,11 @@ the same for every instance.
 
 ## Registered Configurations
 
-* ``SSL/FlipPatch-2x2-v1``: 4 tiles (easy).
-* ``SSL/FlipPatch-3x3-v1``: 9 tiles (medium).
-* ``SSL/FlipPatch-3x3-Image-v1``: 9 tiles, drawn on the plain image with grid lines (medium).
-* ``SSL/FlipPatch-3x3-Masked-v1``: 9 tiles with masked borders (hard).
-* ``SSL/FlipPatch-4x4-v1``: 16 tiles (hard).
+* ``SSL/FlipPatch-2x2-v2``: 4 tiles (easy).
+* ``SSL/FlipPatch-3x3-v2``: 9 tiles (medium).
+* ``SSL/FlipPatch-3x3-Image-v2``: 9 tiles, drawn on the plain image with grid lines (medium).
+* ``SSL/FlipPatch-3x3-Masked-v2``: 9 tiles with masked borders (hard).
+* ``SSL/FlipPatch-4x4-v2``: 16 tiles (hard).
 
 ## Version History
 
@@ -79,6 +81,11 @@ the same for every instance.
   number in its corner (3x3-Image) gave the flip away when its content belonged to another
   cell (probe 0.16 against 0.083); hints outline the row, then the tile, instead of naming
   the row and column in text.
+* v2: in multi-turn play (``-Hint`` ids) a retry is priced against the blind player that
+  orders its answers to collect the most partial credit (its first answers leave open the
+  other direction of the tile it names last; :meth:`FlipPatch.credit`): on 2x2 that player
+  earned 0.206 against a chance of 0.1875, and the retry cost goes from 0.143 to 0.154.
+  Single-turn puzzles are unchanged (the same instances, checked by hash).
 """
 
 from __future__ import annotations
@@ -224,7 +231,7 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
     """Find the one tile that is flipped in place, and its direction."""
 
     family = "FlipPatch"
-    version = 1
+    version = 2
     config_cls = FlipPatchConfig
 
     @property
@@ -433,6 +440,11 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
     def score(self, instance: Instance, solution: Any) -> float:
         """1 for tile and direction, 0.5 for the tile alone, else 0."""
         return _credit(instance.solution, solution)
+
+    def credit(self, instance: Instance) -> np.ndarray | None:
+        """Half of a point between the two directions of each tile, else 0 off the diagonal."""
+        choices = [self.parse(c) for c in instance.choices or ()]
+        return np.array([[_credit(a, g) for g in choices] for a in choices])
 
     def hint(self, instance: Instance, level: int) -> Hint | None:
         """Level 0 outlines the flipped tile's row, level 1 the tile itself.
