@@ -131,8 +131,13 @@ def _check_hints(puzzle: Puzzle, inst: Instance) -> None:
 def check_puzzle(
     puzzle: Puzzle, source: ImageSource | str = "procedural", seeds: tuple[int, ...] = (0, 1, 2)
 ) -> None:
-    """Check a puzzle's contract on a few seeds: shapes, grammar, oracle, garbage, hints."""
+    """Check a puzzle's contract on a few seeds: shapes, grammar, oracle, garbage, hints.
+
+    Each seed must give the same instance twice, and different seeds different instances
+    (a generator that ignores its rng would hand every episode the same puzzle).
+    """
     src = make_source(source)
+    digests = set()
     for seed in seeds:
         inst = puzzle.generate(np.random.default_rng(seed), src)
         again = puzzle.generate(np.random.default_rng(seed), src)
@@ -140,9 +145,15 @@ def check_puzzle(
             instance_digest(inst) == instance_digest(again),
             f"{puzzle.family}: seed {seed} is not deterministic",
         )
+        digests.add(instance_digest(inst))
         _check_instance(puzzle, inst)
         _check_verifier(puzzle, inst)
         _check_hints(puzzle, inst)
+    _require(
+        len(digests) == len(set(seeds)),
+        f"{puzzle.family}: seeds {sorted(set(seeds))} gave only {len(digests)} different "
+        "instances; does the generator ignore its rng?",
+    )
 
 
 def check_puzzle_env(env_id: str, seed: int = 0, **kwargs: Any) -> None:

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 import ssl_gym
+from ssl_gym.core import Instance
 from ssl_gym.envs import entries, mixture_ids
+from ssl_gym.images import ImageSource
 from ssl_gym.puzzles import build_puzzle
-from ssl_gym.testing import check_puzzle, check_puzzle_env, observation_digest
+from ssl_gym.puzzles.rotation import Rotation
+from ssl_gym.testing import ContractError, check_puzzle, check_puzzle_env, observation_digest
 
 IDS = [e.id for e in entries(hinted=True)]
 
@@ -42,6 +45,20 @@ def test_env_contract(env_id: str) -> None:
 def test_puzzle_contract(env_id: str) -> None:
     env = gym.make(env_id)
     check_puzzle(env.unwrapped.puzzle, seeds=(0, 1, 2, 3))
+
+
+class _SeedDeaf(Rotation):
+    """A planted fault: the generator ignores its rng, so every episode is the same."""
+
+    def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
+        return super()._draft(np.random.default_rng(0), source)
+
+
+def test_check_puzzle_rejects_a_generator_that_ignores_its_rng() -> None:
+    good = build_puzzle("Rotation", "4way")
+    check_puzzle(good)
+    with pytest.raises(ContractError, match="ignore its rng"):
+        check_puzzle(_SeedDeaf(good.config))
 
 
 @pytest.mark.parametrize("env_id", IDS)
