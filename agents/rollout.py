@@ -20,9 +20,8 @@ import gymnasium as gym
 import numpy as np
 
 from agents.samplers.base import Request, Sample, Sampler, SamplingParams
-from ssl_gym.vector import group_seeds
 
-__all__ = ["RolloutBatch", "group_seeds", "rollout"]
+__all__ = ["RolloutBatch", "rollout"]
 
 
 @dataclass
@@ -41,6 +40,8 @@ class RolloutBatch:
     """Per-episode reward components (``accuracy``, ``format``, ...)."""
     episode_rewards: np.ndarray = field(default_factory=lambda: np.zeros(0))
     episode_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    episode_format_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Whether each episode's final answer was well formed and parsed (the env's)."""
     turns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     env_seconds: float = 0.0
     """Time spent in env reset and step."""
@@ -65,6 +66,7 @@ class RolloutBatch:
             reward_components={k: v[lo:hi] for k, v in self.reward_components.items()},
             episode_rewards=self.episode_rewards[lo:hi],
             episode_scores=self.episode_scores[lo:hi],
+            episode_format_ok=self.episode_format_ok[lo:hi],
             turns=self.turns[lo:hi],
         )
 
@@ -127,6 +129,7 @@ def rollout(
     histories: list[list[tuple[str, str]]] = [[] for _ in range(n)]
     done = np.zeros(n, dtype=bool)
     final_reward, final_score = np.zeros(n), np.zeros(n)
+    final_format = np.zeros(n, dtype=bool)
     components: dict[str, np.ndarray] = {}
     rows_req, rows_sample, rows_ep, turns = [], [], [], np.zeros(n, dtype=int)
     for turn in range(max_turns):
@@ -149,6 +152,7 @@ def rollout(
             if terminated[i] or truncated[i]:
                 done[i] = True
                 final_reward[i], final_score[i] = rewards[i], infos["score"][i]
+                final_format[i] = bool(infos["format_ok"][i])
                 for key, values in infos["reward_components"].items():
                     components.setdefault(key, np.zeros(n))[i] = values[i]
             else:
@@ -167,6 +171,7 @@ def rollout(
         reward_components=components,
         episode_rewards=final_reward,
         episode_scores=final_score,
+        episode_format_ok=final_format,
         turns=turns,
         env_seconds=env_s,
         sample_seconds=sample_s,

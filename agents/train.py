@@ -10,7 +10,7 @@ Design notes
   sampling generator. A run interrupted and resumed from a checkpoint therefore
   replays exactly the steps it would have taken (same weights on CPU).
 * Training seeds are drawn below 2**30, held-out evaluation seeds are
-  ``ssl_gym.evaluation.eval_seeds`` (above 2**30, the set ``ssl-gym eval`` uses):
+  ``ssl_gym.seeds.eval_seeds`` (above 2**30, the set ``ssl-gym eval`` uses):
   evaluation puzzles are never trained on.
 * Checkpoints are directories written under a temporary name and renamed into place,
   so a crash never leaves a checkpoint that looks complete but is not.
@@ -29,7 +29,6 @@ import functools
 import itertools
 import json
 import os
-import shutil
 import sys
 import time
 import tomllib
@@ -55,14 +54,19 @@ from agents.distributed import (
 )
 from agents.learner import Learner, LearnerConfig
 from agents.models import VLM, load_vlm, resolve_local_dir
-from agents.rollout import RolloutBatch, group_seeds, rollout
+from agents.policy import make_sampler, play_held_out
+from agents.rollout import RolloutBatch, rollout
 from agents.samplers.base import SamplingParams
-from agents.samplers.hf import HFSampler
 from agents.tiny import build_tiny_model
 from ssl_gym.curriculum import Curriculum, family_ladder
-from ssl_gym.evaluation import eval_seeds
+from ssl_gym.evaluation import metrics
+from ssl_gym.files import atomic_path
+from ssl_gym.seeds import eval_seeds, group_seeds, step_seed
 
 console = Console()
+
+#: The held-out metrics the trainer logs (as ``eval/NAME``), named as ``ssl-gym eval`` names them.
+EVAL_METRICS = ("solve_rate", "mean_score", "mean_reward", "format_rate")
 RECIPES = Path(__file__).parent / "recipes"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -293,22 +297,19 @@ def save_checkpoint(
     rank gathers together before rank 0 writes them.
     """
     final = run / "checkpoints" / f"step_{step:06d}"
-    tmp = final.with_name(f".tmp-{final.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    weights, optim = tensors
-    save_file(weights, tmp / "model.safetensors")
-    torch.save(optim, tmp / "optimizer.pt")
-    state = {
-        "step": step,
-        "config": dataclasses.asdict(cfg),
-        "base_model": str(vlm.path),
-        "torch_rng": torch.get_rng_state().tolist(),
-        **extra,
-    }
-    (tmp / "trainer_state.json").write_text(json.dumps(state))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        tmp.mkdir()
+        weights, optim = tensors
+        save_file(weights, tmp / "model.safetensors")
+        torch.save(optim, tmp / "optimizer.pt")
+        state = {
+            "step": step,
+            "config": dataclasses.asdict(cfg),
+            "base_model": str(vlm.path),
+            "torch_rng": torch.get_rng_state().tolist(),
+            **extra,
+        }
+        (tmp / "trainer_state.json").write_text(json.dumps(state))
     return final
 
 
@@ -373,17 +374,25 @@ def evaluate(
     sampler: Any,
     options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Greedy accuracy on the fixed held-out seeds."""
-    seeds = eval_seeds(env_spec(cfg)[0], cfg.eval_episodes)
+    """Greedy play of the fixed held-out seeds: ``ssl-gym eval``'s metrics, as ``eval/*``."""
+    env_id = env_spec(cfg)[0]
+    seeds = eval_seeds(env_id, cfg.eval_episodes)
     params = SamplingParams(
         temperature=0.0, max_new_tokens=cfg.max_new_tokens, constrain=cfg.constrain_answers
     )
-    batch = rollout(envs, sampler, params, seeds, group_size=1, options=options)
-    return {
-        "eval/accuracy": float(np.mean(batch.episode_scores == 1.0)),
-        "eval/score": float(np.mean(batch.episode_scores)),
-        "eval/reward": float(np.mean(batch.episode_rewards)),
-    }
+    outcomes = play_held_out(envs, sampler, params, seeds, options=options)
+    records = [
+        {
+            "rewards": [o.reward],
+            "scores": [o.score],
+            "format_ok": [o.format_ok],
+            "turns": [o.turns],
+            "chance": 0.0,
+        }
+        for o in outcomes
+    ]
+    m = metrics(records, samples=1)
+    return {f"eval/{k}": float(m[k]) for k in EVAL_METRICS}
 
 
 def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None:
@@ -396,7 +405,7 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, label in (
         ("rollout/reward_mean", "rollout reward"),
-        ("eval/accuracy", "held-out greedy accuracy"),
+        ("eval/solve_rate", "held-out greedy solve rate"),
     ):
         pts = [(h["step"], h[key]) for h in history if key in h]
         if pts:
@@ -432,23 +441,17 @@ def step_metrics(batch: RolloutBatch, learn: dict[str, float], learn_s: float) -
     }
 
 
-def make_sampler(cfg: TrainConfig, vlm: VLM, answer_format: str) -> Any:
-    """The HF sampler, or a vLLM engine loaded from the same checkpoint."""
-    if cfg.sampler == "hf":
-        return HFSampler(vlm, answer_format=answer_format)
+def sampler_engine(cfg: TrainConfig) -> dict[str, Any]:
+    """The vLLM engine settings of a run (none for the HF sampler)."""
     if cfg.sampler != "vllm":
-        raise ValueError(f"sampler={cfg.sampler!r}; choose hf or vllm")
-    from agents.samplers.vllm import VLLMSampler
-
-    return VLLMSampler(
-        vlm.path,
-        answer_format=answer_format,
-        dtype="bfloat16" if cfg.dtype == "bfloat16" else "float32",
-        gpu_memory_utilization=cfg.gpu_memory_utilization,
-        tensor_parallel_size=cfg.vllm_tensor_parallel_size,
-        sleep_mode=cfg.vllm_sleep,
-        seed=cfg.seed,
-    )
+        return {}
+    return {
+        "dtype": "bfloat16" if cfg.dtype == "bfloat16" else "float32",
+        "gpu_memory_utilization": cfg.gpu_memory_utilization,
+        "tensor_parallel_size": cfg.vllm_tensor_parallel_size,
+        "sleep_mode": cfg.vllm_sleep,
+        "seed": cfg.seed,
+    }
 
 
 def prepare_model(cfg: TrainConfig, run: Path) -> Path:
@@ -498,7 +501,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.curriculum:
         low, high = cfg.curriculum_band
         curriculum = Curriculum(len(puzzles), band=(low, high), window=cfg.curriculum_window)
-    sampler = make_sampler(cfg, vlm, answer_format)
+    sampler = make_sampler(cfg.sampler, vlm, answer_format=answer_format, **sampler_engine(cfg))
     n_envs = cfg.groups_per_step * cfg.group_size
     envs, eval_envs = make_envs(cfg, n_envs), make_envs(cfg, cfg.eval_episodes)
     start_step, history = 0, []
@@ -552,14 +555,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         for step in range(start_step + 1, cfg.steps + 1):
             per_rank = cfg.groups_per_step * cfg.group_size  # each rank plays its own groups
             seeds = group_seeds(
-                cfg.groups_per_step * info.world, cfg.group_size, seed=hash_seed(cfg, step)
+                cfg.groups_per_step * info.world, cfg.group_size, seed=step_seed(cfg.seed, step)
             )[info.rank * per_rank :][:per_rank]
             params = SamplingParams(
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens,
                 constrain=cfg.constrain_answers,
-                seed=hash_seed(cfg, step) + info.rank,
+                seed=step_seed(cfg.seed, step) + info.rank,
             )
             vlm.model.eval()
             with learner.full_weights():
@@ -605,7 +608,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 advance=1,
                 stats=(
                     f"reward {row['rollout/reward_mean']:.2f} solve {row['rollout/solve_rate']:.2f}"
-                    f" eval {last_eval.get('eval/accuracy', float('nan')):.2f}"
+                    f" eval {last_eval.get('eval/solve_rate', float('nan')):.2f}"
                     f" {row['perf/tokens_per_s']:.0f} tok/s"
                 ),
             )
@@ -618,7 +621,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # --- the end: final checkpoint, model export, curves
     if writer is not None:
         writer.close()
-    evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
+    evals = [(h["step"], h["eval/solve_rate"]) for h in history if "eval/solve_rate" in h]
     state_dicts = learner.state_dicts()  # every rank gathers, rank 0 writes
     if not info.is_main:
         return {"summary": {"steps": step, "eval_curve": evals}, "history": history}
@@ -628,7 +631,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     plot_curves(history, run / "curves.png", f"{cfg.env} (GRPO)")
     summary = {
         "steps": step,
-        "final_eval_accuracy": evals[-1][1] if evals else None,
+        "final_eval_solve_rate": evals[-1][1] if evals else None,
         "eval_curve": evals,
         "checkpoint": str(final),
         "wall_s": time.perf_counter() - began,
@@ -646,14 +649,9 @@ def _tensorboard(run: Path) -> Any:
     return SummaryWriter(str(run / "tb"))
 
 
-def hash_seed(cfg: TrainConfig, step: int) -> int:
-    """The seed of one step, from the run seed and the step (stable across resumes)."""
-    return int(np.random.default_rng([cfg.seed, step]).integers(0, 2**30))
-
-
 def _should_stop(cfg: TrainConfig, row: dict[str, float], began: float) -> bool:
-    if cfg.stop_at_accuracy and row.get("eval/accuracy", 0.0) >= cfg.stop_at_accuracy:
-        console.print(f"held-out accuracy {row['eval/accuracy']:.2f} reached the target")
+    if cfg.stop_at_accuracy and row.get("eval/solve_rate", 0.0) >= cfg.stop_at_accuracy:
+        console.print(f"held-out solve rate {row['eval/solve_rate']:.2f} reached the target")
         return True
     return bool(cfg.max_minutes) and time.perf_counter() - began > 60 * cfg.max_minutes
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import importlib
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -22,20 +20,9 @@ from rich.table import Table
 import ssl_gym
 from ssl_gym.core import Puzzle, format_answer
 from ssl_gym.envs import PuzzleEnv, entries, make_puzzle_env, mixture_ids
-from ssl_gym.vector import policy_rng
+from ssl_gym.seeds import policy_rng
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs
-
-
-def key_value(text: str) -> tuple[str, Any]:
-    """An argparse type for ``--set KEY=VALUE``: the value read as JSON if it can be."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -134,7 +121,7 @@ DELEGATED_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("agents.train", "train", "GRPO-train a VLM on a puzzle"),
     "make-tiny-model": ("agents.tiny", "train", "build a tiny random VLM offline"),
     "export": ("ssl_gym.adapters.export", "adapters", "write puzzles as a dataset file"),
-    "eval": ("ssl_gym.evaluation", "", "score a policy on held-out puzzles"),
+    "eval": ("agents.policy", "", "score a policy on held-out puzzles"),
     "gallery": ("ssl_gym.gallery", "", "an HTML page with examples of every id"),
 }
 

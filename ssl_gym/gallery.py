@@ -28,16 +28,18 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 from PIL import Image
+from rich.console import Console
 from rich.progress import track
 
 import ssl_gym
-from ssl_gym.cli import console
 from ssl_gym.core import Instance, Puzzle, format_answer
 from ssl_gym.envs import MixtureEnv, PuzzleEnv, entries, mixture_ids
 from ssl_gym.files import write_atomic
 
 #: How many wrong answers the scripted player gives before the right one (when allowed).
 WRONG_TURNS = 2
+
+console = Console()
 
 
 @dataclass(frozen=True)

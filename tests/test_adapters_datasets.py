@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 
 from ssl_gym.adapters import export as export_mod
-from ssl_gym.adapters._records import build_records, record_seed, split_source
+from ssl_gym.adapters._records import build_records, split_source
 from ssl_gym.adapters.datasets import to_dataset
 from ssl_gym.adapters.export import FORMATS, export, main
+from ssl_gym.seeds import record_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 

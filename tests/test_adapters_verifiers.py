@@ -21,8 +21,8 @@ from PIL import Image
 from vllm_server import vllm_server
 
 import ssl_gym  # noqa: F401
-from ssl_gym.adapters._records import record_seed
 from ssl_gym.adapters.verifiers import VerifiersEnv, load_environment
+from ssl_gym.seeds import record_seed
 
 KW = {"size": 64, "answer_format": "plain"}
 

@@ -118,6 +118,29 @@ def test_core_and_puzzles_stay_pure() -> None:
             assert not tops & FORBIDDEN, f"{path.name} imports {tops & FORBIDDEN}"
 
 
+def _imports(path: pathlib.Path) -> set[str]:
+    """Every module ``path`` imports, at any depth (lazy imports in functions too)."""
+    mods: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            mods |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            mods.add(node.module)
+    return mods
+
+
+def test_layers_run_one_way() -> None:
+    """``agents`` depends on ``ssl_gym``, never the reverse; nothing imports the CLI."""
+    root = pathlib.Path(__file__).parents[1] / "ssl_gym"
+    files = sorted(root.glob("**/*.py"))
+    assert len(files) > 30
+    for path in files:
+        mods = _imports(path)
+        up = {m for m in mods if m == "agents" or m.startswith("agents.")}
+        assert not up, f"{path.relative_to(root)} imports {sorted(up)}"
+        assert "ssl_gym.cli" not in mods, f"{path.relative_to(root)} imports ssl_gym.cli"
+
+
 def test_booleans_and_numbers_are_told_apart() -> None:
     from ssl_gym.core import check_choice
 

@@ -189,7 +189,7 @@ def test_cli_list_and_show(tmp_path) -> None:
 def test_policy_rng_is_not_the_stream_reset_gives_the_env() -> None:
     from gymnasium.utils.seeding import np_random
 
-    from ssl_gym.vector import policy_rng
+    from ssl_gym.seeds import policy_rng
 
     env_stream = np_random(5)[0].integers(0, 2**62, size=8)
     # the trap policy_rng avoids: the plain seed replays the env's draws

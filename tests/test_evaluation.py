@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from http_stub import JSONHandler, chat_choices, serve
 
+from agents.policy import make_policy as make_model_policy
 from ssl_gym import cli
 from ssl_gym.envs import entries
 from ssl_gym.evaluation import (
@@ -24,7 +25,7 @@ from ssl_gym.evaluation import (
     pass_ks,
     run_eval,
 )
-from ssl_gym.vector import SEED_LIMIT, group_seeds
+from ssl_gym.seeds import SEED_LIMIT, group_seeds
 
 CHANCE = {e.id: e.chance_score for e in entries()}
 
@@ -242,6 +243,8 @@ def test_cli_writes_summary_table_and_plots(tmp_path: Path) -> None:
     assert cli.main(bad) == 2
     assert cli.main([*argv, "--out", str(out), "--seed", "3", "--no-progress"]) == 2
     assert cli.main(["eval", "--policy", "gpt", "--out", str(tmp_path / "y")]) == 2
+    with pytest.raises(ValueError, match=r"agents\.policy\.make_policy"):
+        make_policy("hf:some/dir")  # ssl_gym builds no model policy; agents does
 
 
 def test_cli_settings_reach_every_env_and_bind_the_run(tmp_path: Path) -> None:
@@ -264,7 +267,7 @@ def test_hf_policy_on_the_tiny_model(tmp_path: Path) -> None:
     from agents.tiny import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny", seed=0)
-    policy = make_policy(
+    policy = make_model_policy(
         f"hf:{model}", max_new_tokens=8, constrain=True, batch_size=2, answer_format="plain"
     )
     ids = ["SSL/Rotation-4way-v1", "SSL/Rotation-2way-Hint-v1"]
@@ -293,7 +296,7 @@ class _Always90(JSONHandler):
 def test_openai_policy_scores_what_the_endpoint_answers(tmp_path: Path) -> None:
     env_id, n = "SSL/Rotation-4way-v1", 12
     with serve(_Always90) as url:
-        policy = make_policy(f"openai:{url}", batch_size=4, env_kwargs={"size": 32})
+        policy = make_model_policy(f"openai:{url}", batch_size=4, env_kwargs={"size": 32})
         summary = run_eval([env_id], policy, n, tmp_path / "run", progress=False)
     env = gym.make(env_id, size=32)
     answers = [env.reset(seed=s)[1]["answer"] for s in eval_seeds(env_id, n)]

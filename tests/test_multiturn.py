@@ -16,7 +16,7 @@ from ssl_gym.core import format_answer
 from ssl_gym.curriculum import AdaptiveDifficulty, Curriculum, family_ladder
 from ssl_gym.envs import entries
 from ssl_gym.multiturn import retry_cost
-from ssl_gym.vector import group_seeds
+from ssl_gym.seeds import group_seeds
 
 
 def easy_hint_ids() -> list[str]:
@@ -183,4 +183,4 @@ def test_group_seeds_example() -> None:
     obs, _ = envs.reset(seed=seeds)
     images = obs["images"][0]
     assert np.array_equal(images[0], images[3]) and not np.array_equal(images[3], images[4])
-    assert ssl_gym.vector.SEED_LIMIT > max(seeds)
+    assert ssl_gym.seeds.SEED_LIMIT > max(seeds)

@@ -77,7 +77,8 @@ def test_answer_grammar_as_structured_output(engine) -> None:
 
 
 def test_eval_with_the_vllm_policy_agrees_with_hf(engine, tmp_path: Path) -> None:
-    from ssl_gym.evaluation import make_policy, run_eval
+    from agents.policy import make_policy
+    from ssl_gym.evaluation import run_eval
 
     ids, n = ["SSL/Rotation-4way-v1"], 8
     scores = {}

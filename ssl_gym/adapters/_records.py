@@ -49,8 +49,8 @@ from ssl_gym.images import (
     make_source,
 )
 from ssl_gym.puzzles import build_puzzle
+from ssl_gym.seeds import RECORDS_PER_SPLIT, SPLITS, record_seed
 
-SPLITS = ("train", "test")
 """The splits, in the order their codes (0, 1) are assigned."""
 
 PAYLOAD_VERSION = 1
@@ -58,44 +58,6 @@ PAYLOAD_VERSION = 1
 
 #: Keyword arguments of ``PuzzleEnv`` that are not puzzle settings.
 _ENV_ONLY = frozenset({"image_source", "render_mode", "max_turns", "hint_cost"})
-
-_MAX_INDEX = 2**29
-_HALF_BITS = 15
-_HALF_MASK = (1 << _HALF_BITS) - 1
-
-
-# --- seeds -----------------------------------------------------------------------------
-
-
-def _round_key(seed: int, round_: int, half: int) -> int:
-    digest = hashlib.blake2b(f"{seed}:{round_}:{half}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") & _HALF_MASK
-
-
-def record_seed(seed: int, split: str, index: int) -> int:
-    """The env seed of record ``index`` of ``split``: distinct across splits and indices.
-
-    Args:
-        seed: The export's seed (a non-negative int).
-        split: ``"train"`` or ``"test"``.
-        index: The record's index in its split, below ``2**29``.
-
-    Returns:
-        An int in ``[0, 2**30)``; a bijection of ``(split, index)`` for a fixed ``seed``.
-
-    Raises:
-        ValueError: If an argument is out of range.
-    """
-    check_int("seed", seed, 0)
-    check_int("index", index, 0, _MAX_INDEX - 1)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    x = 2 * index + SPLITS.index(split)
-    left, right = x >> _HALF_BITS, x & _HALF_MASK
-    for round_ in range(4):
-        left, right = right, left ^ _round_key(seed, round_, right)
-    return (left << _HALF_BITS) | right
-
 
 # --- splitting sources by image --------------------------------------------------------
 
@@ -314,7 +276,7 @@ def build_records(
     Raises:
         ValueError: On a bad id, count, split or override.
     """
-    check_int("n", n, 0, _MAX_INDEX)
+    check_int("n", n, 0, RECORDS_PER_SPLIT)
     over = _check_overrides(overrides or {})
     env = make_env(env_id, over, split_source(image_source, split, test_fraction))
     for index in range(n):

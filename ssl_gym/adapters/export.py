@@ -40,9 +40,9 @@ import ssl_gym
 from ssl_gym.adapters import easyr1, verl
 from ssl_gym.adapters._records import Record, build_records, check_exportable, dumps
 from ssl_gym.adapters.datasets import features, fingerprint, hf_row, table_to_dataset
-from ssl_gym.cli import key_value
 from ssl_gym.core import check_int
 from ssl_gym.images import make_source
+from ssl_gym.overrides import key_value
 from ssl_gym.render import png_data_url
 
 FORMATS = ("hf", "parquet", "jsonl", "verl", "easyr1")

@@ -48,9 +48,9 @@ from pydantic import Field
 from verifiers.v1.dialects.chat import message_to_wire
 
 import ssl_gym  # noqa: F401 - registers the SSL/ ids
-from ssl_gym.adapters._records import SPLITS, record_seed
 from ssl_gym.core import check_int
 from ssl_gym.render import png_data_url
+from ssl_gym.seeds import SPLITS, record_seed
 
 __all__ = [
     "ChatHarness",

@@ -30,6 +30,7 @@ import numpy as np
 
 from ssl_gym.core import Instance, Puzzle
 from ssl_gym.envs import make_puzzle_env
+from ssl_gym.files import write_atomic
 from ssl_gym.images import ImageSource
 
 BORDER = 2
@@ -243,7 +244,6 @@ def run_audit(
     through a temporary file and a rename, so a partial file never stands for a result.
     """
     import json
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from pathlib import Path
 
@@ -263,13 +263,10 @@ def run_audit(
         results = [_audit_args(j) for j in track(jobs, description=f"auditing x {n}")]
     if out is not None:
         folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
         payload = {"n": n, "seed": seed, "results": [r.to_dict() for r in results]}
         for name, text in (
             ("shortcut_audit.json", json.dumps(payload, indent=2)),
             ("shortcut_audit.md", markdown_table(results)),
         ):
-            tmp = folder / f".{name}.tmp"
-            tmp.write_text(text)
-            os.replace(tmp, folder / name)
+            write_atomic(folder / name, text)
     return results

@@ -24,7 +24,7 @@ from agents.models import load_vlm
 from agents.rollout import rollout
 from agents.samplers.base import SamplingParams
 from agents.samplers.hf import HFSampler
-from ssl_gym.vector import group_seeds
+from ssl_gym.seeds import group_seeds
 
 GROUPS, SIZE = 4, 4
 

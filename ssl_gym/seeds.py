@@ -1,0 +1,130 @@
+"""Every seed rule of the project, in one place.
+
+* **Training** (:func:`group_seeds`): a GRPO group is ``group_size`` envs reset with the
+  same seed, so they hold the same puzzle and their rewards can be compared. Training
+  seeds lie below :data:`SEED_LIMIT`::
+
+      import gymnasium as gym
+      import ssl_gym
+      from ssl_gym.seeds import group_seeds
+
+      envs = gym.make_vec("SSL/Rotation-4way-v1", num_envs=8)
+      seeds = group_seeds(num_groups=2, group_size=4, seed=0)  # [a, a, a, a, b, b, b, b]
+      obs, infos = envs.reset(seed=seeds)
+      # obs["prompt"][0] == obs["prompt"][3]; envs 4-7 hold another puzzle
+
+* **A training step** (:func:`step_seed`): the seed of step ``k`` of a run, stable across
+  resumes.
+* **Held-out evaluation** (:func:`eval_seeds`): above :data:`SEED_LIMIT`, fixed per id,
+  shared by ``ssl-gym eval`` and the trainer's held-out evaluation.
+* **Exported records** (:func:`record_seed`): a bijection of ``(split, index)`` below
+  :data:`SEED_LIMIT`, so train and test records never share a puzzle.
+* **A policy's own draws** (:func:`policy_rng`): a stream apart from every env's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+import numpy as np
+
+from ssl_gym.core import check_int
+from ssl_gym.envs import single_turn_id
+
+#: Training seeds lie below this; held-out evaluation seeds are taken above it.
+SEED_LIMIT = 2**30
+#: The splits of an export, in the order :func:`record_seed` numbers them.
+SPLITS = ("train", "test")
+
+
+def group_seeds(num_groups: int, group_size: int, seed: int) -> list[int]:
+    """Seeds for a vector reset: ``num_groups`` seeds, each repeated ``group_size`` times.
+
+    The seeds are drawn from ``np.random.default_rng(seed)`` below :data:`SEED_LIMIT`, so
+    the same ``seed`` always gives the same groups, and seeds at or above the limit stay
+    free for evaluation.
+    """
+    if num_groups < 1 or group_size < 1:
+        raise ValueError(f"num_groups and group_size must be >= 1, got {num_groups}, {group_size}")
+    seeds = np.random.default_rng(seed).integers(0, SEED_LIMIT, size=num_groups)
+    return [int(s) for s in seeds for _ in range(group_size)]
+
+
+def step_seed(run_seed: int, step: int) -> int:
+    """The seed of training step ``step`` of a run (its group seeds come from it)."""
+    return int(np.random.default_rng([run_seed, step]).integers(0, SEED_LIMIT))
+
+
+def eval_seeds(env_id: str, episodes: int, seed: int = 0) -> list[int]:
+    """The held-out reset seeds of ``env_id``: episode ``i`` always gets the ``i``-th.
+
+    All lie in ``[(seed + 1) * SEED_LIMIT, (seed + 2) * SEED_LIMIT)``: above every training
+    seed, and disjoint for different ``seed`` values. The offset inside the block is the
+    CRC-32 of the id (hinted ids share their single-turn id's puzzles).
+
+    Args:
+        env_id: A registered id (or any name, e.g. a mixture id).
+        episodes: How many seeds.
+        seed: Which held-out set (0 is the canonical one).
+
+    Raises:
+        ValueError: If ``episodes`` or ``seed`` is negative or too large.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or not 0 <= episodes:
+        raise ValueError(f"episodes must be a non-negative integer, got {episodes!r}")
+    if episodes > SEED_LIMIT:
+        raise ValueError(f"at most {SEED_LIMIT} held-out episodes per id, got {episodes}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"the evaluation seed must be a non-negative integer, got {seed!r}")
+    offset = zlib.crc32(single_turn_id(env_id).encode("utf-8"))
+    base = (seed + 1) * SEED_LIMIT
+    return [base + (offset + i) % SEED_LIMIT for i in range(episodes)]
+
+
+#: Records per split an export can hold (the indices :func:`record_seed` maps).
+RECORDS_PER_SPLIT = 2**29
+_HALF_BITS = 15
+_HALF_MASK = (1 << _HALF_BITS) - 1
+
+
+def _round_key(seed: int, round_: int, half: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{round_}:{half}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & _HALF_MASK
+
+
+def record_seed(seed: int, split: str, index: int) -> int:
+    """The env seed of record ``index`` of ``split``: distinct across splits and indices.
+
+    Args:
+        seed: The export's seed (a non-negative int).
+        split: ``"train"`` or ``"test"``.
+        index: The record's index in its split, below ``2**29``.
+
+    Returns:
+        An int in ``[0, 2**30)``; a bijection of ``(split, index)`` for a fixed ``seed``
+        (a four-round Feistel network on 30 bits).
+
+    Raises:
+        ValueError: If an argument is out of range.
+    """
+    check_int("seed", seed, 0)
+    check_int("index", index, 0, RECORDS_PER_SPLIT - 1)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    x = 2 * index + SPLITS.index(split)
+    left, right = x >> _HALF_BITS, x & _HALF_MASK
+    for round_ in range(4):
+        left, right = right, left ^ _round_key(seed, round_, right)
+    return (left << _HALF_BITS) | right
+
+
+#: First word of a policy's seed sequence. ``default_rng([s, 0])`` and ``default_rng(s)``
+#: are the generator ``reset(seed=s)`` gives the env (SeedSequence pads with zeros), so a
+#: policy seeded with ``s`` would replay the puzzle's own draws; the tag keeps them apart.
+POLICY_RNG_TAG = 0x5E1F_E7A1
+
+
+def policy_rng(*key: int) -> np.random.Generator:
+    """A generator for a policy's own draws, independent of every env's reset stream."""
+    return np.random.default_rng([POLICY_RNG_TAG, *key])
