@@ -13,7 +13,9 @@ Design notes
   ``ssl_gym.seeds.eval_seeds`` (above 2**30, the set ``ssl-gym eval`` uses):
   evaluation puzzles are never trained on.
 * Checkpoints are directories written under a temporary name and renamed into place,
-  so a crash never leaves a checkpoint that looks complete but is not.
+  so a crash never leaves a checkpoint that looks complete but is not
+  (:mod:`agents.checkpoint`); every setting, its command line, TOML files, recipes and
+  the dry run are :mod:`agents.config`'s.
 * A tiny random model learns nothing when it samples freely (it never writes a valid
   answer); ``constrain_answers`` restricts sampling to the puzzle's answer grammar.
 
@@ -23,17 +25,13 @@ file (command-line options win).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
-import itertools
 import json
 import os
 import sys
 import time
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +40,17 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from safetensors.torch import load_file, save_file
 
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
+from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.config import (
+    TrainConfig,
+    dry_run,
+    learner_settings,
+    load_config,
+)
 from agents.distributed import (
+    DistInfo,
     all_gather_list,
     all_reduce_mean,
     all_reduce_sum,
@@ -53,285 +58,20 @@ from agents.distributed import (
     init_distributed,
 )
 from agents.learner import Learner, LearnerConfig
-from agents.models import VLM, load_vlm, resolve_local_dir
+from agents.models import VLM, load_vlm
 from agents.policy import make_sampler, play_held_out
 from agents.rollout import RolloutBatch, rollout
 from agents.samplers.base import SamplingParams
 from agents.tiny import build_tiny_model
 from ssl_gym.curriculum import Curriculum, family_ladder
 from ssl_gym.evaluation import metrics
-from ssl_gym.files import atomic_path
 from ssl_gym.seeds import eval_seeds, group_seeds, step_seed
 
 console = Console()
 
 #: The held-out metrics the trainer logs (as ``eval/NAME``), named as ``ssl-gym eval`` names them.
 EVAL_METRICS = ("solve_rate", "mean_score", "mean_reward", "format_rate")
-RECIPES = Path(__file__).parent / "recipes"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run."""
-
-    env: str = "SSL/Rotation-4way-v1"
-    """Registered id to train on."""
-    env_kwargs: dict[str, Any] = field(
-        default_factory=lambda: {"size": 64, "answer_format": "plain", "prompt_style": "plain"}
-    )
-    """Overrides passed to ``gym.make`` (JSON on the command line)."""
-    model: str = "tiny"
-    """A local VLM directory, or ``tiny`` to build the tiny random Idefics3 in ``out``."""
-    out: str = "outputs/train"
-    """Run directory: metrics, checkpoints, curves."""
-    steps: int = 300
-    """Optimizer steps."""
-    groups_per_step: int = 16
-    """GRPO groups (distinct puzzles) per step."""
-    group_size: int = 8
-    """Samples per puzzle."""
-    lr: float = 1e-3
-    """AdamW learning rate (high: the default model is tiny and random)."""
-    temperature: float = 1.0
-    """Sampling temperature of rollouts (evaluation is greedy)."""
-    top_p: float = 1.0
-    """Nucleus sampling mass of rollouts."""
-    max_new_tokens: int = 16
-    """Longest completion in tokens."""
-    constrain_answers: bool = True
-    """Sample only completions inside the puzzle's answer grammar."""
-    sampler: str = "hf"
-    """``hf`` (transformers, samples from the learner's module) or ``vllm`` (a colocated
-    vLLM engine that takes the learner's weights after every step)."""
-    gpu_memory_utilization: float = 0.5
-    """vLLM: share of GPU memory for the engine."""
-    vllm_tensor_parallel_size: int = 1
-    """vLLM: GPUs one engine spans (one process; under torchrun each rank has its own
-    engine, so keep 1 there)."""
-    vllm_sleep: bool = False
-    """vLLM: put the engine to sleep (weights to CPU, KV cache freed) while the learner
-    steps, so the learner can use that memory; it wakes before the weight push (GPU)."""
-    clip_eps: float = 0.2
-    """Ratio clip range."""
-    kl_coef: float = 0.0
-    """KL penalty to the initial model (k3); 0 keeps no reference model."""
-    aggregation: str = "token_mean"
-    """Loss aggregation: token_mean or seq_mean."""
-    normalize_std: bool = True
-    """Divide advantages by the group's reward std."""
-    micro_batch_size: int = 64
-    """Rows per forward/backward pass."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping."""
-    lora_rank: int = 0
-    """LoRA rank; 0 trains all weights."""
-    freeze_vision: bool = False
-    """Keep the vision tower frozen."""
-    curriculum: str = ""
-    """A family name: train on its presets from easy to hard (as ``SSL/Mix-v0``), moving
-    one level up or down to keep the rollout solve rate inside ``curriculum_band``."""
-    curriculum_band: list[float] = field(default_factory=lambda: [0.3, 0.7])
-    """Target solve-rate band of the curriculum."""
-    curriculum_window: int = 256
-    """Episodes per solve-rate estimate of the curriculum."""
-    blank_images: bool = False
-    """Control run: replace every image with black pixels (nothing to learn from)."""
-    eval_every: int = 10
-    """Greedy evaluation on held-out seeds every N steps (and at the end)."""
-    eval_episodes: int = 128
-    """Held-out puzzles per evaluation."""
-    save_every: int = 50
-    """Checkpoint every N steps (and at the end)."""
-    stop_at_accuracy: float = 0.0
-    """Stop early once held-out accuracy reaches this (0 = never)."""
-    max_minutes: float = 0.0
-    """Stop after this much wall time (0 = no limit)."""
-    seed: int = 0
-    """Seed of env seeds, sampling and the tiny model."""
-    resume: str = ""
-    """A run directory or checkpoint to continue from."""
-    device: str = "cpu"
-    """Torch device."""
-    dtype: str = "float32"
-    """Weights dtype: float32, or bfloat16 (GPU)."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass to save memory (GPU)."""
-    parallel: str = "ddp"
-    """Under torchrun: ``ddp`` (each rank holds the whole model) or ``fsdp`` (FSDP2: weights,
-    gradients and AdamW states sharded over the ranks, for models that do not fit)."""
-
-
-# --- configuration -------------------------------------------------------------------------
-
-
-def _parse_value(kind: Any, text: str) -> Any:
-    if kind in (bool, "bool"):
-        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-        return text.lower() in ("true", "1", "yes")
-    if kind in (int, "int"):
-        return int(text)
-    if kind in (float, "float"):
-        return float(text)
-    if str(kind).startswith(("dict", "list")):
-        value = json.loads(text)
-        want = dict if str(kind).startswith("dict") else list
-        if not isinstance(value, want):
-            raise argparse.ArgumentTypeError(f"expected JSON {want.__name__}, got {text!r}")
-        return value
-    return text
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """One option per config field, plus ``--config``."""
-    parser = argparse.ArgumentParser(
-        prog="ssl-gym train",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--recipe", help="a recipe of agents/recipes: ssl4rl, ssl_r1, tiny_cpu")
-    parser.add_argument("--config", help="TOML file of settings (options below win)")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the resolved settings and a memory estimate, then exit",
-    )
-    docs = _field_docs()
-    for f in dataclasses.fields(TrainConfig):
-        flag, kind = f"--{f.name.replace('_', '-')}", f.type
-        convert = functools.partial(_parse_value, kind)
-        if kind in (bool, "bool"):  # a bare --flag means true
-            parser.add_argument(
-                flag, dest=f.name, type=convert, nargs="?", const=True, help=docs.get(f.name, "")
-            )
-        else:
-            parser.add_argument(flag, dest=f.name, type=convert, help=docs.get(f.name, ""))
-    return parser
-
-
-def _field_docs() -> dict[str, str]:
-    """Field docstrings of TrainConfig, read from the source (for --help)."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(TrainConfig))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-            docs[ast.unparse(node.target)] = str(ast.literal_eval(nxt.value))
-    return docs
-
-
-def recipe_settings(name: str) -> dict[str, Any]:
-    """The settings of a recipe file in ``agents/recipes``."""
-    path = RECIPES / f"{name}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.toml")))
-        raise ValueError(f"unknown recipe {name!r}; known: {known}")
-    return tomllib.loads(path.read_text())
-
-
-def load_config(argv: Sequence[str] | None) -> TrainConfig:
-    """Defaults, then the recipe, then the TOML file, then command-line options."""
-    args = vars(build_parser().parse_args(argv))
-    args.pop("dry_run")
-    settings: dict[str, Any] = {}
-    recipe = args.pop("recipe")
-    if recipe:
-        settings.update(recipe_settings(recipe))
-    config_file = args.pop("config")
-    if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        settings.update(tomllib.loads(path.read_text()))
-    settings.update({k: v for k, v in args.items() if v is not None})
-    return make_config(settings)
-
-
-def make_config(settings: dict[str, Any]) -> TrainConfig:
-    """A config from a dict, naming unknown keys."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(settings) - names)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(names))}")
-    cfg = TrainConfig(**settings)
-    if cfg.sampler != "vllm" and (cfg.vllm_sleep or cfg.vllm_tensor_parallel_size != 1):
-        raise ValueError("vllm_sleep and vllm_tensor_parallel_size need --sampler vllm")
-    if cfg.vllm_tensor_parallel_size > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError(
-            "under torchrun every rank runs its own vLLM engine: keep vllm_tensor_parallel_size 1"
-        )
-    if cfg.sampler == "vllm" and cfg.lora_rank:
-        raise ValueError("the vLLM sampler takes full weights: train without LoRA, or merge")
-    if cfg.dtype not in DTYPES:
-        raise ValueError(f"dtype={cfg.dtype!r} is not valid; choose one of: {', '.join(DTYPES)}")
-    for name, valid in (("sampler", ("hf", "vllm")), ("parallel", ("ddp", "fsdp"))):
-        if getattr(cfg, name) not in valid:
-            raise ValueError(
-                f"{name}={getattr(cfg, name)!r} is not valid; choose {' or '.join(valid)}"
-            )
-    if cfg.steps < 1 or cfg.group_size < 2 or cfg.groups_per_step < 1:
-        raise ValueError(
-            "need steps >= 1, group_size >= 2 (GRPO compares samples) and groups_per_step >= 1"
-        )
-    return cfg
-
-
-# --- checkpoints ---------------------------------------------------------------------------
-
-
-def save_checkpoint(
-    run: Path,
-    step: int,
-    vlm: VLM,
-    tensors: tuple[dict[str, torch.Tensor], dict[str, Any]],
-    cfg: TrainConfig,
-    extra: dict[str, Any],
-) -> Path:
-    """Write ``run/checkpoints/step_N`` atomically (temporary directory, then rename).
-
-    ``tensors`` is ``Learner.state_dicts()``: full weights and optimizer state, which every
-    rank gathers together before rank 0 writes them.
-    """
-    final = run / "checkpoints" / f"step_{step:06d}"
-    with atomic_path(final) as tmp:
-        tmp.mkdir()
-        weights, optim = tensors
-        save_file(weights, tmp / "model.safetensors")
-        torch.save(optim, tmp / "optimizer.pt")
-        state = {
-            "step": step,
-            "config": dataclasses.asdict(cfg),
-            "base_model": str(vlm.path),
-            "torch_rng": torch.get_rng_state().tolist(),
-            **extra,
-        }
-        (tmp / "trainer_state.json").write_text(json.dumps(state))
-    return final
-
-
-def latest_checkpoint(path: Path) -> Path:
-    """``path`` itself if it is a checkpoint, else the newest complete one under it."""
-    if (path / "trainer_state.json").is_file():
-        return path
-    found = sorted((path / "checkpoints").glob("step_*/trainer_state.json"))
-    if not found:
-        raise FileNotFoundError(f"no complete checkpoint under {path}")
-    return found[-1].parent
-
-
-def load_checkpoint(ckpt: Path, learner: Learner) -> dict[str, Any]:
-    """Restore weights and optimizer (every rank reads the files); return the trainer state."""
-    state: dict[str, Any] = json.loads((ckpt / "trainer_state.json").read_text())
-    learner.load_state_dicts(
-        load_file(ckpt / "model.safetensors"),
-        torch.load(ckpt / "optimizer.pt", weights_only=True),
-    )
-    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-    return state
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 # --- evaluation and plots ------------------------------------------------------------------
@@ -464,74 +204,59 @@ def prepare_model(cfg: TrainConfig, run: Path) -> Path:
     return target
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run GRPO; returns the final metrics and the history."""
-    # --- setup: directories, model, sampler, learner, envs
-    info = init_distributed(cfg.device)  # one process, or one rank of a torchrun job
-    run = Path(cfg.out)
-    run.mkdir(parents=True, exist_ok=True)
-    resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None
-    dtype = DTYPES[cfg.dtype]
+class MetricsLog:
+    """``run/metrics.jsonl`` (one JSON row per step, rank 0) and TensorBoard if installed."""
+
+    def __init__(self, run: Path, history: list[dict[str, float]], main: bool) -> None:
+        self.path, self.main = run / "metrics.jsonl", main
+        self.writer = _tensorboard(run) if main else None
+        if main:  # a resumed run rewrites the rows its checkpoint kept
+            self.path.write_text("".join(json.dumps(h) + "\n" for h in history))
+
+    def write(self, row: dict[str, float]) -> None:
+        """Append one row (and its scalars to TensorBoard)."""
+        if self.main:
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in row.items():
+                self.writer.add_scalar(key, value, int(row["step"]))
+
+    def close(self) -> None:
+        """Flush TensorBoard."""
+        if self.writer is not None:
+            self.writer.close()
+
+
+def build_learner(cfg: TrainConfig, run: Path, info: DistInfo) -> tuple[VLM, Learner]:
+    """Load the policy (and the KL reference), wrapped in the learner."""
+    dtype = TORCH_DTYPES[cfg.dtype]
     model_dir = prepare_model(cfg, run) if info.is_main else run / "tiny-model"
     barrier(info)  # rank 0 may have built the tiny model
     vlm = load_vlm(model_dir if cfg.model == "tiny" else cfg.model, device=cfg.device, dtype=dtype)
     reference = load_vlm(vlm.path, device=cfg.device, dtype=dtype) if cfg.kl_coef > 0 else None
-    learner = Learner(
-        vlm,
-        LearnerConfig(
-            lr=cfg.lr,
-            max_grad_norm=cfg.max_grad_norm,
-            micro_batch_size=cfg.micro_batch_size,
-            clip_eps=cfg.clip_eps,
-            kl_coef=cfg.kl_coef,
-            aggregation=cfg.aggregation,
-            normalize_std=cfg.normalize_std,
-            lora_rank=cfg.lora_rank,
-            freeze_vision=cfg.freeze_vision,
-            gradient_checkpointing=cfg.gradient_checkpointing,
-            old_logprobs="recompute" if cfg.sampler == "vllm" else "sampler",
-            parallel=cfg.parallel,
-        ),
-        reference,
-        dist_info=info,
+    old_logprobs = "recompute" if cfg.sampler == "vllm" else "sampler"
+    settings = LearnerConfig(**learner_settings(cfg), old_logprobs=old_logprobs)
+    return vlm, Learner(vlm, settings, reference, dist_info=info)
+
+
+def step_inputs(cfg: TrainConfig, info: DistInfo, step: int) -> tuple[list[int], SamplingParams]:
+    """This rank's env seeds and the sampling settings of one step (from the run seed)."""
+    per_rank = cfg.groups_per_step * cfg.group_size  # each rank plays its own groups
+    seeds = group_seeds(
+        cfg.groups_per_step * info.world, cfg.group_size, seed=step_seed(cfg.seed, step)
+    )[info.rank * per_rank :][:per_rank]
+    params = SamplingParams(
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        constrain=cfg.constrain_answers,
+        seed=step_seed(cfg.seed, step) + info.rank,
     )
-    puzzles = puzzles_of(cfg)
-    answer_format = puzzles[0].config.answer_format
-    curriculum = None
-    if cfg.curriculum:
-        low, high = cfg.curriculum_band
-        curriculum = Curriculum(len(puzzles), band=(low, high), window=cfg.curriculum_window)
-    sampler = make_sampler(cfg.sampler, vlm, answer_format=answer_format, **sampler_engine(cfg))
-    n_envs = cfg.groups_per_step * cfg.group_size
-    envs, eval_envs = make_envs(cfg, n_envs), make_envs(cfg, cfg.eval_episodes)
-    start_step, history = 0, []
-    if resume_from is not None:
-        state = load_checkpoint(resume_from, learner)
-        start_step, history = state["step"], state.get("history", [])
-        if curriculum is not None and state.get("curriculum"):
-            curriculum = Curriculum.from_state_dict(state["curriculum"])
-        console.print(f"resumed from {resume_from} at step {start_step}")
+    return seeds, params
 
-    def level_options() -> dict[str, Any] | None:
-        return None if curriculum is None else {"level": curriculum.level}
 
-    def chance() -> float:
-        return float(puzzles[0 if curriculum is None else curriculum.level].chance_score)
-
-    def extra_state() -> dict[str, Any]:
-        return {
-            "history": history,
-            "curriculum": None if curriculum is None else curriculum.state_dict(),
-        }
-
-    metrics_path = run / "metrics.jsonl"
-    writer = _tensorboard(run) if info.is_main else None
-    if info.is_main:
-        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
-        (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-
-    # --- the loop: rollout, learn, log, evaluate, checkpoint
-    step = start_step
+def _progress(info: DistInfo) -> Progress:
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -539,36 +264,72 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False, disable=not info.is_main) as progress:
-        began = time.perf_counter()
+    return Progress(*columns, console=console, transient=False, disable=not info.is_main)
+
+
+def _stats(row: dict[str, float], last_eval: dict[str, float]) -> str:
+    return (
+        f"reward {row['rollout/reward_mean']:.2f} solve {row['rollout/solve_rate']:.2f}"
+        f" eval {last_eval.get('eval/solve_rate', float('nan')):.2f}"
+        f" {row['perf/tokens_per_s']:.0f} tok/s"
+    )
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run GRPO; returns the final metrics and the history."""
+    # --- setup: directories, model, learner, sampler, envs, curriculum, resume
+    info = init_distributed(cfg.device)  # one process, or one rank of a torchrun job
+    run = Path(cfg.out)
+    run.mkdir(parents=True, exist_ok=True)
+    resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None
+    vlm, learner = build_learner(cfg, run, info)
+    puzzles = puzzles_of(cfg)
+    answer_format = puzzles[0].config.answer_format
+    curriculum = None
+    if cfg.curriculum:
+        low, high = cfg.curriculum_band
+        curriculum = Curriculum(len(puzzles), band=(low, high), window=cfg.curriculum_window)
+    sampler = make_sampler(cfg.sampler, vlm, answer_format=answer_format, **sampler_engine(cfg))
+    envs = make_envs(cfg, cfg.groups_per_step * cfg.group_size)
+    eval_envs = make_envs(cfg, cfg.eval_episodes)
+    start_step, history = 0, []
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, learner)
+        start_step, history = state["step"], state.get("history", [])
+        if curriculum is not None and state.get("curriculum"):
+            curriculum = Curriculum.from_state_dict(state["curriculum"])
+        console.print(f"resumed from {resume_from} at step {start_step}")
+    level = None if curriculum is None else curriculum.level
+    log = MetricsLog(run, history, info.is_main)
+    if info.is_main:
+        (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+
+    def held_out() -> dict[str, float]:  # every rank gathers the weights, rank 0 evaluates
+        options = None if curriculum is None else {"level": curriculum.level}
+        with learner.full_weights():
+            return evaluate(cfg, eval_envs, sampler, options) if info.is_main else {}
+
+    def extra_state() -> dict[str, Any]:
+        curriculum_state = None if curriculum is None else curriculum.state_dict()
+        return {"history": history, "curriculum": curriculum_state}
+
+    # --- the loop: rollout, learn, log, evaluate, checkpoint
+    step, began, last_eval = start_step, time.perf_counter(), {}
+    with _progress(info) as progress:
         title = f"{cfg.curriculum} curriculum" if cfg.curriculum else cfg.env
         task = progress.add_task(title, total=cfg.steps, completed=start_step, stats="")
-        last_eval: dict[str, float] = {}
-        if start_step == 0:  # the untrained model's accuracy: the start
-            with learner.full_weights():  # every rank gathers, rank 0 evaluates
-                if info.is_main:
-                    last_eval = evaluate(cfg, eval_envs, sampler, level_options())
-            history.append({"step": 0, "env/chance": chance(), **last_eval, "time/elapsed_s": 0.0})
-            if info.is_main:
-                with metrics_path.open("a") as fh:
-                    fh.write(json.dumps(history[-1]) + "\n")
+        if start_step == 0:  # the untrained model's held-out score: the start
+            last_eval = held_out()
+            chance = float(puzzles[level or 0].chance_score)
+            history.append({"step": 0, "env/chance": chance, **last_eval, "time/elapsed_s": 0.0})
+            log.write(history[-1])
         for step in range(start_step + 1, cfg.steps + 1):
-            per_rank = cfg.groups_per_step * cfg.group_size  # each rank plays its own groups
-            seeds = group_seeds(
-                cfg.groups_per_step * info.world, cfg.group_size, seed=step_seed(cfg.seed, step)
-            )[info.rank * per_rank :][:per_rank]
-            params = SamplingParams(
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_new_tokens=cfg.max_new_tokens,
-                constrain=cfg.constrain_answers,
-                seed=step_seed(cfg.seed, step) + info.rank,
-            )
+            level = None if curriculum is None else curriculum.level
+            seeds, params = step_inputs(cfg, info, step)
             vlm.model.eval()
+            options = None if level is None else {"level": level}
             with learner.full_weights():
-                batch = rollout(
-                    envs, sampler, params, seeds, cfg.group_size, options=level_options()
-                )
+                batch = rollout(envs, sampler, params, seeds, cfg.group_size, options=options)
             clock = time.perf_counter()
             if cfg.vllm_sleep:
                 sampler.sleep()  # the engine's memory is the learner's while it steps
@@ -576,15 +337,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if cfg.vllm_sleep:
                 sampler.wake_up()
             sampler.load_weights(vlm.model)  # the vLLM engine samples the new policy next
-            row = {
-                "step": step,
-                "env/chance": chance(),
-                **all_reduce_mean(step_metrics(batch, learn, time.perf_counter() - clock), info),
-            }
+            perf = step_metrics(batch, learn, time.perf_counter() - clock)
+            chance = float(puzzles[level or 0].chance_score)
+            row = {"step": step, "env/chance": chance, **all_reduce_mean(perf, info)}
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                with learner.full_weights():  # every rank gathers, rank 0 evaluates
-                    if info.is_main:
-                        last_eval = evaluate(cfg, eval_envs, sampler, level_options())
+                last_eval = held_out()
                 row.update(last_eval)
             if curriculum is not None:
                 solved = all_gather_list((batch.episode_scores == 1.0).tolist(), info)
@@ -597,21 +354,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     )
             row["time/elapsed_s"] = time.perf_counter() - began
             history.append(row)
-            if info.is_main:
-                with metrics_path.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-            if writer is not None:
-                for key, value in row.items():
-                    writer.add_scalar(key, value, step)
-            progress.update(
-                task,
-                advance=1,
-                stats=(
-                    f"reward {row['rollout/reward_mean']:.2f} solve {row['rollout/solve_rate']:.2f}"
-                    f" eval {last_eval.get('eval/solve_rate', float('nan')):.2f}"
-                    f" {row['perf/tokens_per_s']:.0f} tok/s"
-                ),
-            )
+            log.write(row)
+            progress.update(task, advance=1, stats=_stats(row, last_eval))
             if step % cfg.save_every == 0:
                 state_dicts = learner.state_dicts()  # every rank gathers, rank 0 writes
                 if info.is_main:
@@ -619,13 +363,27 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if all_reduce_sum(float(_should_stop(cfg, row, began)), info) > 0:
                 break  # every rank stops at the same step
     # --- the end: final checkpoint, model export, curves
-    if writer is not None:
-        writer.close()
+    log.close()
+    return finish(cfg, run, vlm, learner, info, step, history, extra_state(), began)
+
+
+def finish(
+    cfg: TrainConfig,
+    run: Path,
+    vlm: VLM,
+    learner: Learner,
+    info: DistInfo,
+    step: int,
+    history: list[dict[str, float]],
+    state: dict[str, Any],
+    began: float,
+) -> dict[str, Any]:
+    """The final checkpoint, the exported model, the curves and ``summary.json``."""
     evals = [(h["step"], h["eval/solve_rate"]) for h in history if "eval/solve_rate" in h]
     state_dicts = learner.state_dicts()  # every rank gathers, rank 0 writes
     if not info.is_main:
         return {"summary": {"steps": step, "eval_curve": evals}, "history": history}
-    final = save_checkpoint(run, step, vlm, state_dicts, cfg, extra_state())
+    final = save_checkpoint(run, step, vlm, state_dicts, cfg, state)
     vlm.model.save_pretrained(run / "final", state_dict=state_dicts[0])
     vlm.processor.save_pretrained(run / "final")
     plot_curves(history, run / "curves.png", f"{cfg.env} (GRPO)")
@@ -654,61 +412,6 @@ def _should_stop(cfg: TrainConfig, row: dict[str, float], began: float) -> bool:
         console.print(f"held-out solve rate {row['eval/solve_rate']:.2f} reached the target")
         return True
     return bool(cfg.max_minutes) and time.perf_counter() - began > 60 * cfg.max_minutes
-
-
-def memory_estimate(cfg: TrainConfig, ranks: int = 1) -> dict[str, float]:
-    """GiB per rank for weights, gradients, AdamW states, the reference and activations.
-
-    Parameters are counted on the meta device from the model's config (nothing is
-    loaded); activations are a rough bound for one micro-batch of prompt (1024 tokens)
-    plus completion. Under ``parallel = "fsdp"`` the weights, gradients, AdamW states and
-    reference are split over ``ranks`` (plus the largest gathered block, ignored here);
-    under DDP every rank holds them whole.
-    """
-    from transformers import AutoConfig, AutoModelForImageTextToText
-
-    if cfg.model == "tiny":
-        raise ValueError("the tiny model is built at run time; give --model DIR to estimate")
-    config = AutoConfig.from_pretrained(str(resolve_local_dir(cfg.model)))
-    with torch.device("meta"):
-        model = AutoModelForImageTextToText.from_config(config)
-    params = sum(p.numel() for p in model.parameters())
-    size = 2 if cfg.dtype == "bfloat16" else 4
-    text = getattr(config, "text_config", config)
-    tokens = cfg.micro_batch_size * (1024 + cfg.max_new_tokens)
-    per_layer = 2 if cfg.gradient_checkpointing else 16
-    gib = 2.0**30 * (ranks if cfg.parallel == "fsdp" else 1)  # sharded states per rank
-    parts = {
-        "params_billion": params / 1e9,
-        "weights_gib": params * size / gib,
-        "gradients_gib": params * size / gib,
-        "adamw_states_gib": 2 * params * size / gib,
-        "reference_gib": params * size / gib if cfg.kl_coef > 0 else 0.0,
-        "activations_gib": tokens
-        * text.hidden_size
-        * text.num_hidden_layers
-        * per_layer
-        * size
-        / 2.0**30,
-    }
-    parts["total_gib"] = sum(v for k, v in parts.items() if k.endswith("_gib"))
-    return parts
-
-
-def dry_run(cfg: TrainConfig) -> None:
-    """Print the resolved settings and, for a model on disk, the memory estimate."""
-    console.print_json(json.dumps(dataclasses.asdict(cfg)))
-    if cfg.model == "tiny":
-        console.print("memory: the tiny model (a few MB) fits anywhere")
-        return
-    for key, value in memory_estimate(cfg).items():
-        console.print(f"{key:>20s}: {value:10.2f}")
-    if cfg.parallel == "fsdp":
-        per_rank = {n: memory_estimate(cfg, n)["total_gib"] for n in (2, 4, 8)}
-        console.print(
-            "fsdp total_gib per rank: "
-            + ", ".join(f"{n} ranks {gib:.2f}" for n, gib in per_rank.items())
-        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

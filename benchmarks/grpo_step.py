@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from agents.train import TrainConfig, train
+from agents.config import TrainConfig
+from agents.train import train
 
 RESULTS = Path(__file__).parent / "results"
 PARTS = ("env_s", "sample_s", "learn_s")

@@ -25,7 +25,6 @@ import dataclasses
 import html
 import importlib
 import inspect
-import itertools
 import json
 import os
 import re
@@ -44,6 +43,7 @@ import ssl_gym
 from ssl_gym.core import Puzzle
 from ssl_gym.envs import EnvEntry, entries, mixture_ids, registered_ids
 from ssl_gym.envs.mixture import MIXTURES
+from ssl_gym.fields import field_docs
 from ssl_gym.puzzles import FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,30 +108,9 @@ def rst_to_markdown(text: str, demote: int = 0) -> str:
 # --- config fields from the source (field docstrings are not kept at run time) ----------------
 
 
-def attribute_docs(cls: type) -> dict[str, str]:
-    """``{field: docstring}`` of the attribute docstrings in a class body and its bases."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object or not dataclasses.is_dataclass(klass):
-            continue
-        body = ast.parse(inspect.cleandoc(inspect.getsource(klass))).body[0]
-        docs.update(_class_body_docs(body))
-    return docs
-
-
-def _class_body_docs(node: ast.stmt) -> dict[str, str]:
-    docs = {}
-    stmts = getattr(node, "body", [])
-    for stmt, nxt in itertools.pairwise(stmts):
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-                docs[stmt.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
 def config_table(family: type[Puzzle]) -> str:
     """The config fields of a family: name, default, meaning."""
-    docs = attribute_docs(family.config_cls)
+    docs = field_docs(family.config_cls)
     defaults = family.config_cls()
     rows = [
         (f"`{f.name}`", f"`{getattr(defaults, f.name)!r}`", docs.get(f.name, ""))
@@ -271,17 +250,18 @@ def _toml_comment(path: Path) -> str:
 
 
 def train_options() -> str:
-    """Every ``ssl-gym train`` option, read from ``TrainConfig`` in ``agents/train.py``."""
-    tree = ast.parse((ROOT / "agents" / "train.py").read_text(encoding="utf-8"))
-    config = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
-    docs = _class_body_docs(config)
-    rows = []
-    for stmt in config.body:
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            name = stmt.target.id
-            default = ast.unparse(stmt.value) if stmt.value else ""
-            default = re.sub(r"field\(default_factory=lambda: (.*)\)", r"\1", default)
-            rows.append((f"`--{name.replace('_', '-')}`", f"`{default}`", docs.get(name, "")))
+    """Every ``ssl-gym train`` option, from ``TrainConfig`` in ``agents/config.py``."""
+    from agents.config import TrainConfig
+
+    docs, defaults = field_docs(TrainConfig), TrainConfig()
+    rows = [
+        (
+            f"`--{f.name.replace('_', '-')}`",
+            f"`{getattr(defaults, f.name)!r}`",
+            docs.get(f.name, ""),
+        )
+        for f in dataclasses.fields(TrainConfig)
+    ]
     return table(("option", "default", "meaning"), rows)
 
 

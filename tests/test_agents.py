@@ -16,13 +16,15 @@ import torch
 from safetensors.torch import load_file
 
 import ssl_gym  # noqa: F401
+from agents.checkpoint import latest_checkpoint
+from agents.config import make_config
 from agents.learner import Learner, LearnerConfig, _pad
 from agents.models import completion_logprobs, encode, load_vlm, prompt_text
 from agents.rollout import RolloutBatch, rollout
 from agents.samplers.base import Request, Sample, SamplingParams
 from agents.samplers.hf import HFSampler
 from agents.tiny import build_tiny_model
-from agents.train import latest_checkpoint, main, make_config, train
+from agents.train import main, train
 from ssl_gym.seeds import group_seeds
 from ssl_gym.testing import observation_digest
 

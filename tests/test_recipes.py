@@ -8,8 +8,9 @@ import gymnasium as gym
 import pytest
 
 import ssl_gym  # noqa: F401
+from agents.config import make_config, memory_estimate, recipe_settings
 from agents.tiny import write_production_config
-from agents.train import main, make_config, memory_estimate, recipe_settings
+from agents.train import main
 
 RECIPES = ["ssl4rl", "ssl_r1", "tiny_cpu"]
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import ssl_gym  # noqa: F401
+from agents.config import make_config
 from agents.learner import completion_batch
 from agents.models import VLM, completion_logprobs, load_vlm
 from agents.samplers.base import Request, Sample, SamplingParams
 from agents.tiny import build_tiny_model
-from agents.train import make_config, train
+from agents.train import train
 
 pytestmark = pytest.mark.vllm
 KW = {"size": 64, "answer_format": "plain", "prompt_style": "plain"}
