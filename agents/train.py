@@ -85,7 +85,7 @@ class BlankImages(gym.ObservationWrapper):
         return {**observation, "images": tuple(np.zeros_like(im) for im in observation["images"])}
 
 
-def env_spec(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+def train_env(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
     """The id and kwargs to make: the training id, or the curriculum's ladder as a mixture."""
     if not cfg.curriculum:
         return cfg.env, dict(cfg.env_kwargs)
@@ -95,7 +95,7 @@ def env_spec(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
 def make_envs(cfg: TrainConfig, num_envs: int) -> gym.vector.VectorEnv:
     """A sync vector env of ``num_envs`` copies of the training id."""
     wrappers = [BlankImages] if cfg.blank_images else None
-    env_id, kwargs = env_spec(cfg)
+    env_id, kwargs = train_env(cfg)
     return gym.make_vec(
         env_id, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers, **kwargs
     )
@@ -103,7 +103,7 @@ def make_envs(cfg: TrainConfig, num_envs: int) -> gym.vector.VectorEnv:
 
 def puzzles_of(cfg: TrainConfig) -> list[Any]:
     """The puzzle of each level (one level without a curriculum)."""
-    env_id, kwargs = env_spec(cfg)
+    env_id, kwargs = train_env(cfg)
     env = gym.make(env_id, **kwargs).unwrapped
     return [e.puzzle for e in getattr(env, "envs", [env])]
 
@@ -115,7 +115,7 @@ def evaluate(
     options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Greedy play of the fixed held-out seeds: ``ssl-gym eval``'s metrics, as ``eval/*``."""
-    env_id = env_spec(cfg)[0]
+    env_id = train_env(cfg)[0]
     seeds = eval_seeds(env_id, cfg.eval_episodes)
     params = SamplingParams(
         temperature=0.0, max_new_tokens=cfg.max_new_tokens, constrain=cfg.constrain_answers

@@ -149,7 +149,8 @@ GAP = 4
 SEPARATOR = 12
 """Pixels between the reference and the candidates in the composite layout."""
 
-Box = tuple[int, int, int, int]
+Window = tuple[int, int, int, int]
+"""A crop window ``(top, left, height, width)`` in integer pixels of the source picture."""
 HINTS = (
     "The box drawn on the reference outlines what the matching candidate shows too.",
     "The candidates crossed out on the images do not match the reference.",
@@ -250,9 +251,9 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         self,
         rng: np.random.Generator,
         image: np.ndarray,
-        ref_box: Box,
+        ref_box: Window,
         targets: tuple[np.ndarray, np.ndarray],
-    ) -> tuple[np.ndarray, Box, list[str]]:
+    ) -> tuple[np.ndarray, Window, list[str]]:
         """A view of ``image`` whose colour statistics tell it from the right candidate's.
 
         Of ``distractor_pool`` views, the one whose statistical gap to the reference
@@ -267,7 +268,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         views: list[np.ndarray],
         index: int,
         ops: list[list[str]],
-        boxes: list[Box],
+        boxes: list[Window],
         keys: list[str],
     ) -> Instance:
         options = self.options
@@ -322,8 +323,8 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         return similar_group(rng, source, cfg.candidates, cfg.pool, shape)
 
     def _view(
-        self, rng: np.random.Generator, image: np.ndarray, ref_box: Box | None
-    ) -> tuple[np.ndarray, Box, list[str]]:
+        self, rng: np.random.Generator, image: np.ndarray, ref_box: Window | None
+    ) -> tuple[np.ndarray, Window, list[str]]:
         """An augmented view (crop near ``ref_box`` when given) that is not near-uniform.
 
         The pipeline of :func:`ssl_gym.augment.augment` (crop, flip, photometric), with the
@@ -343,7 +344,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
                 return view, box, applied + more
         raise Rejected("flat_view")
 
-    def _box(self, rng: np.random.Generator, ref_box: Box | None, tries: int = 50) -> Box:
+    def _box(self, rng: np.random.Generator, ref_box: Window | None, tries: int = 50) -> Window:
         """A crop window as ``augment`` draws it, overlapping ``ref_box`` enough."""
         params, side = STRENGTHS[self.config.strength], self.config.size
         for _ in range(tries):
@@ -435,7 +436,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         return (fx0 + x0, fy0 + y0, min(fx1, fx0 + x1), min(fy1, fy0 + y1))
 
 
-def overlap(a: Box, b: Box) -> float:
+def overlap(a: Window, b: Window) -> float:
     """Intersection of two ``(top, left, height, width)`` windows over the smaller's area."""
     dy = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     dx = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
