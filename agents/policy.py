@@ -21,7 +21,6 @@ import gymnasium as gym
 from agents.rollout import rollout
 from agents.samplers.base import SamplingParams
 from ssl_gym import evaluation
-from ssl_gym.core import Puzzle
 from ssl_gym.evaluation import Outcome, Policy
 
 MODEL_POLICIES = ("hf", "vllm", "openai")
@@ -31,7 +30,6 @@ def make_sampler(
     kind: str,
     target: Any,
     *,
-    answer_format: str = "plain",
     model: str = "default",
     **engine: Any,
 ) -> Any:
@@ -41,7 +39,6 @@ def make_sampler(
         kind: Which sampler.
         target: For ``hf`` and ``vllm`` a loaded :class:`agents.models.VLM` (vLLM loads
             its directory) or a model directory, for ``openai`` the endpoint's URL.
-        answer_format: The answer format the grammar of constrained decoding follows.
         model: The model name an OpenAI endpoint serves.
         **engine: vLLM engine settings (``dtype``, ``gpu_memory_utilization``, ...).
     """
@@ -54,17 +51,17 @@ def make_sampler(
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
             target = load_vlm(str(target), device=device)
-        return HFSampler(target, answer_format=answer_format)
+        return HFSampler(target)
     if kind == "vllm":
         from agents.samplers.vllm import VLLMSampler
 
         path = Path(getattr(target, "path", target))
-        return VLLMSampler(path, answer_format=answer_format, **engine)
+        return VLLMSampler(path, **engine)
     if kind == "openai":
         from agents.samplers.openai import OpenAISampler
 
         key = os.environ.get("OPENAI_API_KEY", "EMPTY")
-        return OpenAISampler(str(target), model, api_key=key, answer_format=answer_format)
+        return OpenAISampler(str(target), model, api_key=key)
     raise ValueError(f"sampler {kind!r}; choose hf, vllm or openai")
 
 
@@ -138,8 +135,6 @@ class ModelPolicy:
         envs = gym.make_vec(
             env_id, len(seeds) * samples, vectorization_mode="sync", **self.env_kwargs
         )
-        puzzle: Puzzle = envs.get_attr("puzzle")[0]  # type: ignore[attr-defined]  # sync
-        sampler.answer_format = puzzle.config.answer_format
         group = [s for s in seeds for _ in range(samples)]
         try:
             outs = play_held_out(envs, sampler, self.params(samples, seeds[0]), group, samples)

@@ -87,6 +87,7 @@ def _requests(
         prompt, images = first[i]
         choices = infos["choices"][i] if "choices" in infos else None
         pattern = infos["pattern"][i] if "pattern" in infos else None
+        fmt = str(infos["answer_format"][i]) if "answer_format" in infos else "plain"
         reqs.append(
             Request(
                 prompt,
@@ -94,6 +95,7 @@ def _requests(
                 tuple(histories[i]),
                 None if choices is None else tuple(choices),
                 pattern,
+                fmt,
             )
         )
     return reqs

@@ -284,12 +284,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None
     vlm, learner = build_learner(cfg, run, info)
     puzzles = puzzles_of(cfg)
-    answer_format = puzzles[0].config.answer_format
     curriculum = None
     if cfg.curriculum:
         low, high = cfg.curriculum_band
         curriculum = Curriculum(len(puzzles), band=(low, high), window=cfg.curriculum_window)
-    sampler = make_sampler(cfg.sampler, vlm, answer_format=answer_format, **sampler_engine(cfg))
+    sampler = make_sampler(cfg.sampler, vlm, **sampler_engine(cfg))
     envs = make_envs(cfg, cfg.groups_per_step * cfg.group_size)
     eval_envs = make_envs(cfg, cfg.eval_episodes)
     start_step, history = 0, []

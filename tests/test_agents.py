@@ -108,6 +108,21 @@ def test_pattern_constraint_yields_well_formed_permutations(tiny_dir: Path) -> N
         assert s.finish_reason == "stop"
 
 
+def test_the_answer_format_travels_with_the_request(tiny_dir: Path) -> None:
+    """Each env's own answer format reaches the grammar; the sampler holds none."""
+    sampler = HFSampler(load_vlm(tiny_dir))
+    assert not hasattr(sampler, "answer_format")
+    params = SamplingParams(max_new_tokens=24, constrain=True, seed=0)
+    for fmt, wrap in (("boxed", r"\\boxed\{(.+)\}"), ("plain", r"(.+)")):
+        envs = gym.make_vec("SSL/Rotation-4way-v1", num_envs=2, **{**KW, "answer_format": fmt})
+        batch = rollout(envs, sampler, params, [0, 1], group_size=2)
+        assert {r.answer_format for r in batch.requests} == {fmt}
+        for sample in batch.samples:
+            match = re.search(wrap + "$", sample.text)
+            assert match and match.group(1) in batch.requests[0].choices, sample.text
+        assert batch.episode_format_ok.all()
+
+
 def test_free_sampling_suppresses_image_placeholders(tiny_dir: Path) -> None:
     vlm = load_vlm(tiny_dir)
     obs, _ = gym.make("SSL/Rotation-4way-v1", **KW).reset(seed=0)
@@ -205,9 +220,9 @@ def test_the_vllm_engine_sleeps_while_the_learner_steps(
 
     made: list[_Recording] = []
 
-    def recording(kind: str, vlm: object, *, answer_format: str, **engine: object) -> _Recording:
+    def recording(kind: str, vlm: object, **engine: object) -> _Recording:
         assert kind == "vllm" and engine["sleep_mode"] is True
-        made.append(_Recording(HFSampler(vlm, answer_format=answer_format)))  # type: ignore[arg-type]
+        made.append(_Recording(HFSampler(vlm)))  # type: ignore[arg-type]
         return made[-1]
 
     monkeypatch.setattr(agents.train, "make_sampler", recording)

@@ -70,7 +70,7 @@ def test_images_travel_as_data_urls_and_samples_come_back(server: str) -> None:
 
 
 def test_answer_grammar_is_sent_as_structured_output(server: str) -> None:
-    sampler = OpenAISampler(server, "tiny", answer_format="plain")
+    sampler = OpenAISampler(server, "tiny")
     sampler.sample([_request()], SamplingParams(constrain=True))
     assert Stub.bodies[-1]["structured_outputs"] == {"choice": ["0", "90", "180", "270"]}
     sampler.sample([_request("SSL/Jigsaw-2x2-v1")], SamplingParams(constrain=True))

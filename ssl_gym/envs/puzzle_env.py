@@ -250,6 +250,7 @@ class PuzzleEnv(gym.Env[Observation, str]):
             "chance_score": inst.metadata["chance_score"],
             "choices": inst.choices,
             "pattern": inst.pattern,
+            "answer_format": self.puzzle.config.answer_format,
             "answer": inst.answer,
             "metadata": copy.deepcopy(dict(inst.metadata)),
         }
