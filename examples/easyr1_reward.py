@@ -1,6 +1,6 @@
 r"""Export puzzles for EasyR1 and score a batch with its reward-function API (CPU).
 
-    python examples/easyr1_reward.py --id SSL/Jigsaw-2x2-v1 --n 8 --out /tmp/ssl_easyr1
+    python examples/easyr1_reward.py --id SSL/Jigsaw-2x2-v2 --n 8 --out /tmp/ssl_easyr1
 
 Writes ``OUT/train.parquet`` and ``OUT/test.parquet`` in EasyR1's layout (``problem``,
 ``answer`` = the scorer's payload, ``images``) and calls
@@ -31,7 +31,7 @@ from ssl_gym.core import format_answer
 def main() -> None:
     """Export, read back, score a batch."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--id", default="SSL/Jigsaw-2x2-v1")
+    parser.add_argument("--id", default="SSL/Jigsaw-2x2-v2")
     parser.add_argument("--n", type=int, default=64, help="train rows (test: n // 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)

@@ -1,6 +1,6 @@
 """Puzzles as a Hugging Face dataset: build, save, reload, score (CPU, seconds).
 
-    python examples/hf_dataset.py --id SSL/Jigsaw-2x2-v1 --n 8 --out /tmp/ssl_hf
+    python examples/hf_dataset.py --id SSL/Jigsaw-2x2-v2 --n 8 --out /tmp/ssl_hf
 
 Builds a train/test ``DatasetDict`` with ``ssl_gym.adapters.datasets``, saves it with
 ``save_to_disk``, reloads it, and scores the oracle's and a random policy's completions
@@ -24,7 +24,7 @@ from ssl_gym.core import format_answer
 def main() -> None:
     """Build, save, reload and score a small dataset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--id", default="SSL/Jigsaw-2x2-v1")
+    parser.add_argument("--id", default="SSL/Jigsaw-2x2-v2")
     parser.add_argument("--n", type=int, default=64, help="train rows (test: n // 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)

@@ -5,7 +5,7 @@
     import gymnasium as gym
     import ssl_gym
 
-    env = gym.make("SSL/Jigsaw-3x3-v1")
+    env = gym.make("SSL/Jigsaw-3x3-v2")
     obs, info = env.reset(seed=7)
     obs, reward, terminated, truncated, info = env.step("<answer>1,2,3,4,5,6,7,8,9</answer>")
 """

@@ -200,6 +200,25 @@ def orient(image: np.ndarray, name: str) -> np.ndarray:
     return ops[name](image)
 
 
+def orient_box(box: tuple[float, float, float, float], side: float, name: str) -> tuple[float, ...]:
+    """Where a box ``(x0, y0, x1, y1)`` of a ``side``-square image lies after :func:`orient`.
+
+    Coordinates are continuous (``0`` to ``side``), so a box keeps its size.
+    """
+    maps = {
+        "identity": lambda x, y: (x, y),
+        "flip_left_right": lambda x, y: (side - x, y),
+        "flip_up_down": lambda x, y: (x, side - y),
+        "rotate_180": lambda x, y: (side - x, side - y),
+        "rotate_90": lambda x, y: (y, side - x),
+        "rotate_270": lambda x, y: (side - y, x),
+        "transpose": lambda x, y: (y, x),
+        "anti_transpose": lambda x, y: (side - y, side - x),
+    }
+    (ax, ay), (bx, by) = maps[name](box[0], box[1]), maps[name](box[2], box[3])
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
 def random_orientation(
     image: np.ndarray, rng: np.random.Generator, quarter_turns: bool = False
 ) -> tuple[np.ndarray, str]:

@@ -6,7 +6,7 @@
 ``check_env``. Use them on a new family before registering it::
 
     from ssl_gym.testing import check_puzzle_env
-    check_puzzle_env("SSL/Jigsaw-3x3-v1")
+    check_puzzle_env("SSL/Jigsaw-3x3-v2")
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_record_seed_rejects_bad_arguments(args: tuple, message: str) -> None:
         record_seed(*args)
 
 
-@pytest.mark.parametrize("env_id", ["SSL/Jigsaw-2x2-v1", "SSL/Similarity-K4-v1"])
+@pytest.mark.parametrize("env_id", ["SSL/Jigsaw-2x2-v2", "SSL/Similarity-K4-v2"])
 def test_a_record_is_the_env_reset_with_its_seed(env_id: str) -> None:
     env = gym.make(env_id).unwrapped
     for record in build_records(env_id, 3, seed=7, split="test"):
@@ -70,17 +70,17 @@ def test_a_record_is_the_env_reset_with_its_seed(env_id: str) -> None:
 
 
 def test_to_dataset_embeds_the_images_and_the_scorer_payload() -> None:
-    ds = to_dataset("SSL/Jigsaw-2x2-v1", n=3, seed=1, split="train")
+    ds = to_dataset("SSL/Jigsaw-2x2-v2", n=3, seed=1, split="train")
     assert ds.column_names == ["data_source", "images", "prompt", "answer", "info"]
     assert isinstance(ds.features["images"].feature, datasets.Image)
-    records = list(build_records("SSL/Jigsaw-2x2-v1", 3, seed=1, split="train"))
+    records = list(build_records("SSL/Jigsaw-2x2-v2", 3, seed=1, split="train"))
     for row, record in zip(ds, records, strict=True):
         decoded = [np.asarray(im) for im in row["images"]]
         assert all(np.array_equal(a, b) for a, b in zip(decoded, record.images, strict=True))
         assert all(im.filename == "" for im in row["images"])  # embedded, not a path
         assert row["prompt"] == [{"role": "user", "content": record.prompt}]
         info = json.loads(row["info"])
-        assert info["id"] == "SSL/Jigsaw-2x2-v1" and info["seed"] == record.seed
+        assert info["id"] == "SSL/Jigsaw-2x2-v2" and info["seed"] == record.seed
         assert info["solution"] == [int(x) for x in row["answer"].split(",")]
 
 
@@ -95,7 +95,7 @@ def test_to_dataset_is_deterministic_and_the_seed_matters() -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_export_twice_gives_byte_identical_files(fmt: str, tmp_path: Path) -> None:
     for name in ("a", "b"):
-        export("SSL/Jigsaw-2x2-v1", tmp_path / name, n=5, n_test=2, seed=2, format=fmt,
+        export("SSL/Jigsaw-2x2-v2", tmp_path / name, n=5, n_test=2, seed=2, format=fmt,
                progress=False)  # fmt: skip
     first = _digests(tmp_path / "a")
     assert first == _digests(tmp_path / "b")
@@ -106,7 +106,7 @@ def test_export_twice_gives_byte_identical_files(fmt: str, tmp_path: Path) -> No
 
 
 def test_export_formats_read_back_with_embedded_images(tmp_path: Path) -> None:
-    env_id, kw = "SSL/Contrastive-Weak-v1", {"n": 3, "n_test": 2, "seed": 5, "progress": False}
+    env_id, kw = "SSL/Contrastive-Weak-v2", {"n": 3, "n_test": 2, "seed": 5, "progress": False}
     records = list(build_records(env_id, 2, seed=5, split="test"))
     hf = datasets.load_from_disk(str(export(env_id, tmp_path / "hf", format="hf", **kw)))
     assert hf["train"].num_rows == 3 and hf["test"]["answer"] == [r.answer for r in records]
@@ -166,7 +166,7 @@ def test_a_failed_export_leaves_no_output(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setitem(export_mod.ROW_BUILDERS, "parquet", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        export("SSL/Jigsaw-2x2-v1", tmp_path / "out", n=8, progress=False)
+        export("SSL/Jigsaw-2x2-v2", tmp_path / "out", n=8, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -174,11 +174,11 @@ def test_export_refuses_a_non_empty_folder_and_bad_ids(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(ValueError, match="--overwrite"):
-        export("SSL/Jigsaw-2x2-v1", tmp_path / "out", n=2, progress=False)
-    with pytest.raises(ValueError, match="SSL/Jigsaw-2x2-v1"):
-        export("SSL/Jigsaw-2x2-Hint-v1", tmp_path / "h", n=2, progress=False)
+        export("SSL/Jigsaw-2x2-v2", tmp_path / "out", n=2, progress=False)
+    with pytest.raises(ValueError, match="SSL/Jigsaw-2x2-v2"):
+        export("SSL/Jigsaw-2x2-Hint-v2", tmp_path / "h", n=2, progress=False)
     with pytest.raises(ValueError, match="gird"):
-        export("SSL/Jigsaw-2x2-v1", tmp_path / "o", n=2, overrides={"gird": 3}, progress=False)
+        export("SSL/Jigsaw-2x2-v2", tmp_path / "o", n=2, overrides={"gird": 3}, progress=False)
     assert main(["SSL/Nope-v0", "--n", "2", "--out", str(tmp_path / "x")]) == 2
     assert (tmp_path / "out" / "keep.txt").exists() and not (tmp_path / "x").exists()
 

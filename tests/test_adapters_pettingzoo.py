@@ -14,7 +14,7 @@ import ssl_gym  # noqa: F401
 from ssl_gym.adapters.pettingzoo import MESSAGE_INTRO, describer_solver_env, duel_env
 
 KW = {"size": 64, "answer_format": "plain"}
-IDS = ["SSL/Jigsaw-2x2-v1", "SSL/Jigsaw-2x2-Hint-v1", "SSL/Rotation-4way-Ref-v1"]
+IDS = ["SSL/Jigsaw-2x2-v2", "SSL/Jigsaw-2x2-Hint-v2", "SSL/Rotation-4way-Ref-v1"]
 
 
 def env_reward(env_id: str, seed: int, replies: list[str]) -> float:
@@ -47,7 +47,7 @@ def test_describer_solver_passes_the_aec_api_and_seed_tests(env_id: str) -> None
 
 
 def test_duel_players_share_one_puzzle_and_seeds_repeat() -> None:
-    env = duel_env("SSL/Jigsaw-2x2-v1", n_agents=3, **KW)
+    env = duel_env("SSL/Jigsaw-2x2-v2", n_agents=3, **KW)
     obs, _ = env.reset(seed=5)
     first = obs["player_0"]
     for agent in ("player_1", "player_2"):
@@ -64,7 +64,7 @@ def test_duel_players_share_one_puzzle_and_seeds_repeat() -> None:
 
 
 def test_duel_reward_is_own_score_minus_the_mean_of_the_others() -> None:
-    env_id = "SSL/Jigsaw-2x2-v1"  # partial credit: wrong answers score in (0, 1)
+    env_id = "SSL/Jigsaw-2x2-v2"  # partial credit: wrong answers score in (0, 1)
     env = duel_env(env_id, n_agents=3, **KW)
     _, infos = env.reset(seed=11)
     answer = infos["player_0"]["answer"]
@@ -107,8 +107,10 @@ def test_duel_rejects_bad_use() -> None:
 
 
 def test_describer_sees_the_unshuffled_picture() -> None:
-    # cut from the whole scene as it comes, the picture is the tiles put back in place
-    env = describer_solver_env("SSL/Jigsaw-2x2-v1", context=1.0, orientation="upright", **KW)
+    # cut exactly from the whole scene as it comes, the picture is the tiles put back
+    env = describer_solver_env(
+        "SSL/Jigsaw-2x2-v2", context=1.0, orientation="upright", tone=0.0, **KW
+    )
     env.reset(seed=3)
     (original,) = env.observe("describer_0")["images"]
     tiles = env.observe("solver_0")["images"]
@@ -120,7 +122,7 @@ def test_describer_sees_the_unshuffled_picture() -> None:
             original[r * side : (r + 1) * side, c * side : (c + 1) * side], tiles[tile - 1]
         )
     # by default the tiles are a turned window of a larger scene, which the describer sees
-    env = describer_solver_env("SSL/Jigsaw-2x2-v1", **KW)
+    env = describer_solver_env("SSL/Jigsaw-2x2-v2", **KW)
     env.reset(seed=3)
     (scene,) = env.observe("describer_0")["images"]
     assert scene.shape[0] > 2 * side and scene.shape[1] > 2 * side
@@ -152,9 +154,9 @@ def test_both_get_the_solvers_score_and_the_message_is_bounded(solved: bool) -> 
 
 def test_describer_solver_rejects_families_with_several_pictures() -> None:
     with pytest.raises(ValueError, match="Similarity"):
-        describer_solver_env("SSL/Similarity-K4-v1", **KW)
+        describer_solver_env("SSL/Similarity-K4-v2", **KW)
     with pytest.raises(ValueError, match="max_message_chars"):
-        describer_solver_env("SSL/Jigsaw-2x2-v1", max_message_chars=0)
+        describer_solver_env("SSL/Jigsaw-2x2-v2", max_message_chars=0)
 
 
 def run_example(*args: str) -> list[str]:

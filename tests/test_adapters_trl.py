@@ -70,7 +70,7 @@ def test_components_add_up_to_the_reward() -> None:
 
 def test_reward_rejects_other_ids_and_missing_info() -> None:
     info = to_dataset("SSL/Rotation-4way-v1", n=1)["info"]
-    [reward] = reward_funcs("SSL/Jigsaw-2x2-v1")
+    [reward] = reward_funcs("SSL/Jigsaw-2x2-v2")
     with pytest.raises(ValueError, match="reached a reward"):
         reward(None, ["90"], info=info)
     with pytest.raises(ValueError, match="info"):

@@ -86,11 +86,11 @@ def decode(url: str) -> np.ndarray:
 
 
 def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
-    env = load_environment("SSL/Jigsaw-2x2-v1", num_examples=3, seed=7, **KW)
+    env = load_environment("SSL/Jigsaw-2x2-v2", num_examples=3, seed=7, **KW)
     tasks = list(env.taskset)
     assert len(tasks) == 3
     for i, task in enumerate(tasks):
-        obs, info = gym.make("SSL/Jigsaw-2x2-v1", **KW).reset(seed=record_seed(7, "train", i))
+        obs, info = gym.make("SSL/Jigsaw-2x2-v2", **KW).reset(seed=record_seed(7, "train", i))
         (message,) = task.data.prompt
         *images, text = message.content
         assert text.text == obs["prompt"]
@@ -99,7 +99,7 @@ def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
             np.testing.assert_array_equal(decode(part.image_url.url), expected)
         assert task.data.answer == info["answer"]
     assert len({t.data.seed for t in tasks}) == 3
-    held_out = load_environment("SSL/Jigsaw-2x2-v1", num_examples=3, seed=7, split="test", **KW)
+    held_out = load_environment("SSL/Jigsaw-2x2-v2", num_examples=3, seed=7, split="test", **KW)
     test_seeds = [t.data.seed for t in held_out.taskset]
     assert test_seeds == [record_seed(7, "test", i) for i in range(3)]  # export's test split
     assert not set(test_seeds) & {t.data.seed for t in tasks}
@@ -107,7 +107,7 @@ def test_tasks_carry_the_env_instance_with_images_as_data_urls() -> None:
 
 def test_bad_arguments_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="split must be one of"):
-        load_environment("SSL/Jigsaw-2x2-v1", num_examples=2, split="dev")
+        load_environment("SSL/Jigsaw-2x2-v2", num_examples=2, split="dev")
     with pytest.raises(ValueError, match="unknown env id"):
         load_environment("SSL/NoSuchPuzzle-v0")
     with pytest.raises(ValueError, match="num_examples"):
@@ -119,11 +119,11 @@ def test_bad_arguments_are_clear_errors() -> None:
     [
         ("SSL/Rotation-4way-v1", ["ORACLE"]),
         ("SSL/Rotation-4way-v1", ["WRONG"]),
-        ("SSL/Jigsaw-2x2-v1", ["2,1,4,3"]),
-        ("SSL/Jigsaw-2x2-v1", ["no answer here"]),
-        ("SSL/Jigsaw-2x2-Hint-v1", ["ORACLE"]),
-        ("SSL/Jigsaw-2x2-Hint-v1", ["1,2,3,4", "ORACLE"]),
-        ("SSL/Jigsaw-2x2-Hint-v1", ["garbage", "4,3,2,1", "ORACLE"]),
+        ("SSL/Jigsaw-2x2-v2", ["2,1,4,3"]),
+        ("SSL/Jigsaw-2x2-v2", ["no answer here"]),
+        ("SSL/Jigsaw-2x2-Hint-v2", ["ORACLE"]),
+        ("SSL/Jigsaw-2x2-Hint-v2", ["1,2,3,4", "ORACLE"]),
+        ("SSL/Jigsaw-2x2-Hint-v2", ["garbage", "4,3,2,1", "ORACLE"]),
         ("SSL/Rotation-4way-Hint-v1", ["WRONG"] * 8),
     ],
     ids=lambda v: v if isinstance(v, str) else "+".join(v),

@@ -95,7 +95,7 @@ def test_scoring_rows_read_back_from_parquet_with_overrides(fmt: str, tmp_path: 
 
 
 def test_verl_prompt_has_one_image_placeholder_per_image() -> None:
-    record = next(build_records("SSL/Similarity-K4-v1", 1))
+    record = next(build_records("SSL/Similarity-K4-v2", 1))
     row = verl.verl_row(record)
     content = row["prompt"][0]["content"]
     assert content.count("<image>") == len(record.images) == len(row["images"]) == 5
@@ -107,7 +107,7 @@ def test_scorers_reject_rows_that_are_not_theirs() -> None:
     record = next(build_records("SSL/Rotation-4way-v1", 1))
     row = verl.verl_row(record)
     with pytest.raises(ValueError, match="does not match"):
-        verl.compute_score("SSL/Jigsaw-2x2-v1", "90", record.answer, row["extra_info"])
+        verl.compute_score("SSL/Jigsaw-2x2-v2", "90", record.answer, row["extra_info"])
     with pytest.raises(ValueError, match="extra_info"):
         verl.compute_score(record.id, "90", record.answer, None)
     with pytest.raises(ValueError, match="different puzzles"):

@@ -67,9 +67,9 @@ def test_rollout_with_oracle_policy_gets_reward_one() -> None:
     seeds = group_seeds(2, 3, seed=5)
     answers = {}
     for s in set(seeds):
-        obs, info = gym.make("SSL/Jigsaw-2x2-v1", **KW).reset(seed=s)
+        obs, info = gym.make("SSL/Jigsaw-2x2-v2", **KW).reset(seed=s)
         answers[_key(obs["prompt"], obs["images"])] = info["answer"]
-    envs = gym.make_vec("SSL/Jigsaw-2x2-v1", num_envs=6, vectorization_mode="sync", **KW)
+    envs = gym.make_vec("SSL/Jigsaw-2x2-v2", num_envs=6, vectorization_mode="sync", **KW)
     batch = rollout(envs, OracleSampler(answers), SamplingParams(), seeds, group_size=3)
     assert batch.episode_rewards.tolist() == [1.0] * 6
     assert batch.group.tolist() == [0, 0, 0, 1, 1, 1]
@@ -100,7 +100,7 @@ def test_sampler_logprobs_equal_the_learners(tiny_dir: Path, constrain: bool) ->
 
 def test_pattern_constraint_yields_well_formed_permutations(tiny_dir: Path) -> None:
     vlm = load_vlm(tiny_dir)
-    obs, info = gym.make("SSL/Jigsaw-2x2-v1", **KW).reset(seed=1)
+    obs, info = gym.make("SSL/Jigsaw-2x2-v2", **KW).reset(seed=1)
     req = Request(obs["prompt"], obs["images"], (), None, info["pattern"])
     params = SamplingParams(n=8, max_new_tokens=16, constrain=True, seed=3)
     for s in HFSampler(vlm).sample([req], params)[0]:

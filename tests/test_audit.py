@@ -55,7 +55,7 @@ def test_clean_puzzle_passes() -> None:
 
 
 def test_sequence_answers_are_probed_per_position(tmp_path: Path) -> None:
-    result = audit_id("SSL/Jigsaw-2x2-v1", n=200)
+    result = audit_id("SSL/Jigsaw-2x2-v2", n=200)
     assert result.oracle == 1.0 and 0.0 <= result.probe <= 1.0
     results = run_audit(["SSL/Rotation-2way-v1"], n=100, out=str(tmp_path))
     data = json.loads((tmp_path / "shortcut_audit.json").read_text())

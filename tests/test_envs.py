@@ -70,7 +70,7 @@ def test_env_pickles(env_id: str) -> None:
 
 
 def test_make_with_module_prefix_and_overrides() -> None:
-    env = gym.make("ssl_gym:SSL/Jigsaw-3x3-v1", grid=4, answer_format="boxed")
+    env = gym.make("ssl_gym:SSL/Jigsaw-3x3-v2", grid=4, answer_format="boxed")
     obs, info = env.reset(seed=3)
     assert len(obs["images"]) == 16
     assert "\\boxed" in obs["prompt"]
@@ -90,7 +90,7 @@ def test_make_with_module_prefix_and_overrides() -> None:
 )
 def test_bad_overrides_raise_value_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError) as err:
-        gym.make("SSL/Jigsaw-3x3-v1", **kwargs)
+        gym.make("SSL/Jigsaw-3x3-v2", **kwargs)
     assert message in str(err.value)
 
 
@@ -175,12 +175,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_list_and_show(tmp_path) -> None:
     listing = run_cli("list")
     assert listing.returncode == 0
-    assert "SSL/Jigsaw-3x3-v1" in listing.stdout
+    assert "SSL/Jigsaw-3x3-v2" in listing.stdout
     out = tmp_path / "jigsaw.png"
-    shown = run_cli("show", "SSL/Jigsaw-3x3-v1", "--seed", "7", "--out", str(out))
+    shown = run_cli("show", "SSL/Jigsaw-3x3-v2", "--seed", "7", "--out", str(out))
     assert shown.returncode == 0, shown.stderr
     assert out.stat().st_size > 1000
-    env = gym.make("SSL/Jigsaw-3x3-v1")
+    env = gym.make("SSL/Jigsaw-3x3-v2")
     assert env.reset(seed=7)[1]["answer"] in shown.stdout
     bad = run_cli("show", "SSL/Nope-v0")
     assert bad.returncode == 2 and "error" in bad.stdout.lower()

@@ -31,7 +31,7 @@ CHANCE = {e.id: e.chance_score for e in entries()}
 
 
 def test_oracle_solves_every_puzzle(tmp_path: Path) -> None:
-    ids = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x3-v1", "SSL/Position-2x2-Hint-v2"]
+    ids = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x3-v2", "SSL/Position-2x2-Hint-v2"]
     summary = run_eval(ids, "oracle", 8, tmp_path, progress=False)
     for m in [summary["overall"], *summary["by_id"].values()]:
         assert m["solve_rate"] == 1.0
@@ -39,10 +39,10 @@ def test_oracle_solves_every_puzzle(tmp_path: Path) -> None:
         assert m["format_rate"] == 1.0
         assert m["mean_turns"] == 1.0
     assert list(summary["by_id"]) == ids
-    assert summary["by_id"]["SSL/Jigsaw-2x3-v1"]["episodes"] == 8
+    assert summary["by_id"]["SSL/Jigsaw-2x3-v2"]["episodes"] == 8
 
 
-@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-v1", "SSL/Jigsaw-3x3-v1"])
+@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-v1", "SSL/Jigsaw-3x3-v2"])
 def test_random_scores_chance(tmp_path: Path, env_id: str) -> None:
     n, chance = 300, CHANCE[env_id]
     summary = run_eval([env_id], "random", n, tmp_path, progress=False)
@@ -120,7 +120,7 @@ def test_eval_seeds_are_held_out_and_fixed_per_id() -> None:
         assert eval_seeds(env_id, 40) == seeds[:40]  # episode i is always the same puzzle
         assert not set(seeds) & set(eval_seeds(env_id, 300, seed=1))
     assert eval_seeds(ids[0], 10) != eval_seeds(ids[1], 10)
-    assert eval_seeds("SSL/Jigsaw-3x3-Hint-v1", 10) == eval_seeds("SSL/Jigsaw-3x3-v1", 10)
+    assert eval_seeds("SSL/Jigsaw-3x3-Hint-v2", 10) == eval_seeds("SSL/Jigsaw-3x3-v2", 10)
     with pytest.raises(ValueError, match="seed"):
         eval_seeds(ids[0], 10, seed=-1)
 
@@ -136,7 +136,7 @@ def test_trainer_evaluates_on_the_same_seeds() -> None:
 
 def test_match_ids_globs_and_clear_error() -> None:
     found = match_ids(["SSL/Jigsaw-3x3*"])
-    assert "SSL/Jigsaw-3x3-v1" in found and "SSL/Jigsaw-3x3-Hint-v1" in found
+    assert "SSL/Jigsaw-3x3-v2" in found and "SSL/Jigsaw-3x3-Hint-v2" in found
     assert all(i.startswith("SSL/Jigsaw-3x3") for i in found)
     with pytest.raises(ValueError, match="SSL/Nothing-"):
         match_ids(["SSL/Rotation-*", "SSL/Nothing-*"])
@@ -177,7 +177,7 @@ class Counting:
         return self.inner.play(env_id, seeds, samples)  # type: ignore[attr-defined]
 
 
-IDS = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x2-v1"]
+IDS = ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x2-v2"]
 
 
 def test_resume_after_a_crash_redoes_nothing(tmp_path: Path) -> None:
@@ -231,7 +231,7 @@ def test_a_corrupt_line_inside_the_log_is_an_error(tmp_path: Path) -> None:
 
 def test_cli_writes_summary_table_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["eval", "--policy", "oracle", "--envs", "SSL/Rotation-2way-v1", "SSL/Jigsaw-2x2-v1"]
+    argv = ["eval", "--policy", "oracle", "--envs", "SSL/Rotation-2way-v1", "SSL/Jigsaw-2x2-v2"]
     assert cli.main([*argv, "--episodes", "4", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["overall"]["solve_rate"] == 1.0

@@ -17,7 +17,7 @@ from ssl_gym.envs import PuzzleEnv, entries, mixture_ids
 from ssl_gym.gallery import build_gallery, gallery_ids, scripted_play
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it
-IDS = ["SSL/Jigsaw-2x2-v1", "SSL/Jigsaw-2x2-Hint-v1", "SSL/Rotation-4way-v1", "SSL/Mix-SSL4RL-v0"]
+IDS = ["SSL/Jigsaw-2x2-v2", "SSL/Jigsaw-2x2-Hint-v2", "SSL/Rotation-4way-v1", "SSL/Mix-SSL4RL-v0"]
 N = 2
 HINT_PICTURES = 2 * N
 """The hinted id's episodes show the images of both hints (two wrong answers each)."""
@@ -96,7 +96,7 @@ def test_page_shows_every_example_escaped(gallery: Path) -> None:
     assert len(pictures) == (len(IDS) - 1) * N + HINT_PICTURES
 
 
-@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-Hint-v1", "SSL/Jigsaw-3x3-Hint-v1"])
+@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-Hint-v1", "SSL/Jigsaw-3x3-Hint-v2"])
 def test_scripted_episode_is_wrong_then_right(env_id: str, tmp_path: Path) -> None:
     env = gym.make(env_id, render_mode="rgb_array").unwrapped
     assert isinstance(env, PuzzleEnv)

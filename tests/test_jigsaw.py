@@ -31,8 +31,9 @@ class CopiedCellSource(NoiseSource):
 
 
 def puzzle(**overrides: object) -> Jigsaw:
-    """Upright unless asked: the geometry tests compare tiles with the source image."""
-    return Jigsaw(JigsawConfig(**{"orientation": "upright", "context": 1.0, **overrides}))  # type: ignore[arg-type]
+    """Upright, exact cuts unless asked: the geometry tests compare tiles with the source."""
+    settings = {"orientation": "upright", "context": 1.0, "tone": 0.0, **overrides}
+    return Jigsaw(JigsawConfig(**settings))  # type: ignore[arg-type]
 
 
 def test_random_orientation_restores_a_turned_or_flipped_source() -> None:
@@ -53,7 +54,7 @@ def test_random_orientation_restores_a_turned_or_flipped_source() -> None:
 
 
 def test_the_grid_is_a_random_window_of_a_larger_scene() -> None:
-    pz = Jigsaw(JigsawConfig(grid=2, orientation="upright", context=1.5))
+    pz = puzzle(grid=2, context=1.5)
     side, corners = 2 * pz.config.tile_side, set()
     for seed in range(20):
         source = NoiseSource()
@@ -236,7 +237,9 @@ def test_the_shown_order_is_never_the_original() -> None:
 
 @pytest.mark.parametrize("name", ["2x2", "2x3", "3x3", "4x4", "5x5"])
 def test_the_answer_restores_the_image(name: str) -> None:
-    pz = Jigsaw(JigsawConfig(orientation="upright", context=1.0, **PRESETS[name].overrides))
+    pz = Jigsaw(
+        JigsawConfig(orientation="upright", context=1.0, tone=0.0, **PRESETS[name].overrides)
+    )
     src = NoiseSource()
     inst = generate(pz, 3, src)
     rows, cols = inst.metadata["rows"], inst.metadata["cols"]
@@ -248,9 +251,26 @@ def test_the_answer_restores_the_image(name: str) -> None:
         np.testing.assert_array_equal(shown, cells[cell])
 
 
+def test_toned_tiles_change_values_but_still_match_their_cells() -> None:
+    pz = puzzle(grid=3, tone=0.1)
+    src = NoiseSource()
+    inst = generate(pz, 3, src)
+    assert src.last is not None
+    cells = render.split_tiles(src.last, 3, 3)
+    changed = 0
+    for shown, home in zip(inst.images, inst.metadata["permutation"], strict=True):
+        gray = [im.astype(float).mean(axis=2).ravel() for im in (shown, *cells)]
+        fits = [np.corrcoef(gray[0], cell)[0, 1] for cell in gray[1:]]
+        assert int(np.argmax(fits)) == home and max(fits) > 0.97
+        changed += not np.array_equal(shown, cells[home])
+    assert changed >= 8
+
+
 def test_composite_lays_the_shown_tiles_out_like_render_grid() -> None:
     pz = Jigsaw(
-        JigsawConfig(orientation="upright", context=1.0, **PRESETS["3x3-Composite"].overrides)
+        JigsawConfig(
+            orientation="upright", context=1.0, tone=0.0, **PRESETS["3x3-Composite"].overrides
+        )
     )
     src = NoiseSource()
     inst = generate(pz, 5, src)
@@ -265,7 +285,11 @@ def test_composite_lays_the_shown_tiles_out_like_render_grid() -> None:
 
 
 def test_jittered_masked_tiles_come_from_their_cells() -> None:
-    pz = Jigsaw(JigsawConfig(orientation="upright", context=1.0, **PRESETS["3x3-Masked"].overrides))
+    pz = Jigsaw(
+        JigsawConfig(
+            orientation="upright", context=1.0, tone=0.0, **PRESETS["3x3-Masked"].overrides
+        )
+    )
     cfg = pz.config
     src = NoiseSource()
     inst = generate(pz, 7, src)

@@ -128,7 +128,7 @@ def test_mixture_has_one_observation_space_and_names_its_task() -> None:
 def test_custom_mixture_weights_and_errors() -> None:
     env = gym.make(
         "SSL/Mix-v0",
-        ids=["SSL/Rotation-2way-v1", "SSL/Jigsaw-2x2-v1"],
+        ids=["SSL/Rotation-2way-v1", "SSL/Jigsaw-2x2-v2"],
         weights=[0.9, 0.1],
         canvas=256,
     )

@@ -73,7 +73,7 @@ def test_answer_grammar_is_sent_as_structured_output(server: str) -> None:
     sampler = OpenAISampler(server, "tiny")
     sampler.sample([_request()], SamplingParams(constrain=True))
     assert Stub.bodies[-1]["structured_outputs"] == {"choice": ["0", "90", "180", "270"]}
-    sampler.sample([_request("SSL/Jigsaw-2x2-v1")], SamplingParams(constrain=True))
+    sampler.sample([_request("SSL/Jigsaw-2x2-v2")], SamplingParams(constrain=True))
     assert "regex" in Stub.bodies[-1]["structured_outputs"]
 
 

@@ -19,6 +19,7 @@ from ssl_gym.puzzles.similarity import (
     SimilarityConfig,
     overlap,
 )
+from ssl_gym.render import DIHEDRAL, orient
 from ssl_gym.testing import check_puzzle
 
 FAST = {"size": 64, "view_size": 32}
@@ -154,9 +155,12 @@ def test_views_come_from_the_claimed_sources(extra: dict[str, object]) -> None:
             image = sources[index] if slot == 0 else sources[slot - 1]
             flipped = "hflip" in meta["augmentations"][slot]
             want = expected_view(image, meta["crop_boxes"][slot], side, flipped)
+            turn = next(op for op in meta["augmentations"][slot] if op in DIHEDRAL)
+            fit = {n: luma_corr(view, np.ascontiguousarray(orient(want, n))) for n in DIHEDRAL}
             # Photometric changes (affine colour map, gray, blur) keep much of the luma
-            # pattern; SimCLR's hue rotation and clipping lose some of it.
-            assert luma_corr(view, want) > 0.5, (seed, slot)
+            # pattern; SimCLR's hue rotation, clipping and blur can lose some of it, but
+            # the recorded turn always fits best.
+            assert fit[turn] > 0.5 or fit[turn] == max(fit.values()), (seed, slot, fit)
         for slot in range(k):
             same = np.array_equal(sources[slot], sources[index])
             assert same == (slot == index)

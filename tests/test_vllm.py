@@ -72,7 +72,7 @@ def test_answer_grammar_as_structured_output(engine) -> None:
     req = _request()
     params = SamplingParams(n=6, max_new_tokens=8, seed=1, constrain=True)
     assert {s.text for s in engine.sample([req], params)[0]} <= set(req.choices or ())
-    jig = _request("SSL/Jigsaw-2x2-v1")
+    jig = _request("SSL/Jigsaw-2x2-v2")
     for s in engine.sample([jig], SamplingParams(n=4, max_new_tokens=16, constrain=True))[0]:
         assert re.fullmatch(jig.pattern or "", s.text), s.text
 

@@ -101,7 +101,7 @@ def to_dataset(
     """``n`` puzzles of one id as a Hugging Face dataset (see the module docstring).
 
     Args:
-        env_id: A registered single-turn id, e.g. ``"SSL/Jigsaw-3x3-v1"``.
+        env_id: A registered single-turn id, e.g. ``"SSL/Jigsaw-3x3-v2"``.
         n: Number of rows.
         seed: Seed of the export; with ``split`` and the row index it fixes each row.
         split: ``"train"`` or ``"test"`` (their seeds never meet).

@@ -1,6 +1,6 @@
 """``ssl-gym export``: write puzzles of one id as a dataset for another ecosystem.
 
-    ssl-gym export SSL/Jigsaw-3x3-v1 --n 10000 --n-test 500 --seed 0 --format verl --out DIR
+    ssl-gym export SSL/Jigsaw-3x3-v2 --n 10000 --n-test 500 --seed 0 --format verl --out DIR
 
 Formats (files ``DIR/train.*`` and ``DIR/test.*``, plus ``DIR/ssl_gym_export.json``):
 
@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ssl-gym export",
         description="Write puzzles of one id as a dataset (hf, parquet, jsonl, verl, easyr1).",
     )
-    p.add_argument("id", help="a single-turn id, e.g. SSL/Jigsaw-3x3-v1 (see ssl-gym list)")
+    p.add_argument("id", help="a single-turn id, e.g. SSL/Jigsaw-3x3-v2 (see ssl-gym list)")
     p.add_argument("--n", type=int, required=True, help="train rows")
     p.add_argument("--n-test", type=int, default=None, help="test rows (default: n // 10)")
     p.add_argument("--seed", type=int, default=0)

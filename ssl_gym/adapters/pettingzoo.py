@@ -87,7 +87,7 @@ class DuelEnv(ParallelEnv[str, Observation, str]):
         """Build the duel.
 
         Args:
-            env_id: registered ssl_gym id, e.g. ``"SSL/Jigsaw-3x3-v1"``.
+            env_id: registered ssl_gym id, e.g. ``"SSL/Jigsaw-3x3-v2"``.
             n_agents: players, 2 to 64.
             **kwargs: passed to ``gym.make`` (config overrides, ``image_source``...).
         """
@@ -241,7 +241,7 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
 
         Args:
             env_id: registered ssl_gym id of a one-image family (see
-                :data:`ONE_IMAGE_FAMILIES`), e.g. ``"SSL/Jigsaw-3x3-v1"``.
+                :data:`ONE_IMAGE_FAMILIES`), e.g. ``"SSL/Jigsaw-3x3-v2"``.
             max_message_chars: longest message passed on, 1 to 2000 characters.
             **kwargs: passed to ``gym.make`` (config overrides, ``image_source``...).
         """

@@ -2,7 +2,7 @@
 
 Needs the ``verifiers`` extra (``pip install "ssl-gym[verifiers]"``).
 
-    env = load_environment("SSL/Jigsaw-3x3-v1", num_examples=64, seed=0)
+    env = load_environment("SSL/Jigsaw-3x3-v2", num_examples=64, seed=0)
 
 returns a ``vf.Env``. The module is also a verifiers plugin: its ``__all__`` exports
 the one :class:`~verifiers.v1.Taskset`, :class:`~verifiers.v1.Env` and
@@ -90,7 +90,7 @@ class PuzzleData(vf.TaskData):
     """One puzzle: the env to rebuild it from, and its ground truth for logging."""
 
     env_id: str
-    """The registered ssl_gym id, e.g. ``SSL/Jigsaw-3x3-v1``."""
+    """The registered ssl_gym id, e.g. ``SSL/Jigsaw-3x3-v2``."""
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments of ``gym.make`` (config overrides, ``max_turns``, ...)."""
     seed: int
@@ -300,7 +300,7 @@ def load_environment(
     """The verifiers environment of an ssl_gym id.
 
     Args:
-        env_id: registered id, e.g. ``"SSL/Jigsaw-3x3-v1"``; ``-Hint`` ids play
+        env_id: registered id, e.g. ``"SSL/Jigsaw-3x3-v2"``; ``-Hint`` ids play
             multi-turn with the env's feedback and hints as extra user turns.
         num_examples: tasks in the taskset (``None``: endless).
         seed: taskset seed; task ``i`` is ``reset(seed=record_seed(seed, split, i))``,

@@ -13,7 +13,7 @@ record); train with verl's ``RLHFDataset`` and this module as the custom reward:
 Layout (verl's ``examples/data_preprocess/geo3k.py``; images as in
 ``verl/utils/dataset/vision_utils.py``, which opens ``{"bytes": ...}``):
 
-- ``data_source``: the env id, e.g. ``SSL/Jigsaw-3x3-v1``; the scorer dispatches on it
+- ``data_source``: the env id, e.g. ``SSL/Jigsaw-3x3-v2``; the scorer dispatches on it
   through the Gymnasium registry;
 - ``prompt``: ``[{"role": "user", "content": "<image><image>...question"}]``, one
   ``<image>`` per image, before the text (verl splits the content on ``<image>``);

@@ -28,8 +28,8 @@ MIXTURES = {
         "ids": [
             "SSL/Rotation-4way-v1",
             "SSL/Position-2x2-v2",
-            "SSL/Jigsaw-2x2-v1",
-            "SSL/Contrastive-Weak-v1",
+            "SSL/Jigsaw-2x2-v2",
+            "SSL/Contrastive-Weak-v2",
         ],
         "answer_format": "tags",
         "prompt_style": "ssl4rl",
@@ -37,9 +37,9 @@ MIXTURES = {
     "SSLR1": {
         "ids": [
             "SSL/Rotation-4way-v1",
-            "SSL/Similarity-K4-v1",
+            "SSL/Similarity-K4-v2",
             "SSL/Inpainting-K4-v1",
-            "SSL/Jigsaw-3x3-v1",
+            "SSL/Jigsaw-3x3-v2",
             "SSL/Correspondence-Affine-K4-v1",
         ],
         "answer_format": "boxed",

@@ -27,7 +27,7 @@ def match_ids(patterns: Sequence[str]) -> list[str]:
         if not any(fnmatch.fnmatch(i, pat) for i in every):
             raise ValueError(
                 f"no registered puzzle id matches {pat!r}; see `ssl-gym list --hints` "
-                "(ids look like 'SSL/Jigsaw-3x3-v1'; mixtures are not evaluated)"
+                "(ids look like 'SSL/Jigsaw-3x3-v2'; mixtures are not evaluated)"
             )
     return [i for i in every if any(fnmatch.fnmatch(i, pat) for pat in patterns)]
 

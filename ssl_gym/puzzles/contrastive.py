@@ -18,7 +18,9 @@ grayscale p=0.2, blur), independently, and then gets its own random tone curve p
 channel (:func:`ssl_gym.augment.random_levels`: means, spreads and histogram shapes drawn
 afresh) and random sharpness, grain and tone (``texture``: a down-and-up rescale, a blur,
 a gamma curve and additive noise, each of random strength), so that colour and texture
-statistics do not fingerprint the source picture. With ``negative_pool`` above 1 a
+statistics do not fingerprint the source picture; last, every view is turned or flipped
+by one of the eight symmetries of the square (``turns``), so that the balance of
+horizontal and vertical edges does not either. With ``negative_pool`` above 1 a
 negative is the one of that many views of the other picture whose colour-statistics gap
 to the first view is nearest a positive's (off by default). Draws
 whose two source images are near-identical, or where a source image is near-uniform, are
@@ -47,8 +49,8 @@ same for every instance.
 
 ## Registered Configurations
 
-* ``SSL/Contrastive-Weak-v1``: mild crops, SimCLR's colour distortion (easy).
-* ``SSL/Contrastive-Strong-v1``: SimCLR's crops and colour distortion (hard).
+* ``SSL/Contrastive-Weak-v2``: mild crops, SimCLR's colour distortion (easy).
+* ``SSL/Contrastive-Strong-v2``: SimCLR's crops and colour distortion (hard).
 
 ## Version History
 
@@ -63,6 +65,10 @@ same for every instance.
   negative) and per-view random levels, ``negative_pool`` 1 (stats_learned 0.57-0.61 on
   Weak, photos, chance 0.5; 0.53 after); the hint outlines the second view's window on the
   first; v0's second hint said which label was wrong, i.e. the answer.
+* v2: every view turned or flipped by one of the eight symmetries of the square
+  (``turns``), as in Similarity v2: the balance of horizontal and vertical edges of the
+  nine ``photos`` survives every colour and texture change (Strong: statistics learner
+  0.557 against a chance of 0.5 at n=2000).
 """
 
 from __future__ import annotations
@@ -89,7 +95,14 @@ from ssl_gym.core import (
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles._matching import draw_distinct, matched_index, view_statistics
-from ssl_gym.render import is_flat, mark_box, near_duplicates
+from ssl_gym.render import (
+    DIHEDRAL,
+    is_flat,
+    mark_box,
+    near_duplicates,
+    orient_box,
+    random_orientation,
+)
 
 QUESTIONS = {
     "ssl4rl": (
@@ -144,6 +157,10 @@ class ContrastiveConfig(PuzzleConfig):
     texture: bool = True
     """Give every view its own random sharpness, grain and tone
     (:func:`ssl_gym.augment.texture`), so texture statistics do not name its picture."""
+    turns: bool = True
+    """Turn or flip every view by one of the eight symmetries of the square, so that the
+    balance of horizontal and vertical edges (a photograph's build) does not name its
+    picture."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -159,7 +176,7 @@ class Contrastive(Puzzle[ContrastiveConfig]):
     """Tell whether two augmented views share their source image."""
 
     family = "Contrastive"
-    version = 1
+    version = 2
     config_cls = ContrastiveConfig
     compares_sources = True
 
@@ -244,6 +261,9 @@ class Contrastive(Puzzle[ContrastiveConfig]):
             view, applied, box = augment_with_box(image, rng, cfg.strength, cfg.size)
             if cfg.texture:
                 view = texture(random_levels(view, rng), rng)
+            if cfg.turns:
+                view, turn = random_orientation(view, rng, quarter_turns=True)
+                applied = [*applied, turn]
             if not _flat(view, cfg.min_std):
                 return view, applied, box
         raise Rejected("flat_view")
@@ -277,6 +297,8 @@ class Contrastive(Puzzle[ContrastiveConfig]):
         y0, y1 = (bt - at) * side / ah, (bt + bh - at) * side / ah
         if "hflip" in meta["augmentations"][0]:
             x0, x1 = side - x1, side - x0
+        turn = next((op for op in meta["augmentations"][0] if op in DIHEDRAL), "identity")
+        x0, y0, x1, y1 = orient_box((x0, y0, x1, y1), side, turn)
         box = (max(0.0, x0), max(0.0, y0), min(side - 1.0, x1), min(side - 1.0, y1))
         first, second = instance.images
         if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:

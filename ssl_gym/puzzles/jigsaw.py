@@ -18,7 +18,11 @@ half-turned the shortcut audit's probe on each tile alone, followed by a one-to-
 assignment, scored 0.55 against a chance of 0.25 on 2x2 grids (a lone 3x3 tile named its
 row 80% of the time). In a window of a larger, freely oriented scene, a tile's content
 says little about where in the grid it lies; the tiles still continue each other across
-their shared edges.
+their shared edges. Each tile's brightness, contrast and saturation are also mildly
+jittered on their own (``tone``, 10%): with exact cuts, the tiles' colour statistics
+against each other's tell how central a cell is (the centre tile's are the closest to the
+whole picture's), which the strong audit's statistics learner read (0.18 against a
+chance of 0.11 on 3x3 photos; 0.15 with the jitter).
 
 ## Observation
 
@@ -51,13 +55,13 @@ every instance.
 
 ## Registered Configurations
 
-* ``SSL/Jigsaw-2x2-v1``: 4 tiles (easy).
-* ``SSL/Jigsaw-2x3-v1``: 2 rows, 3 columns (easy).
-* ``SSL/Jigsaw-3x3-v1``: 9 tiles (medium).
-* ``SSL/Jigsaw-3x3-Composite-v1``: 9 tiles in one labelled image (medium).
-* ``SSL/Jigsaw-3x3-Masked-v1``: 9 tiles with masked borders and jittered cuts (hard).
-* ``SSL/Jigsaw-4x4-v1``: 16 tiles (hard).
-* ``SSL/Jigsaw-5x5-v1``: 25 tiles (hard).
+* ``SSL/Jigsaw-2x2-v2``: 4 tiles (easy).
+* ``SSL/Jigsaw-2x3-v2``: 2 rows, 3 columns (easy).
+* ``SSL/Jigsaw-3x3-v2``: 9 tiles (medium).
+* ``SSL/Jigsaw-3x3-Composite-v2``: 9 tiles in one labelled image (medium).
+* ``SSL/Jigsaw-3x3-Masked-v2``: 9 tiles with masked borders and jittered cuts (hard).
+* ``SSL/Jigsaw-4x4-v2``: 16 tiles (hard).
+* ``SSL/Jigsaw-5x5-v2``: 25 tiles (hard).
 
 ## Version History
 
@@ -67,6 +71,9 @@ every instance.
   turned), because each tile alone named its cell (audit probe 0.55 against a chance of
   0.25 on 2x2); hints draw cell maps on the tiles instead of naming tiles and cells in
   text.
+* v2: every tile mildly colour-jittered on its own (``tone=0.1``), because the exact cuts'
+  statistics told how central a tile's cell is (statistics learner 0.18 against 0.11 on
+  3x3, photos, n=2000).
 """
 
 from __future__ import annotations
@@ -80,6 +87,7 @@ from typing import Any
 
 import numpy as np
 
+from ssl_gym.augment import color_jitter
 from ssl_gym.core import (
     Hint,
     Instance,
@@ -154,6 +162,11 @@ class JigsawConfig(PuzzleConfig):
     """Width in pixels of a flat frame masked on every tile, against edge matching."""
     jitter: int = 0
     """Tiles are cut at a random offset inside cells of side ``tile + jitter``."""
+    tone: float = 0.1
+    """Brightness, contrast and saturation jitter of every tile on its own (factors drawn
+    in ``1 +- tone``; 0 = exact cuts, SSL4RL's). With exact cuts the colour statistics of
+    the tiles against each other's tell how central a tile's cell is (the strong audit's
+    statistics learner: 0.18 against a chance of 0.11 on 3x3 photos)."""
     scoring: str = "position"
     """``position`` (fraction of cells right), ``exact`` or ``adjacency`` (neighbour pairs)."""
     orientation: str = "random"
@@ -193,6 +206,7 @@ class JigsawConfig(PuzzleConfig):
             )
         check_int("border", self.border, 0, self.tile_side // 4 - 1)
         check_int("jitter", self.jitter, 0, self.tile_side)
+        check_float("tone", self.tone, 0.0, 0.5)
         check_float("min_std", self.min_std, 0.0, 128.0)
         check_float("min_tile_diff", self.min_tile_diff, 0.0, 255.0)
 
@@ -211,7 +225,7 @@ class Jigsaw(Puzzle[JigsawConfig]):
     """Restore an image from its shuffled tiles."""
 
     family = "Jigsaw"
-    version = 1
+    version = 2
     config_cls = JigsawConfig
 
     @property
@@ -270,6 +284,10 @@ class Jigsaw(Puzzle[JigsawConfig]):
         tiles = self._cut(self._scene(rng, source), rng)
         b = cfg.border
         _check_tiles(tiles[:, b : cfg.tile_side - b, b : cfg.tile_side - b], cfg)
+        if cfg.tone:
+            tiles = np.stack(
+                [color_jitter(t, rng, cfg.tone, cfg.tone, cfg.tone, 0.0) for t in tiles]
+            )
         perm = self._shuffle(rng)
         solution = (np.argsort(perm) + 1).tolist()
         shown = SHOWN[cfg.layout].format(n=self.n_tiles)

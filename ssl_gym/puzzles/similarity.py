@@ -15,9 +15,12 @@ so a colour candidate beside a gray reference tells nothing. After the augmentat
 view gets its own random tone curve per channel (:func:`ssl_gym.augment.random_levels`:
 means, spreads and histogram shapes drawn afresh) and random sharpness, grain and tone
 (:func:`ssl_gym.augment.texture`), so that a view's statistics do not name its picture;
-only what it shows does. With ``distractor_pool`` above 1 each wrong candidate is the one
-of that many views whose colour-statistics gap to the reference is nearest the right
-candidate's (off by default: with the random levels the selection itself became a cue).
+only what it shows does. Every view is then turned or flipped by one of the eight
+symmetries of the square (``turns``): among nine photographs the balance of horizontal and
+vertical edges alone named a view's picture. With ``distractor_pool`` above 1 each wrong
+candidate is the one of that many views whose colour-statistics gap to the reference is
+nearest the right candidate's (off by default: with the random levels the selection
+itself became a cue).
 With ``hard_negatives`` the
 ``K`` sources look alike: ``pool`` images are drawn (as small thumbnails), and one of them,
 picked at random, and its ``K - 1`` nearest in coarse colour histogram are used, so that
@@ -58,11 +61,11 @@ instance.
 
 ## Registered Configurations
 
-* ``SSL/Similarity-K2-v1``: 2 candidates, mild crops, SimCLR's colour distortion (easy).
-* ``SSL/Similarity-K4-v1``: 4 candidates, SimCLR's augmentation (medium).
-* ``SSL/Similarity-K4-Composite-v1``: the same in one labelled picture (medium).
-* ``SSL/Similarity-K4-Hard-v1``: 4 candidates of similar colours, SimCLR's augmentation (hard).
-* ``SSL/Similarity-K8-Hard-v1``: 8 candidates of similar colours, SimCLR's augmentation (hard).
+* ``SSL/Similarity-K2-v2``: 2 candidates, mild crops, SimCLR's colour distortion (easy).
+* ``SSL/Similarity-K4-v2``: 4 candidates, SimCLR's augmentation (medium).
+* ``SSL/Similarity-K4-Composite-v2``: the same in one labelled picture (medium).
+* ``SSL/Similarity-K4-Hard-v2``: 4 candidates of similar colours, SimCLR's augmentation (hard).
+* ``SSL/Similarity-K8-Hard-v2``: 8 candidates of similar colours, SimCLR's augmentation (hard).
 
 ## Version History
 
@@ -78,6 +81,10 @@ instance.
   ``distractor_pool`` 1 (on ``photos``, statistics and their gaps to the reference scored
   0.56 on K4, chance 0.25; 0.23 after); hints drawn on the images (the shared region, then
   cross-outs) instead of the mirroring and eliminations in text.
+* v2: every view turned or flipped by one of the eight symmetries of the square
+  (``turns``): among the nine ``photos`` the balance of horizontal and vertical edges
+  named a view's photograph, and statistics with their gaps to the reference scored 0.59
+  on K2 (chance 0.5; 0.47 with the turns, n=2000).
 """
 
 from __future__ import annotations
@@ -121,7 +128,17 @@ from ssl_gym.puzzles._matching import (
     similar_group,
     view_statistics,
 )
-from ssl_gym.render import cut_slots, grid, grid_slots, is_flat, mark_box, near_duplicates
+from ssl_gym.render import (
+    DIHEDRAL,
+    cut_slots,
+    grid,
+    grid_slots,
+    is_flat,
+    mark_box,
+    near_duplicates,
+    orient_box,
+    random_orientation,
+)
 
 QUESTIONS = {
     "ssl4rl": (
@@ -190,6 +207,10 @@ class SimilarityConfig(PuzzleConfig):
     """Give every view its own random tone curves, sharpness and grain
     (:func:`ssl_gym.augment.random_levels`, :func:`ssl_gym.augment.texture`), so levels
     and texture statistics do not name its picture."""
+    turns: bool = True
+    """Turn or flip every view by one of the eight symmetries of the square, so that the
+    balance of horizontal and vertical edges (a photograph's build) does not name its
+    picture."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -211,7 +232,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
     """Find the candidate view that shares the reference view's source image."""
 
     family = "Similarity"
-    version = 1
+    version = 2
     config_cls = SimilarityConfig
     compares_sources = True
 
@@ -340,6 +361,9 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
             view, more = photometric(view, rng, params, cfg.view_size / REFERENCE_SIZE)
             if cfg.texture:
                 view = texture(random_levels(view, rng), rng, STRONG_TEXTURE)
+            if cfg.turns:
+                view, turn = random_orientation(view, rng, quarter_turns=True)
+                more = [*more, turn]
             if not is_flat(view, cfg.min_std):
                 return view, box, applied + more
         raise Rejected("flat_view")
@@ -433,6 +457,8 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         if "hflip" in meta["augmentations"][0]:
             x0, x1 = (fx1 - fx0 + 1) - x1, (fx1 - fx0 + 1) - x0
         y0, y1 = (top - rt) * sy, (bottom - rt) * sy
+        turn = next((op for op in meta["augmentations"][0] if op in DIHEDRAL), "identity")
+        x0, y0, x1, y1 = orient_box((x0, y0, x1, y1), fx1 - fx0 + 1, turn)
         return (fx0 + x0, fy0 + y0, min(fx1, fx0 + x1), min(fy1, fy0 + y1))
 
 

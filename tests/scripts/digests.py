@@ -25,7 +25,7 @@ from ssl_gym.core import format_answer
 from ssl_gym.testing import observation_digest
 
 #: ``SSL/Mix-v0`` is made from ids given at make time.
-MIX_KWARGS = {"ids": ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x2-Hint-v1"]}
+MIX_KWARGS = {"ids": ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x2-Hint-v2"]}
 
 
 def _wrong(info: dict[str, Any]) -> str:
