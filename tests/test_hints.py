@@ -15,7 +15,7 @@ from ssl_gym.core import Hint, Instance, format_answer
 from ssl_gym.envs import entries, make_puzzle_env
 from ssl_gym.multiturn import blind_value, retry_cost
 from ssl_gym.puzzles.rotation import Rotation
-from ssl_gym.render import MARK
+from ssl_gym.render import DIHEDRAL, MARK, orient, orient_box
 
 
 def _enumerate(answers: int, turns: int, cost: float) -> float:
@@ -287,3 +287,13 @@ def test_the_flippatch_outlines_show_the_row_then_the_tile(env_id: str) -> None:
         assert marked[0] == set(range(k // cols * cols, k // cols * cols + cols))
         assert marked[1] == {k}
         assert puzzle.hint(inst, 2) is None
+
+
+@pytest.mark.parametrize("name", DIHEDRAL)
+def test_orient_box_follows_the_pixels(name: str) -> None:
+    """A box moved by :func:`orient_box` covers exactly the pixels ``orient`` moved there."""
+    mask = np.zeros((20, 20, 1), dtype=bool)
+    mask[3:8, 10:15] = True  # rows 3-7, columns 10-14: the box (10, 3, 15, 8)
+    ys, xs = np.nonzero(orient(mask, name)[..., 0])
+    want = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert orient_box((10, 3, 15, 8), 20, name) == tuple(float(v) for v in want)
