@@ -3,13 +3,17 @@
 Maps send continuous view coordinates (pixel centres at ``i + 0.5``, PIL's convention,
 x to the right, y down) to source coordinates. :func:`warp` renders a view through its
 map; :func:`to_pixels` rewrites a map for integer pixel centres. Boxes are
-``(x0, y0, x1, y1)`` tuples.
+``(x0, y0, x1, y1)`` tuples. :class:`Geometry` holds two views of one source (the
+Correspondence family's A and B) and :func:`view_metadata` their JSON facts.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -170,3 +174,82 @@ def _label_fits(
     dist = [math.hypot(x - cx, y - cy) for x, y in centres]
     own = dist.pop(k) + radius
     return all(d >= own for d in dist)
+
+
+# --- two views of one source ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The two views as 3 x 3 maps from view pixel coordinates to source coordinates.
+
+    Coordinates are continuous with pixel centres at ``i + 0.5`` (PIL's convention).
+    """
+
+    a_to_source: np.ndarray
+    b_to_source: np.ndarray
+    zoom: float
+    """View B's magnification relative to view A."""
+    rotation: float
+    """Counter-clockwise rotation of view B's content in degrees (after mirroring)."""
+    flip: bool
+    """Whether view B is mirrored left to right (before rotating)."""
+    warped: bool
+    """Whether view B has a perspective warp."""
+
+    @cached_property
+    def a_to_b(self) -> np.ndarray:
+        """The map from view A coordinates to view B coordinates."""
+        return np.linalg.solve(self.b_to_source, self.a_to_source)
+
+    @cached_property
+    def b_to_a(self) -> np.ndarray:
+        """The map from view B coordinates to view A coordinates."""
+        return np.linalg.solve(self.a_to_source, self.b_to_source)
+
+
+@dataclass(frozen=True)
+class ViewsB:
+    """A batch of random views B: maps to the source and the transforms' parameters."""
+
+    maps: np.ndarray
+    zoom: np.ndarray
+    rotation: np.ndarray
+    flip: np.ndarray
+
+    def geometry(self, a_map: np.ndarray, i: int, transform: str) -> Geometry:
+        """View A with the ``i``-th view B."""
+        return Geometry(
+            a_map,
+            self.maps[i],
+            float(self.zoom[i]),
+            float(self.rotation[i]),
+            bool(self.flip[i]),
+            transform == "perspective",
+        )
+
+
+def view_metadata(
+    geo: Geometry, marked: np.ndarray, points: np.ndarray, truth: int, side: int
+) -> dict[str, Any]:
+    """JSON facts: the transform, and points in pixel coordinates (x right, y down)."""
+    maps = {
+        name: np.round(to_pixels(m), 8).tolist()
+        for name, m in (
+            ("a_to_b", geo.a_to_b),
+            ("a_to_source", geo.a_to_source),
+            ("b_to_source", geo.b_to_source),
+        )
+    }
+    return {
+        "zoom": round(geo.zoom, 4),
+        "rotation": round(geo.rotation, 3),
+        "flip": geo.flip,
+        "perspective": geo.warped,
+        "source_size": side,
+        **maps,
+        "point_a": np.round(marked - 0.5, 3).tolist(),
+        "point_b": np.round(points[truth] - 0.5, 3).tolist(),
+        "candidates": np.round(points - 0.5, 3).tolist(),
+        "answer_index": truth,
+    }

@@ -338,3 +338,61 @@ def mark_cell_map(
     for k in range(1, rows):
         draw.line((x0, y0 + k * ch, x0 + size, y0 + k * ch), fill=_MARK_EDGE)
     return np.asarray(pil, dtype=np.uint8).copy()
+
+
+# --- sprites: rings and label letters drawn onto views ------------------------------------
+
+#: An RGB colour.
+Colour = tuple[int, int, int]
+
+
+@lru_cache(maxsize=16)
+def ring_sprite(radius: int, colours: tuple[Colour, Colour]) -> Image.Image:
+    """A ring (colour, then outline colour) on a clear ground, centred on its middle pixel."""
+    r, width = radius + 1, max(2, radius // 3)
+    sprite = Image.new("RGBA", (2 * r + 1, 2 * r + 1), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(sprite)
+    draw.ellipse((0, 0, 2 * r, 2 * r), outline=(*colours[1], 255), width=width + 2)
+    draw.ellipse((1, 1, 2 * r - 1, 2 * r - 1), outline=(*colours[0], 255), width=width)
+    return sprite
+
+
+def paste_centred(pil: Image.Image, sprite: Image.Image, point: np.ndarray) -> None:
+    """Paste a square sprite centred on the pixel that holds ``point``."""
+    half = sprite.width // 2
+    x, y = (int(v) for v in np.floor(point))
+    pil.paste(sprite, (x - half, y - half), sprite)
+
+
+@lru_cache(maxsize=64)
+def letter_sprite(letter: str, size: int, colours: tuple[Colour, Colour]) -> Image.Image:
+    """A label letter (fill, then outline colour) on a clear ground, cropped to its ink."""
+    left, top, right, bottom = _letter_bbox(letter, size)
+    sprite = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
+    ImageDraw.Draw(sprite).text(
+        (-left, -top),
+        letter,
+        fill=(*colours[0], 255),
+        font=font(size),
+        stroke_width=_stroke(size),
+        stroke_fill=(*colours[1], 255),
+    )
+    return sprite
+
+
+def _stroke(size: int) -> int:
+    return max(1, size // 10)
+
+
+@lru_cache(maxsize=64)
+def _letter_bbox(letter: str, size: int) -> tuple[int, int, int, int]:
+    """Ink box of a letter drawn at the origin (with its outline stroke)."""
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    box = draw.textbbox((0, 0), letter, font=font(size), stroke_width=_stroke(size))
+    return int(box[0]), int(box[1]), int(box[2]), int(box[3])
+
+
+def letter_size(letter: str, size: int) -> tuple[int, int]:
+    """Width and height of a label letter's ink (with its outline)."""
+    left, top, right, bottom = _letter_bbox(letter, size)
+    return right - left, bottom - top

@@ -77,11 +77,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from typing import Any
+from functools import cached_property
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ssl_gym.core import (
     ChoicePuzzle,
@@ -99,6 +98,8 @@ from ssl_gym.core import (
 from ssl_gym.geometry import (
     SQUARE,
     Box,
+    Geometry,
+    ViewsB,
     affine,
     affines,
     apply,
@@ -106,12 +107,21 @@ from ssl_gym.geometry import (
     homographies,
     inside,
     place_labels,
-    to_pixels,
+    view_metadata,
     warp,
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles._hints import cross_out
-from ssl_gym.render import font, grid, near_duplicates, window
+from ssl_gym.render import (
+    Colour,
+    grid,
+    letter_size,
+    letter_sprite,
+    near_duplicates,
+    paste_centred,
+    ring_sprite,
+    window,
+)
 
 QUESTIONS = {
     "ssl4rl": (
@@ -142,7 +152,6 @@ SOURCE_FACTOR = 1.5
 """The source is sampled at ``SOURCE_FACTOR * size`` pixels square; both views fit in it."""
 VIEW_FRACTION = (0.5, 0.6)
 """Range of view A's side as a fraction of the source side (shrunk when view B needs room)."""
-Colour = tuple[int, int, int]
 MARK: tuple[Colour, Colour] = ((230, 20, 20), (255, 255, 255))
 """Ring and outline colours of the marked point in view A."""
 CANDIDATE: tuple[Colour, Colour] = ((255, 215, 0), (0, 0, 0))
@@ -231,56 +240,6 @@ class CorrespondenceConfig(PuzzleConfig):
 
 
 @dataclass(frozen=True)
-class Geometry:
-    """The two views as 3 x 3 maps from view pixel coordinates to source coordinates.
-
-    Coordinates are continuous with pixel centres at ``i + 0.5`` (PIL's convention).
-    """
-
-    a_to_source: np.ndarray
-    b_to_source: np.ndarray
-    zoom: float
-    """View B's magnification relative to view A."""
-    rotation: float
-    """Counter-clockwise rotation of view B's content in degrees (after mirroring)."""
-    flip: bool
-    """Whether view B is mirrored left to right (before rotating)."""
-    warped: bool
-    """Whether view B has a perspective warp."""
-
-    @cached_property
-    def a_to_b(self) -> np.ndarray:
-        """The map from view A coordinates to view B coordinates."""
-        return np.linalg.solve(self.b_to_source, self.a_to_source)
-
-    @cached_property
-    def b_to_a(self) -> np.ndarray:
-        """The map from view B coordinates to view A coordinates."""
-        return np.linalg.solve(self.a_to_source, self.b_to_source)
-
-
-@dataclass(frozen=True)
-class ViewsB:
-    """A batch of random views B: maps to the source and the transforms' parameters."""
-
-    maps: np.ndarray
-    zoom: np.ndarray
-    rotation: np.ndarray
-    flip: np.ndarray
-
-    def geometry(self, a_map: np.ndarray, i: int, transform: str) -> Geometry:
-        """View A with the ``i``-th view B."""
-        return Geometry(
-            a_map,
-            self.maps[i],
-            float(self.zoom[i]),
-            float(self.rotation[i]),
-            bool(self.flip[i]),
-            transform == "perspective",
-        )
-
-
-@dataclass(frozen=True)
 class Layout:
     """What one draw places: the mark, the candidates, their letters and the true view."""
 
@@ -343,7 +302,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
             answer,
             answer,
             choices=self.options,
-            **_metadata(lay.geometry, lay.marked, lay.points, lay.truth, side),
+            **view_metadata(lay.geometry, lay.marked, lay.points, lay.truth, side),
             label_boxes=np.round(np.array(lay.boxes) - 0.5, 2).tolist(),
         )
 
@@ -501,7 +460,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
 
     def _label_boxes(self, points: np.ndarray) -> list[Box] | None:
         """The box of each candidate's letter beside its ring (:func:`place_labels`)."""
-        sizes = [_letter_size(letter, self._font_size) for letter in self.options]
+        sizes = [letter_size(letter, self._font_size) for letter in self.options]
         return place_labels(points, sizes, self.config.ring_radius, self.config.size)
 
     @property
@@ -513,18 +472,18 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     ) -> np.ndarray:
         """View B with every candidate's ring and letter."""
         pil = Image.fromarray(view)
-        ring = _ring_sprite(self.config.ring_radius, CANDIDATE)
+        ring = ring_sprite(self.config.ring_radius, CANDIDATE)
         for point in points:
-            _paste_centred(pil, ring, point)
+            paste_centred(pil, ring, point)
         for (x, y, _, _), letter in zip(boxes, self.options, strict=True):
-            sprite = _letter_sprite(letter, self._font_size)
+            sprite = letter_sprite(letter, self._font_size, CANDIDATE)
             pil.paste(sprite, (int(x), int(y)), sprite)
         return np.asarray(pil)
 
     def _draw_mark(self, view: np.ndarray, point: np.ndarray) -> np.ndarray:
         """View A with the red ring on the marked point."""
         pil = Image.fromarray(view)
-        _paste_centred(pil, _ring_sprite(self.config.ring_radius, MARK), point)
+        paste_centred(pil, ring_sprite(self.config.ring_radius, MARK), point)
         return np.asarray(pil)
 
     def _observation(self, view_a: np.ndarray, view_b: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -586,87 +545,7 @@ def _window_std(luma: np.ndarray, points: np.ndarray, half: int) -> np.ndarray:
     return luma[rows, cols].std(axis=(1, 2))
 
 
-# --- drawing helpers -----------------------------------------------------------------------
-
-
-@lru_cache(maxsize=16)
-def _ring_sprite(radius: int, colours: tuple[Colour, Colour]) -> Image.Image:
-    """A ring (colour, then outline colour) on a clear ground, centred on its middle pixel."""
-    r, width = radius + 1, max(2, radius // 3)
-    sprite = Image.new("RGBA", (2 * r + 1, 2 * r + 1), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(sprite)
-    draw.ellipse((0, 0, 2 * r, 2 * r), outline=(*colours[1], 255), width=width + 2)
-    draw.ellipse((1, 1, 2 * r - 1, 2 * r - 1), outline=(*colours[0], 255), width=width)
-    return sprite
-
-
-def _paste_centred(pil: Image.Image, sprite: Image.Image, point: np.ndarray) -> None:
-    """Paste a square sprite centred on the pixel that holds ``point``."""
-    half = sprite.width // 2
-    x, y = (int(v) for v in np.floor(point))
-    pil.paste(sprite, (x - half, y - half), sprite)
-
-
-@lru_cache(maxsize=64)
-def _letter_sprite(letter: str, size: int) -> Image.Image:
-    """A label letter (with its outline) on a clear ground, cropped to its ink."""
-    left, top, right, bottom = _letter_bbox(letter, size)
-    sprite = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
-    ImageDraw.Draw(sprite).text(
-        (-left, -top),
-        letter,
-        fill=(*CANDIDATE[0], 255),
-        font=font(size),
-        stroke_width=_stroke(size),
-        stroke_fill=(*CANDIDATE[1], 255),
-    )
-    return sprite
-
-
-def _stroke(size: int) -> int:
-    return max(1, size // 10)
-
-
-@lru_cache(maxsize=64)
-def _letter_bbox(letter: str, size: int) -> tuple[int, int, int, int]:
-    """Ink box of a letter drawn at the origin (with its outline stroke)."""
-    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    box = draw.textbbox((0, 0), letter, font=font(size), stroke_width=_stroke(size))
-    return int(box[0]), int(box[1]), int(box[2]), int(box[3])
-
-
-def _letter_size(letter: str, size: int) -> tuple[int, int]:
-    left, top, right, bottom = _letter_bbox(letter, size)
-    return right - left, bottom - top
-
-
 # --- metadata and hints ------------------------------------------------------------------
-
-
-def _metadata(
-    geo: Geometry, marked: np.ndarray, points: np.ndarray, truth: int, side: int
-) -> dict[str, Any]:
-    """JSON facts: the transform, and points in pixel coordinates (x right, y down)."""
-    maps = {
-        name: np.round(to_pixels(m), 8).tolist()
-        for name, m in (
-            ("a_to_b", geo.a_to_b),
-            ("a_to_source", geo.a_to_source),
-            ("b_to_source", geo.b_to_source),
-        )
-    }
-    return {
-        "zoom": round(geo.zoom, 4),
-        "rotation": round(geo.rotation, 3),
-        "flip": geo.flip,
-        "perspective": geo.warped,
-        "source_size": side,
-        **maps,
-        "point_a": np.round(marked - 0.5, 3).tolist(),
-        "point_b": np.round(points[truth] - 0.5, 3).tolist(),
-        "candidates": np.round(points - 0.5, 3).tolist(),
-        "answer_index": truth,
-    }
 
 
 def _either(words: tuple[str, ...]) -> str:
