@@ -22,8 +22,7 @@ from agents.rollout import rollout
 from agents.samplers.base import SamplingParams
 from ssl_gym import evaluation
 from ssl_gym.evaluation import Outcome, Policy
-
-MODEL_POLICIES = ("hf", "vllm", "openai")
+from ssl_gym.evaluation.policies import MODEL_POLICIES, env_settings
 
 
 def make_sampler(
@@ -173,9 +172,7 @@ def make_policy(
             answer_format,
             env_kwargs,
         )
-    kwargs = dict(env_kwargs or {})
-    if answer_format is not None:
-        kwargs["answer_format"] = answer_format
+    kwargs = env_settings(answer_format, env_kwargs)
     return ModelPolicy(spec, temperature, max_new_tokens, constrain, batch_size, model, kwargs)
 
 

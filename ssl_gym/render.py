@@ -219,6 +219,11 @@ def orient_box(box: tuple[float, float, float, float], side: float, name: str) -
     return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
 
 
+def recorded_turn(ops: Sequence[str]) -> str:
+    """The symmetry among a view's recorded augmentations (``identity`` if none)."""
+    return next((op for op in ops if op in DIHEDRAL), "identity")
+
+
 def random_orientation(
     image: np.ndarray, rng: np.random.Generator, quarter_turns: bool = False
 ) -> tuple[np.ndarray, str]:

@@ -42,7 +42,7 @@ from ssl_gym.adapters._records import Record, build_records, check_exportable, d
 from ssl_gym.adapters.datasets import features, fingerprint, hf_row, table_to_dataset
 from ssl_gym.core import check_int
 from ssl_gym.images import make_source
-from ssl_gym.overrides import key_value
+from ssl_gym.overrides import add_set_option
 from ssl_gym.render import png_data_url
 
 FORMATS = ("hf", "parquet", "jsonl", "verl", "easyr1")
@@ -329,15 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test-fraction", type=float, default=0.1, help="share of source images held out"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="puzzle setting, e.g. --set answer_format=boxed (value read as JSON if it can be)",
-    )
+    add_set_option(p, "overrides", "puzzle setting, e.g. --set answer_format=boxed")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

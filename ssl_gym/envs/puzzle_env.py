@@ -129,7 +129,7 @@ class PuzzleEnv(gym.Env[Observation, str]):
             self._turns,
             float(self.instance.metadata["chance_score"]),
             floor=self.hint_cost,
-            credit=self.puzzle.credit(self.instance),
+            credit=self.puzzle.credit(self.instance) if self._turns > 1 else None,
         )
         return self._observation(self.instance), self._reset_info(self.instance)
 

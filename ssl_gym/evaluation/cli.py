@@ -10,7 +10,7 @@ from ssl_gym.core import ANSWER_FORMATS
 from ssl_gym.evaluation.policies import Policy, make_policy
 from ssl_gym.evaluation.report import markdown
 from ssl_gym.evaluation.run import match_ids, run_eval
-from ssl_gym.overrides import key_value
+from ssl_gym.overrides import add_set_option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,15 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="override every id's answer format (e.g. plain for tiny models)",
     )
-    p.add_argument(
-        "--set",
-        dest="env_kwargs",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="puzzle setting of every id, e.g. --set size=64 (value read as JSON if it can be)",
-    )
+    add_set_option(p, "env_kwargs", "puzzle setting of every id, e.g. --set size=64")
     p.add_argument("--no-progress", action="store_true")
     return p
 

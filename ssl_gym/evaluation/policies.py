@@ -142,6 +142,14 @@ class BlindPolicy:
         return out
 
 
+def env_settings(answer_format: str | None, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``gym.make`` arguments of every id: ``env_kwargs``, ``answer_format`` folded in."""
+    out = dict(env_kwargs or {})
+    if answer_format is not None:
+        out["answer_format"] = answer_format
+    return out
+
+
 def make_policy(
     spec: str,
     temperature: float | None = None,
@@ -163,9 +171,7 @@ def make_policy(
         ValueError: For an unknown policy, or a model policy (the message says where).
     """
     del temperature, max_new_tokens, constrain, model  # the sampling settings of models
-    env_kwargs = dict(env_kwargs or {})
-    if answer_format is not None:
-        env_kwargs["answer_format"] = answer_format
+    env_kwargs = env_settings(answer_format, env_kwargs)
     if spec in SIMPLE_POLICIES:
         if spec == "blind":
             return BlindPolicy(batch_size=batch_size, env_kwargs=env_kwargs)

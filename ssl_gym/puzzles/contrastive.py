@@ -96,12 +96,12 @@ from ssl_gym.core import (
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles._matching import draw_distinct, matched_index, view_statistics
 from ssl_gym.render import (
-    DIHEDRAL,
     is_flat,
     mark_box,
     near_duplicates,
     orient_box,
     random_orientation,
+    recorded_turn,
 )
 
 QUESTIONS = {
@@ -297,7 +297,7 @@ class Contrastive(Puzzle[ContrastiveConfig]):
         y0, y1 = (bt - at) * side / ah, (bt + bh - at) * side / ah
         if "hflip" in meta["augmentations"][0]:
             x0, x1 = side - x1, side - x0
-        turn = next((op for op in meta["augmentations"][0] if op in DIHEDRAL), "identity")
+        turn = recorded_turn(meta["augmentations"][0])
         x0, y0, x1, y1 = orient_box((x0, y0, x1, y1), side, turn)
         box = (max(0.0, x0), max(0.0, y0), min(side - 1.0, x1), min(side - 1.0, y1))
         first, second = instance.images

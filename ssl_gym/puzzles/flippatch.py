@@ -443,8 +443,13 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
 
     def credit(self, instance: Instance) -> np.ndarray | None:
         """Half of a point between the two directions of each tile, else 0 off the diagonal."""
-        choices = [self.parse(c) for c in instance.choices or ()]
-        return np.array([[_credit(a, g) for g in choices] for a in choices])
+        return self._credit_matrix
+
+    @cached_property
+    def _credit_matrix(self) -> np.ndarray:
+        """The credit matrix over :attr:`choices` (the same for every instance)."""
+        parsed = [self.parse(c) for c in self.choices]
+        return np.array([[_credit(a, g) for g in parsed] for a in parsed])
 
     def hint(self, instance: Instance, level: int) -> Hint | None:
         """Level 0 outlines the flipped tile's row, level 1 the tile itself.

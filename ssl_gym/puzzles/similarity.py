@@ -131,7 +131,6 @@ from ssl_gym.puzzles._matching import (
     view_statistics,
 )
 from ssl_gym.render import (
-    DIHEDRAL,
     cut_slots,
     grid,
     grid_slots,
@@ -140,6 +139,7 @@ from ssl_gym.render import (
     near_duplicates,
     orient_box,
     random_orientation,
+    recorded_turn,
 )
 
 QUESTIONS = {
@@ -459,7 +459,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         if "hflip" in meta["augmentations"][0]:
             x0, x1 = (fx1 - fx0 + 1) - x1, (fx1 - fx0 + 1) - x0
         y0, y1 = (top - rt) * sy, (bottom - rt) * sy
-        turn = next((op for op in meta["augmentations"][0] if op in DIHEDRAL), "identity")
+        turn = recorded_turn(meta["augmentations"][0])
         x0, y0, x1, y1 = orient_box((x0, y0, x1, y1), fx1 - fx0 + 1, turn)
         return (fx0 + x0, fy0 + y0, min(fx1, fx0 + x1), min(fy1, fy0 + y1))
 
