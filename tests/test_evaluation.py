@@ -25,6 +25,7 @@ from ssl_gym.evaluation import (
     pass_ks,
     run_eval,
 )
+from ssl_gym.evaluation.report import reward_ci95
 from ssl_gym.seeds import SEED_LIMIT, group_seeds
 
 CHANCE = {e.id: e.chance_score for e in entries()}
@@ -243,6 +244,33 @@ def test_cli_writes_summary_table_and_plots(tmp_path: Path) -> None:
     assert cli.main(bad) == 2
     assert cli.main([*argv, "--out", str(out), "--seed", "3", "--no-progress"]) == 2
     assert cli.main(["eval", "--policy", "gpt", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_reward_interval_covers_the_true_mean_about_95_percent() -> None:
+    rng = np.random.default_rng(0)
+    truth = 0.25 * 1.0 + 0.75 * -0.2  # a hinted-like reward: win 1, else lose 0.2
+    hits = 0
+    for _ in range(400):
+        sample = np.where(rng.random(200) < 0.25, 1.0, -0.2)
+        hits += abs(sample.mean() - truth) <= reward_ci95(sample)
+    assert 0.92 <= hits / 400 <= 0.98
+    assert reward_ci95(np.array([1.0])) == 0.0
+
+
+def test_cli_default_folder_resumes_the_same_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["eval", "--policy", "random", "--envs", "SSL/Rotation-4way-Hint-v1", "--no-progress"]
+    assert cli.main([*argv, "--episodes", "3"]) == 0
+    (folder,) = (tmp_path / "runs" / "eval").iterdir()
+    assert folder.name.startswith("random-")
+    printed = capsys.readouterr().out
+    assert "| SSL/Rotation-4way-Hint-v1 | 3 |" in printed  # the by-id rows are printed
+    assert cli.main([*argv, "--episodes", "5"]) == 0  # the same folder, two more puzzles
+    assert len((folder / "episodes.jsonl").read_text().splitlines()) == 5
+    assert cli.main([*argv, "--episodes", "3", "--seed", "1"]) == 0  # another folder
+    assert len(list((tmp_path / "runs" / "eval").iterdir())) == 2
     with pytest.raises(ValueError, match=r"agents\.policy\.make_policy"):
         make_policy("hf:some/dir")  # ssl_gym builds no model policy; agents does
 

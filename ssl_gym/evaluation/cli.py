@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ssl_gym.core import ANSWER_FORMATS
 from ssl_gym.evaluation.policies import Policy, make_policy
@@ -24,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envs", nargs="+", default=["*"], help="ids or globs (-Hint ids too)")
     p.add_argument("--episodes", type=int, default=100, help="held-out puzzles per id")
     p.add_argument("--seed", type=int, default=0, help="held-out set (0: the canonical one)")
-    p.add_argument("--out", required=True, help="run folder (rerun to resume)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="run folder; rerun to resume (default: runs/eval/POLICY-HASH, one per settings)",
+    )
     p.add_argument("--samples", type=int, default=1, help="completions per puzzle (pass@k)")
     p.add_argument(
         "--temperature",
@@ -47,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_out(args: argparse.Namespace) -> str:
+    """``runs/eval/POLICY-HASH``: the same command resumes, other settings get a new folder."""
+    keep = ("policy", "envs", "seed", "samples", "temperature", "max_new_tokens", "constrain")
+    settings = {k: getattr(args, k) for k in keep}
+    settings |= {"model": args.model, "answer_format": args.answer_format}
+    settings["env_kwargs"] = sorted(dict(args.env_kwargs).items())
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", args.policy).strip("_")[-40:] or "policy"
+    return str(Path("runs") / "eval" / f"{slug}-{digest}")
+
+
 def main(argv: list[str], policies: Callable[..., Policy] = make_policy) -> int:
     """``ssl-gym eval ...``; returns the exit status (2 for bad arguments).
 
@@ -54,6 +73,8 @@ def main(argv: list[str], policies: Callable[..., Policy] = make_policy) -> int:
     ``ssl-gym eval`` passes :func:`agents.policy.make_policy`, which adds model policies.
     """
     args = build_parser().parse_args(argv)
+    if args.out is None:
+        args.out = default_out(args)
     try:
         policy = policies(
             args.policy,
@@ -78,7 +99,7 @@ def main(argv: list[str], policies: Callable[..., Policy] = make_policy) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     o = summary["overall"]
-    print(markdown({**summary, "by_id": {}}), end="")
+    print(markdown(summary), end="")
     print(
         f"overall: score {o['mean_score']:.3f} (chance {o['chance']:.3f}, normalised "
         f"{o['normalised_score']:.3f}), solved {o['solve_rate']:.3f}; written to {args.out}/"

@@ -40,10 +40,12 @@ def metrics(records: Sequence[dict[str, Any]], samples: int) -> dict[str, Any]:
     # hinted episodes are judged by their reward, against the blind player's
     earned = np.array([np.mean(r["rewards"] if r.get("hinted") else r["scores"]) for r in records])
     normalised = (earned - chance) / np.maximum(1.0 - chance, 1e-12)
+    rewards = np.array([np.mean(r["rewards"]) for r in records], dtype=float)
     return {
         "episodes": len(records),
         "samples": int(scores.size),
         "mean_reward": float(np.mean([r["rewards"] for r in records])),
+        "reward_ci95": reward_ci95(rewards),
         "mean_score": float(scores.mean()),
         "solve_rate": float((scores == 1.0).mean()),
         "format_rate": float(np.mean([r["format_ok"] for r in records])),
@@ -55,6 +57,18 @@ def metrics(records: Sequence[dict[str, Any]], samples: int) -> dict[str, Any]:
         },
         "mean_turns": float(np.mean([r["turns"] for r in records])),
     }
+
+
+def reward_ci95(rewards: np.ndarray) -> float:
+    """Half-width of the normal 95% interval of the mean of per-puzzle rewards.
+
+    What a held-out mean is worth: on a ``-Hint`` id a blind player's episode reward
+    spreads from a loss (below 0) to a win (near 1), so 200 puzzles pin its mean down to
+    a few hundredths only. 0 for fewer than two puzzles.
+    """
+    if rewards.size < 2:
+        return 0.0
+    return float(1.96 * rewards.std(ddof=1) / np.sqrt(rewards.size))
 
 
 def _groups(records: Iterable[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
@@ -106,13 +120,15 @@ def markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown tables: by family, by difficulty, by id."""
     run = summary["run"]
     ks = list(summary["overall"]["pass_at"])
-    head = ["", "episodes", "reward", "score", "solved", "format", "chance", "normalised"]
+    head = ["", "episodes", "reward", "±95%", "score", "solved", "format", "chance", "normalised"]
     head += [f"pass@{k}" for k in ks] + ["turns"]
     lines = [
         f"# Evaluation of `{run['policy']}`",
         "",
         f"{run['episodes']} held-out puzzles per id (seed set {run['seed']}), "
-        f"{run['samples']} sample(s) each. Normalised score: (score - chance) / (1 - chance).",
+        f"{run['samples']} sample(s) each. Normalised score: (score - chance) / (1 - chance); "
+        "±95%: half-width of the 95% interval of the mean reward; on -Hint ids chance is "
+        "the blind-optimal reward.",
     ]
     sections = (
         ("Overall", {"all": summary["overall"]}),
@@ -124,7 +140,7 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |"]
         lines.append("|---|" + "---:|" * (len(head) - 1))
         for name, m in rows.items():
-            cells = [m["mean_reward"], m["mean_score"], m["solve_rate"], m["format_rate"]]
+            cells = [m["mean_reward"], m.get("reward_ci95", 0.0), m["mean_score"], m["solve_rate"], m["format_rate"]]
             cells += [m["chance"], m["normalised_score"], *m["pass_at"].values()]
             row = [name, str(m["episodes"]), *(f"{v:.3f}" for v in cells)]
             lines.append("| " + " | ".join([*row, f"{m['mean_turns']:.2f}"]) + " |")
