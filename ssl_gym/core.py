@@ -65,6 +65,27 @@ def check_choice(name: str, value: object, options: Sequence[object]) -> None:
         raise ValueError(f"{name}={value!r} is not valid; choose one of: {valid}")
 
 
+def check_layout(
+    config: Any, layouts: Sequence[str], renamed: Mapping[str, str] | None = None
+) -> None:
+    """Check ``config.layout``; a family's retired name (``renamed``) is renamed, with a
+    ``DeprecationWarning``.
+
+    For a frozen config's ``__post_init__``: ``images`` (each panel its own image),
+    ``composite`` (one labelled picture of the panels) and ``overlay`` (the panels in place
+    on one picture, lines drawn over it) mean the same in every family.
+    """
+    new = (renamed or {}).get(config.layout)
+    if new is not None:
+        import warnings
+
+        warnings.warn(
+            f"layout={config.layout!r} is now layout={new!r}", DeprecationWarning, stacklevel=4
+        )
+        object.__setattr__(config, "layout", new)
+    check_choice("layout", config.layout, layouts)
+
+
 def check_int(name: str, value: object, low: int, high: int | None = None) -> None:
     """Raise ``ValueError`` unless ``value`` is an int in ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):

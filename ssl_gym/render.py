@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -138,6 +139,81 @@ def grid(
             out[y - label_height : y, x : x + w] = label_strip(labels[i], w, label_height)
         out[y : y + h, x : x + w] = im
     return out
+
+
+#: The layouts of a family that shows several panels: ``images``, each panel its own
+#: observation image; ``composite``, all of them in one labelled picture (:class:`Composite`).
+LAYOUTS = ("images", "composite")
+
+
+@dataclass(frozen=True, eq=False)
+class Composite:
+    """One picture of panels on white: where each panel goes, labels drawn once.
+
+    Built once per puzzle (:meth:`grid`, then :meth:`place` for several blocks); every
+    instance then :meth:`paste` s its panels into a copy of :attr:`blank`, and
+    :meth:`cut` reads them back out.
+
+    Attributes:
+        blank: The picture with its labels and lines, every panel black.
+        boxes: Each panel's ``(top, left, height, width)``, in panel order.
+    """
+
+    blank: np.ndarray
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+    @classmethod
+    def grid(
+        cls,
+        count: int,
+        cols: int,
+        panel: tuple[int, int],
+        labels: Sequence[str] | None = None,
+        gap: int = 4,
+        label_height: int = 0,
+    ) -> Composite:
+        """``count`` panels of ``panel = (height, width)`` in rows of ``cols``, as :func:`grid`."""
+        h, w = panel
+        blank = grid([np.zeros((h, w, 3), np.uint8)] * count, cols, labels, gap, label_height)
+        slots = grid_slots(count, cols, h, w, gap, label_height)
+        return cls(blank, tuple((y, x, h, w) for y, x in slots))
+
+    @classmethod
+    def place(
+        cls, blocks: Sequence[tuple[Composite, tuple[int, int]]], shape: tuple[int, int]
+    ) -> Composite:
+        """Blocks pasted at their ``(top, left)`` on a white ``shape`` picture, in order."""
+        blank = np.full((*shape, 3), 255, np.uint8)
+        boxes: list[tuple[int, int, int, int]] = []
+        for block, (top, left) in blocks:
+            bh, bw = block.blank.shape[:2]
+            blank[top : top + bh, left : left + bw] = block.blank
+            boxes += [(y + top, x + left, h, w) for y, x, h, w in block.boxes]
+        return cls(blank, tuple(boxes))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The picture's ``(height, width, 3)``."""
+        h, w, c = self.blank.shape
+        return (h, w, c)
+
+    @property
+    def corners(self) -> list[tuple[int, int]]:
+        """Each panel's top-left corner ``(y, x)``."""
+        return [(y, x) for y, x, _, _ in self.boxes]
+
+    def paste(self, panels: Sequence[np.ndarray]) -> np.ndarray:
+        """A new picture with ``panels`` (one per box, of its size) in place."""
+        if len(panels) != len(self.boxes):
+            raise ValueError(f"{len(self.boxes)} panels expected, got {len(panels)}")
+        out = self.blank.copy()
+        for (y, x, h, w), panel in zip(self.boxes, panels, strict=True):
+            out[y : y + h, x : x + w] = panel
+        return out
+
+    def cut(self, image: np.ndarray) -> list[np.ndarray]:
+        """The panels of a pasted picture, in order (views, no copies)."""
+        return [image[y : y + h, x : x + w] for y, x, h, w in self.boxes]
 
 
 def composite(images: Sequence[np.ndarray], height: int = 256, gap: int = 8) -> np.ndarray:

@@ -442,7 +442,7 @@ _HINT = re.compile(r"Tile (\d+) belongs in row (\d+), column (\d+)")
         ({"grid": 1}, r"grid must be >= 2 and <= 5"),
         ({"grid": 6}, r"grid must be >= 2 and <= 5"),
         ({"cols": 1}, r"cols must be >= 2 and <= 5"),
-        ({"layout": "x"}, r"layout='x'.*'tiles', 'composite'"),
+        ({"layout": "x"}, r"layout='x'.*'images', 'composite'"),
         ({"scoring": "fuzzy"}, r"scoring='fuzzy'.*'position', 'exact', 'adjacency'"),
         ({"tile": 4}, r"tile must be >= 8"),
         ({"size": 32, "grid": 5}, r"tiles under 8 px"),

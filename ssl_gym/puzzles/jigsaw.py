@@ -26,7 +26,7 @@ chance of 0.11 on 3x3 photos; 0.15 with the jitter).
 
 ## Observation
 
-``layout="tiles"``: ``rows x cols`` square images of ``tile x tile`` pixels, tile 1 first
+``layout="images"``: ``rows x cols`` square images of ``tile x tile`` pixels, tile 1 first
 (SSL4RL). ``layout="composite"``: one image with the shuffled tiles laid out in the grid
 on white, each with its number (1 to ``rows x cols``) in large print above it.
 
@@ -99,13 +99,12 @@ from ssl_gym.core import (
     check_choice,
     check_float,
     check_int,
+    check_layout,
     preset,
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.render import (
-    cut_slots,
-    grid,
-    grid_slots,
+    Composite,
     mark_cell_map,
     mask_border,
     random_orientation,
@@ -134,10 +133,10 @@ QUESTIONS = {
     ),
 }
 SHOWN = {
-    "tiles": "The {n} images (tiles 1 to {n}, in the order shown)",
+    "images": "The {n} images (tiles 1 to {n}, in the order shown)",
     "composite": "The {n} tiles in the image (each labelled with its number above it)",
 }
-LAYOUTS = ("tiles", "composite")
+LAYOUTS = ("images", "composite")
 SCORINGS = ("position", "exact", "adjacency")
 GAP = 4
 """Pixels between tiles in the composite layout (as :func:`ssl_gym.render.grid` draws)."""
@@ -154,8 +153,9 @@ class JigsawConfig(PuzzleConfig):
     """Rows of the grid, 2 to 5 (also the columns unless ``cols`` is set)."""
     cols: int | None = None
     """Columns of the grid for m x n puzzles, 2 to 5; ``None`` for a square grid."""
-    layout: str = "tiles"
-    """``tiles``: each tile a separate image (SSL4RL); ``composite``: one labelled image."""
+    layout: str = "images"
+    """``images``: each tile a separate image (SSL4RL); ``composite``: one labelled image
+    (``tiles`` is the old name of ``images``)."""
     tile: int | None = None
     """Tile side in pixels; ``None`` for ``size // max(rows, cols)``."""
     border: int = 0
@@ -195,7 +195,7 @@ class JigsawConfig(PuzzleConfig):
         check_int("grid", self.grid, 2, 5)
         if self.cols is not None:
             check_int("cols", self.cols, 2, 5)
-        check_choice("layout", self.layout, LAYOUTS)
+        check_layout(self, LAYOUTS, {"tiles": "images"})
         check_choice("scoring", self.scoring, SCORINGS)
         if self.tile is not None:
             check_int("tile", self.tile, 8, 1024)
@@ -250,18 +250,17 @@ class Jigsaw(Puzzle[JigsawConfig]):
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """``n`` square tiles, or the one composite."""
         if self.config.layout == "composite":
-            h, w, _ = self._blank_composite.shape
-            return ((h, w, 3),)
+            return (self._composite.shape,)
         side = self.config.tile_side
         return ((side, side, 3),) * self.n_tiles
 
     @cached_property
-    def _blank_composite(self) -> np.ndarray:
-        """The composite with labels and empty cells; tiles are pasted into a copy."""
+    def _composite(self) -> Composite:
+        """The tiles in the grid, each labelled with its number above it."""
         side, n = self.config.tile_side, self.n_tiles
-        blank = [np.zeros((side, side, 3), np.uint8)] * n
         labels = [str(k + 1) for k in range(n)]
-        return grid(blank, self.config.grid_shape[1], labels, GAP, self._label_height)
+        cols = self.config.grid_shape[1]
+        return Composite.grid(n, cols, (side, side), labels, GAP, self._label_height)
 
     @property
     def _label_height(self) -> int:
@@ -350,21 +349,16 @@ class Jigsaw(Puzzle[JigsawConfig]):
         """The shown tiles, masked, as separate images or pasted into the composite."""
         if self.config.border:
             shown = np.stack([mask_border(t, self.config.border) for t in shown])
-        if self.config.layout == "tiles":
+        if self.config.layout == "images":
             return tuple(shown)
-        canvas, cols, side = self._blank_composite.copy(), self.config.grid_shape[1], shown.shape[1]
-        slots = grid_slots(len(shown), cols, side, side, GAP, self._label_height)
-        for (y, x), tile in zip(slots, shown, strict=True):
-            canvas[y : y + side, x : x + side] = tile
-        return (canvas,)
+        return (self._composite.paste(shown),)
 
     def parts(self, instance: Instance) -> Parts:
         """The shown tiles, each labelled with the cell it belongs in."""
-        side = self.config.tile_side
-        if self.config.layout == "tiles":
+        if self.config.layout == "images":
             tiles = instance.images
         else:
-            tiles = tuple(cut_slots(instance.images[0], self._slots(), side))
+            tiles = tuple(self._composite.cut(instance.images[0]))
         cells = tuple(str(c) for c in instance.metadata["permutation"])
         return Parts("permutation", tiles, cells)
 
@@ -436,19 +430,12 @@ class Jigsaw(Puzzle[JigsawConfig]):
         images = list(instance.images)
         for cell in order[: level + 1]:
             tile = int(instance.solution[int(cell)]) - 1
-            if self.config.layout == "tiles":
+            if self.config.layout == "images":
                 images[tile] = mark_cell_map(images[tile], (2, 2), size, shape, int(cell))
             else:
-                y, x = self._slots()[tile]
+                y, x = self._composite.corners[tile]
                 images[0] = mark_cell_map(images[0], (x + 2, y + 2), size, shape, int(cell))
         return Hint(HINT, tuple(images))
-
-    def _slots(self) -> list[tuple[int, int]]:
-        """Top-left corners of the tiles in the composite, in tile order."""
-        side = self.config.tile_side
-        return grid_slots(
-            self.n_tiles, self.config.grid_shape[1], side, side, GAP, self._label_height
-        )
 
 
 def _check_tiles(tiles: np.ndarray, cfg: JigsawConfig) -> None:

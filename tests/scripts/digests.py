@@ -33,9 +33,9 @@ def _wrong(info: dict[str, Any]) -> str:
     return wrong[0] if wrong else "not an answer"
 
 
-def digest(env_id: str, seeds: range) -> str:
+def digest(env_id: str, seeds: range, **kwargs: Any) -> str:
     """One hash over ``seeds`` episodes of ``env_id``: observations, answers, rewards."""
-    kwargs = MIX_KWARGS if env_id == "SSL/Mix-v0" else {}
+    kwargs = MIX_KWARGS if env_id == "SSL/Mix-v0" else kwargs
     env = gym.make(env_id, **kwargs).unwrapped
     h = hashlib.sha256()
     for seed in seeds:
@@ -53,6 +53,21 @@ def digest(env_id: str, seeds: range) -> str:
     return h.hexdigest()
 
 
+def _config(env_id: str) -> Any:
+    return gym.make(env_id, **(MIX_KWARGS if env_id == "SSL/Mix-v0" else {})).unwrapped.puzzle.config
+
+
+def _layouts(env_id: str) -> tuple[str, ...]:
+    """The family's layouts (its module's ``LAYOUTS``), or none."""
+    try:
+        config = _config(env_id)
+    except AttributeError:  # a mixture
+        return ()
+    if not hasattr(config, "layout"):
+        return ()
+    return tuple(getattr(sys.modules[type(config).__module__], "LAYOUTS", ()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -61,6 +76,11 @@ def main() -> None:
     args = parser.parse_args()
     ids = sorted(i for i in gym.registry if i.startswith("SSL/"))
     digests = {i: digest(i, range(args.seeds)) for i in ids}
+    for i in ids:  # every other layout of each single-turn id, keyed by its place in LAYOUTS
+        layouts = _layouts(i)
+        for k, layout in enumerate(layouts):
+            if "Hint" not in i and layout != _config(i).layout:
+                digests[f"{i} layout#{k}"] = digest(i, range(args.seeds), layout=layout)
     Path(args.out).write_text(json.dumps(digests, indent=1), encoding="utf-8")
     print(f"{len(digests)} ids hashed")
     if args.compare:
