@@ -202,8 +202,8 @@ class Composite:
         """Each panel's top-left corner ``(y, x)``."""
         return [(y, x) for y, x, _, _ in self.boxes]
 
-    def paste(self, panels: Sequence[np.ndarray]) -> np.ndarray:
-        """A new picture with ``panels`` (one per box, of its size) in place."""
+    def paste(self, panels: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """A new picture with ``panels`` (one per box, of its size; or a stack) in place."""
         if len(panels) != len(self.boxes):
             raise ValueError(f"{len(self.boxes)} panels expected, got {len(panels)}")
         out = self.blank.copy()

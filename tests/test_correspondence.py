@@ -13,6 +13,7 @@ from PIL import Image
 from ssl_gym.core import format_answer
 from ssl_gym.images import make_source
 from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles._correspondence_layout import flaw, label_boxes
 from ssl_gym.puzzles.correspondence import (
     PRESETS,
     Correspondence,
@@ -258,11 +259,11 @@ def test_near_identical_or_flat_candidate_windows_are_flawed() -> None:
     tile = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     view = np.tile(tile, (8, 8, 1))
     same_phase = np.array([[24.5, 24.5], [56.5, 24.5], [24.5, 88.5]])
-    assert pz._flaw(same_phase, view) == "similar_candidates"
+    assert flaw(pz.config, same_phase, view) == "similar_candidates"
     other_phase = same_phase + np.array([[0, 0], [5, 0], [0, 7]])
-    assert pz._flaw(other_phase, view) is None
+    assert flaw(pz.config, other_phase, view) is None
     view[:48, :48] = 128  # the first candidate now sits on flat gray
-    assert pz._flaw(other_phase, view) == "flat_candidate"
+    assert flaw(pz.config, other_phase, view) == "flat_candidate"
 
 
 def boxes_overlap(a: list[float], b: list[float]) -> bool:
@@ -292,11 +293,12 @@ def test_labels_never_sit_between_two_rings() -> None:
     pz = make(candidates=3)
     gap = pz.config.spacing
     row = np.array([[30.5, 64.5], [30.5 + gap, 64.5], [64.5, 110.5]])
-    boxes = pz._label_boxes(row)
+    boxes = label_boxes(pz.config, pz.options, row)
     assert boxes is not None
     assert not 30.5 < boxes[0][0] < 30.5 + gap  # the right place would be between A and B
     jammed = np.array([[10.5, 10.5], [10.5, 30.5], [30.5, 10.5]])
-    assert make(candidates=3, min_distance=20)._label_boxes(jammed) is None
+    jam = make(candidates=3, min_distance=20)
+    assert label_boxes(jam.config, jam.options, jammed) is None
 
 
 def ring_centre(view: np.ndarray, point: list[float], radius: int, colour: str) -> np.ndarray:

@@ -89,35 +89,26 @@ from ssl_gym.core import (
     Parts,
     Preset,
     PuzzleConfig,
-    Rejected,
     check_choice,
     check_float,
     check_int,
+    check_layout,
     preset,
 )
-from ssl_gym.geometry import (
-    SQUARE,
-    Box,
-    Geometry,
-    ViewsB,
-    affine,
-    affines,
-    apply,
-    apply_each,
-    homographies,
-    inside,
-    place_labels,
-    view_metadata,
-    warp,
-)
+from ssl_gym.geometry import Box, view_metadata, warp
 from ssl_gym.images.base import ImageSource
+from ssl_gym.puzzles._correspondence_layout import (
+    SOURCE_FACTOR,
+    draw_layout,
+    font_size,
+    view_a_map,
+)
 from ssl_gym.puzzles._hints import cross_out
 from ssl_gym.render import (
+    LAYOUTS,
     Colour,
-    grid,
-    letter_size,
+    Composite,
     letter_sprite,
-    near_duplicates,
     paste_centred,
     ring_sprite,
     window,
@@ -147,19 +138,10 @@ OPERATIONS = {
     "perspective": ("cropped", "scaled", "rotated", "seen at an angle"),
 }
 TRANSFORMS = ("crop", "affine", "perspective")
-LAYOUTS = ("images", "composite")
-SOURCE_FACTOR = 1.5
-"""The source is sampled at ``SOURCE_FACTOR * size`` pixels square; both views fit in it."""
-VIEW_FRACTION = (0.5, 0.6)
-"""Range of view A's side as a fraction of the source side (shrunk when view B needs room)."""
 MARK: tuple[Colour, Colour] = ((230, 20, 20), (255, 255, 255))
 """Ring and outline colours of the marked point in view A."""
 CANDIDATE: tuple[Colour, Colour] = ((255, 215, 0), (0, 0, 0))
 """Ring and outline colours of the candidates in view B (and of their letters)."""
-BATCH = 64
-"""Random points tried for the mark, and random views B tried for the candidates."""
-LAYOUT_TRIES = 6
-"""Marked points (each with a batch of views B) tried on view A before a redraw."""
 GAP = 4
 """Pixels between and around the views in the composite layout."""
 HINT = "The candidate points crossed out in view B are not the answer."
@@ -211,7 +193,7 @@ class CorrespondenceConfig(PuzzleConfig):
         check_int("min_distance", self.spacing, 2 * self.ring_radius + 4, self.size // 2)
         check_float("min_std", self.min_std, 0.0, 128.0)
         check_float("min_patch_diff", self.min_patch_diff, 0.0, 255.0)
-        check_choice("layout", self.layout, LAYOUTS)
+        check_layout(self, LAYOUTS)
 
     def _check_scale_range(self) -> None:
         pair = self.scale_range
@@ -239,24 +221,6 @@ class CorrespondenceConfig(PuzzleConfig):
         return max(4, self.size // 20)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """What one draw places: the mark, the candidates, their letters and the true view."""
-
-    marked: np.ndarray
-    """The marked point in view A."""
-    points: np.ndarray
-    """The candidates in view B, in letter order."""
-    boxes: list[Box]
-    """Each candidate's letter box."""
-    truth: int
-    """Index of the true candidate."""
-    geometry: Geometry
-    """View A with the true view B."""
-    view_b: np.ndarray
-    """View B rendered through the true view, before drawing."""
-
-
 class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     """Find the point in a transformed view that corresponds to a marked point."""
 
@@ -273,14 +237,14 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         """Two square views, or the one composite."""
         side = self.config.size
         if self.config.layout == "composite":
-            h, w, _ = self._blank_composite.shape
-            return ((h, w, 3),)
+            return (self._composite.shape,)
         return ((side, side, 3),) * 2
 
     @cached_property
-    def _blank_composite(self) -> np.ndarray:
-        blank = [np.zeros((self.config.size, self.config.size, 3), np.uint8)] * 2
-        return grid(blank, 2, ("Image 1", "Image 2"), GAP, self._label_height)
+    def _composite(self) -> Composite:
+        """The two views side by side, labelled "Image 1" and "Image 2" above."""
+        n = self.config.size
+        return Composite.grid(2, 2, (n, n), ("Image 1", "Image 2"), GAP, self._label_height)
 
     @property
     def _label_height(self) -> int:
@@ -289,10 +253,10 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
         side = math.ceil(SOURCE_FACTOR * cfg.size)
-        a_map = self._view_a(rng, side)
+        a_map = view_a_map(rng, cfg, side)
         image = source.sample(rng, (side, side))
         view_a = warp(image, a_map, cfg.size)
-        lay = self._layout(rng, image, a_map, view_a)
+        lay = draw_layout(rng, cfg, self.options, image, a_map, view_a)
         view_a = self._draw_mark(view_a, lay.marked)
         view_b = self._draw_candidates(lay.view_b, lay.points, lay.boxes)
         answer = self.options[lay.truth]
@@ -317,155 +281,14 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         if self.config.layout == "images":
             view_b = instance.images[1]
         else:
-            top = GAP + self._label_height
-            view_b = instance.images[0][top : top + n, 2 * GAP + n : 2 * GAP + 2 * n]
+            view_b = self._composite.cut(instance.images[0])[1]
         points = tuple(tuple(float(v) for v in p) for p in meta["candidates"])
         windows = tuple(window(view_b, p, max(16, n // 6)) for p in points)
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
         anchor = tuple(float(v) for v in meta["point_a"])
         return Parts("choice", windows, labels, points=points, anchor=anchor)
 
-    # -- geometry --
-
-    def _view_a(self, rng: np.random.Generator, side: int) -> np.ndarray:
-        """View A's map: an upright square of the source, room left for any view B."""
-        n = self.config.size
-        a = min(rng.uniform(*VIEW_FRACTION) * side, (side - 2) / self._extent)
-        centre = rng.uniform(a / 2 + 1, side - a / 2 - 1, size=2)
-        return affine(np.eye(2) * a / n, centre, n)
-
-    @cached_property
-    def _extent(self) -> float:
-        """The widest view B can span along an axis, in units of view A's side."""
-        cfg = self.config
-        turn = 0.0 if cfg.transform == "crop" else math.radians(min(cfg.max_rotation, 45.0))
-        bulge = 1.0 + 2.0 * cfg.perspective if cfg.transform == "perspective" else 1.0
-        return max(1.0, (math.cos(turn) + math.sin(turn)) * bulge / cfg.scale_range[0])
-
-    def _views_b(self, rng: np.random.Generator, a_map: np.ndarray, side: int) -> ViewsB:
-        """``BATCH`` independent random views B relative to view A, inside the source."""
-        cfg, n = self.config, self.config.size
-        a, centre_a = a_map[0, 0] * n, a_map[:2, 2] + a_map[0, 0] * n / 2
-        log_low, log_high = (math.log(v) for v in cfg.scale_range)
-        zoom = np.exp(rng.uniform(log_low, log_high, size=BATCH))
-        moving = cfg.transform != "crop"
-        turn = cfg.max_rotation if moving else 0.0
-        angle = rng.uniform(-turn, turn, size=BATCH)
-        flip = (rng.random(BATCH) < 0.5) & (moving and cfg.flip)
-        warps = self._warps(rng)
-        # Source -> B mirrors, then rotates counter-clockwise, then zooms; B -> source undoes it.
-        c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
-        linear = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2) / zoom[:, None, None]
-        linear[:, 0] *= np.where(flip, -1.0, 1.0)[:, None]
-        offsets = np.einsum("bij,bkj->bki", linear, apply_each(warps, SQUARE * n) - n / 2) / n
-        low, high = offsets.min(axis=1) * a, offsets.max(axis=1) * a
-        shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=(BATCH, 2)) * a
-        centre_b = np.clip(centre_a + shift, 1 - low, side - 1 - high)
-        maps = affines(linear * a / n, centre_b, n) @ warps
-        return ViewsB(maps, zoom, angle, flip)
-
-    def _warps(self, rng: np.random.Generator) -> np.ndarray:
-        """The perspective part of each view B (identity unless ``transform="perspective"``)."""
-        n = self.config.size
-        if self.config.transform != "perspective":
-            return np.broadcast_to(np.eye(3), (BATCH, 3, 3))
-        jitter = rng.uniform(-1.0, 1.0, size=(BATCH, 4, 2)) * self.config.perspective * n
-        return homographies(SQUARE * n, SQUARE * n + jitter)
-
-    # -- the marked point and the candidates --
-
-    def _layout(
-        self, rng: np.random.Generator, image: np.ndarray, a_map: np.ndarray, view_a: np.ndarray
-    ) -> Layout:
-        """The marked point, the candidates, their letters, the true view B and view B.
-
-        The true view is picked uniformly once the candidates and letters are placed, so it
-        is independent of every coordinate. Then every candidate's window in view B must
-        be textured and unlike the others', or the whole layout is redrawn.
-        """
-        cfg, luma_a = self.config, _block_luma(view_a)
-        why = "no_room"
-        for _ in range(LAYOUT_TRIES):
-            marked = self._mark(rng, luma_a)
-            views = self._candidate_views(rng, a_map, marked, image.shape[0])
-            if views is None:
-                why = "no_room"
-                continue
-            points = np.array([apply(v.a_to_b, marked[None])[0] for v in views])
-            boxes = self._label_boxes(points)
-            if boxes is None:
-                why = "labels_overlap"
-                continue
-            truth = int(rng.integers(cfg.candidates))
-            view_b = warp(image, views[truth].b_to_source, cfg.size)
-            flaw = self._flaw(points, view_b)
-            if flaw is None:
-                return Layout(marked, points, boxes, truth, views[truth], view_b)
-            why = flaw
-        raise Rejected(why)
-
-    def _mark(self, rng: np.random.Generator, luma_a: np.ndarray) -> np.ndarray:
-        """A uniform pixel centre of view A on textured content, away from the edges."""
-        cfg, margin = self.config, self._margin
-        points = np.floor(rng.uniform(margin, cfg.size - margin, size=(BATCH, 2))) + 0.5
-        points = points[_window_std(luma_a, points, self._half_window) >= cfg.min_std]
-        if not len(points):
-            raise Rejected("no_room")
-        return points[0]
-
-    def _candidate_views(
-        self, rng: np.random.Generator, a_map: np.ndarray, marked: np.ndarray, side: int
-    ) -> list[Geometry] | None:
-        """``k`` independent views B, each sending the marked point to one candidate.
-
-        Views are drawn from one distribution and kept in turn when they send the marked
-        point inside view B, ``min_distance`` from the points of those kept so far; a
-        condition on the candidates alone, so whichever view turns out true, the
-        candidates' coordinates are alike.
-        """
-        cfg, n, margin = self.config, self.config.size, self._margin
-        views = self._views_b(rng, a_map, side)
-        points = apply_each(np.linalg.inv(views.maps), apply(a_map, marked[None]))[:, 0]
-        kept: list[int] = []
-        for i in np.flatnonzero(inside(points, margin, n - margin)):
-            if all(((points[i] - points[j]) ** 2).sum() >= cfg.spacing**2 for j in kept):
-                kept.append(int(i))
-                if len(kept) == cfg.candidates:
-                    return [views.geometry(a_map, j, cfg.transform) for j in kept]
-        return None
-
-    @property
-    def _half_window(self) -> int:
-        """Half-side of the texture window in blocks of 2 x 2 pixels."""
-        return max(2, self.config.window // 2)
-
-    @property
-    def _margin(self) -> int:
-        """Least distance of a point from the edges of both views."""
-        return max(self.config.ring_radius + 3, 2 * self._half_window + 2)
-
-    def _flaw(self, points: np.ndarray, view_b: np.ndarray) -> str | None:
-        """Why view B's candidates are unfit (a flat window, two alike), or ``None``."""
-        cfg, w = self.config, self.config.window
-        std = _window_std(_block_luma(view_b), points, self._half_window)
-        if (std < cfg.min_std).any():
-            return "flat_candidate"
-        idx = np.floor(points).astype(int)
-        patches = [view_b[y - w : y + w + 1, x - w : x + w + 1] for x, y in idx]
-        if near_duplicates(patches, cfg.min_patch_diff):
-            return "similar_candidates"
-        return None
-
-    # -- labels and drawing --
-
-    def _label_boxes(self, points: np.ndarray) -> list[Box] | None:
-        """The box of each candidate's letter beside its ring (:func:`place_labels`)."""
-        sizes = [letter_size(letter, self._font_size) for letter in self.options]
-        return place_labels(points, sizes, self.config.ring_radius, self.config.size)
-
-    @property
-    def _font_size(self) -> int:
-        return max(10, round(self.config.size / 10))
+    # -- drawing --
 
     def _draw_candidates(
         self, view: np.ndarray, points: np.ndarray, boxes: list[Box]
@@ -476,7 +299,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         for point in points:
             paste_centred(pil, ring, point)
         for (x, y, _, _), letter in zip(boxes, self.options, strict=True):
-            sprite = letter_sprite(letter, self._font_size, CANDIDATE)
+            sprite = letter_sprite(letter, font_size(self.config), CANDIDATE)
             pil.paste(sprite, (int(x), int(y)), sprite)
         return np.asarray(pil)
 
@@ -489,11 +312,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
     def _observation(self, view_a: np.ndarray, view_b: np.ndarray) -> tuple[np.ndarray, ...]:
         if self.config.layout == "images":
             return view_a, view_b
-        canvas, n = self._blank_composite.copy(), self.config.size
-        top = GAP + self._label_height
-        canvas[top : top + n, GAP : GAP + n] = view_a
-        canvas[top : top + n, 2 * GAP + n : 2 * GAP + 2 * n] = view_b
-        return (canvas,)
+        return (self._composite.paste([view_a, view_b]),)
 
     # -- text, parsing, scoring, hints --
 
@@ -515,12 +334,9 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
 
         The text is the same for every instance; which points are crossed out is drawn.
         """
-        n = self.config.size
-        r = max(6.0, n / 16)
-        dx, dy = (
-            (0, 0) if self.config.layout == "images" else (2 * GAP + n, GAP + self._label_height)
-        )
-        index = 1 if self.config.layout == "images" else 0
+        r = max(6.0, self.config.size / 16)
+        images = self.config.layout == "images"
+        index, (dy, dx) = (1, (0, 0)) if images else (0, self._composite.corners[1])
         boxes = [
             (index, (x + dx - r, y + dy - r, x + dx + r, y + dy + r))
             for x, y in (tuple(float(v) for v in p) for p in instance.metadata["candidates"])
@@ -528,24 +344,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
         return cross_out(instance, level, boxes, HINT)
 
 
-# --- texture helpers -----------------------------------------------------------------------
-
-
-def _block_luma(view: np.ndarray) -> np.ndarray:
-    """Luma averaged over blocks of 2 x 2 pixels (fast to measure, blind to pixel grain)."""
-    return np.asarray(Image.fromarray(view).convert("L").reduce(2), dtype=np.float32)
-
-
-def _window_std(luma: np.ndarray, points: np.ndarray, half: int) -> np.ndarray:
-    """Standard deviation of ``luma`` (blocks) in the ``2 half + 1`` window of each point."""
-    blocks = np.floor(points).astype(int) // 2
-    offsets = np.arange(-half, half + 1)
-    rows = np.clip(blocks[:, 1, None, None] + offsets[None, :, None], 0, luma.shape[0] - 1)
-    cols = np.clip(blocks[:, 0, None, None] + offsets[None, None, :], 0, luma.shape[1] - 1)
-    return luma[rows, cols].std(axis=(1, 2))
-
-
-# --- metadata and hints ------------------------------------------------------------------
+# --- text ------------------------------------------------------------------
 
 
 def _either(words: tuple[str, ...]) -> str:
