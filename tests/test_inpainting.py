@@ -180,9 +180,9 @@ def test_composite_holds_the_same_parts_as_the_images_layout() -> None:
     for seed in range(3):
         a, b = generate(images, seed), generate(comp, seed)
         assert a.answer == b.answer
-        canvas, positions = comp._canvas
-        assert b.images[0].shape == canvas.shape
-        for (y, x), part in zip(positions, a.images, strict=True):
+        composite = comp._composite
+        assert b.images[0].shape == composite.shape
+        for (y, x), part in zip(composite.corners, a.images, strict=True):
             h, w = part.shape[:2]
             np.testing.assert_array_equal(b.images[0][y : y + h, x : x + w], part)
 

@@ -82,7 +82,6 @@ candidate (never the last). The texts are the same for every instance.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -95,7 +94,6 @@ from ssl_gym.core import (
     Parts,
     Preset,
     PuzzleConfig,
-    Rejected,
     check_choice,
     check_float,
     check_int,
@@ -103,15 +101,15 @@ from ssl_gym.core import (
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles._hints import Region, cross_out
-from ssl_gym.render import (
-    DIHEDRAL,
-    cut_slots,
-    grid,
-    grid_slots,
-    is_flat,
-    near_duplicates,
-    orient,
+from ssl_gym.puzzles._inpainting_candidates import (
+    ALIASES,
+    KINDS,
+    TRANSFORMS,
+    candidate_patches,
+    draw_specs,
+    masked_picture,
 )
+from ssl_gym.render import DIHEDRAL, Composite, orient
 
 QUESTIONS = {
     "ssl4rl": (
@@ -141,14 +139,6 @@ BLACKED = (
 FILL_WORDS = {"gray": "a grey square", "noise": "a square of random noise"}
 LAYOUTS = ("images", "composite")
 FILLS = tuple(FILL_WORDS)
-KINDS = ("other", "shifted", "rotated", "flipped")
-"""Distractor kinds, in the order they are made (copies need their crops first)."""
-ALIASES = {"near": "shifted,rotated,flipped", "all": ",".join(KINDS)}
-"""Names of common mixes accepted by ``distractors``."""
-TRANSFORMS = {"rotated": ("rot90", "rot180", "rot270"), "flipped": ("hflip", "vflip")}
-TRANSFORM_KIND = {op: kind for kind, ops in TRANSFORMS.items() for op in ops}
-OTHER_FILL = 0
-"""What covers the regions that ``other`` candidates are cut from (black)."""
 GAP = 4
 """Pixels between the parts of the composite layout."""
 RING = 1 / 8
@@ -265,25 +255,21 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """The masked picture and the patches, or the one composite."""
         if self.config.layout == "composite":
-            h, w, _ = self._canvas[0].shape
-            return ((h, w, 3),)
+            return (self._composite.shape,)
         side, size = self.config.side, self.config.size
         return ((size, size, 3), *[(side, side, 3)] * self.config.candidates)
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
         shown, orientation = self._scene(rng, source)
-        boxes, specs, kinds = self._specs(rng)
-        crops = [_cut(shown, box, cfg.side) for box in boxes]
-        if any(is_flat(c, cfg.min_std) for c in crops):  # copies share their crop's std
-            raise Rejected("flat_patch")
-        patches = [_transform(crops[b], op) for b, op in specs]
-        if near_duplicates(patches, cfg.min_patch_diff):
-            raise Rejected("near_duplicate_candidates")
+        boxes, specs, kinds = draw_specs(cfg, rng)
+        patches = candidate_patches(cfg, shown, boxes, specs)
         order = rng.permutation(cfg.candidates)
         answer = self.options[int(np.flatnonzero(order == 0)[0])]
         return self.make_instance(
-            self._observation(self._masked(shown, boxes, kinds), [patches[i] for i in order]),
+            self._observation(
+                masked_picture(shown, boxes, kinds, self._fill), [patches[i] for i in order]
+            ),
             self._question(),
             answer,
             answer,
@@ -309,104 +295,12 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
 
     def parts(self, instance: Instance) -> Parts:
         """The candidate patches in option order, the right one labelled ``1``; the picture."""
-        cfg = self.config
-        if cfg.layout == "images":
+        if self.config.layout == "images":
             masked, *patches = instance.images
         else:
-            (y, x), *slots = self._canvas[1]
-            masked = instance.images[0][y : y + cfg.size, x : x + cfg.size]
-            patches = cut_slots(instance.images[0], slots, cfg.side)
+            masked, *patches = self._composite.cut(instance.images[0])
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
         return Parts("choice", tuple(patches), labels, reference=masked)
-
-    def _specs(
-        self, rng: np.random.Generator
-    ) -> tuple[list[tuple[int, int]], list[tuple[int, str]], list[str]]:
-        """Crop boxes ``(top, left)`` in the picture, ``(box, transform)`` and kind per candidate.
-
-        Candidate 0 is the true patch. Every crop gets as many copies (so statistics that
-        copies share with their crop single none out); the crops besides the true one are
-        of one kind, all boxes are drawn as one set and the true box is a uniform member.
-        """
-        cfg = self.config
-        size = cfg.group_sizes[int(rng.integers(len(cfg.group_sizes)))]
-        n = cfg.candidates // size - 1  # crops besides the true one
-        crop_kinds = [k for k in cfg.kinds if k not in TRANSFORMS]
-        kind = crop_kinds[int(rng.integers(len(crop_kinds)))] if n else "true"
-        boxes = self._shift_chain(rng, n) if kind == "shifted" else self._scatter(rng, n + 1)
-        truth = int(rng.integers(n + 1))
-        boxes = [boxes[truth], *boxes[:truth], *boxes[truth + 1 :]]
-        kinds = ["true", *[kind] * n]
-        specs = [(b, "identity") for b in range(len(boxes))]
-        ops = cfg.copy_transforms
-        for b in range(len(boxes)):
-            for i in rng.choice(len(ops), size - 1, replace=False) if size > 1 else ():
-                specs.append((b, ops[i]))
-                kinds.append(TRANSFORM_KIND[ops[i]])
-        return boxes, specs, kinds
-
-    def _scatter(self, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
-        """``n`` boxes drawn one by one, uniformly in the picture, none overlapping another."""
-        room, side = self.config.size - self.config.side + 1, self.config.side
-        boxes: list[tuple[int, int]] = []
-        for _ in range(n):
-            tops, lefts = rng.integers(0, room, size=(2, 32))
-            clear = np.ones(32, dtype=bool)
-            for y, x in boxes:
-                clear &= (np.abs(tops - y) >= side) | (np.abs(lefts - x) >= side)
-            if not clear.any():
-                raise Rejected("no_room_for_other_region")
-            i = int(np.argmax(clear))
-            boxes.append((int(tops[i]), int(lefts[i])))
-        return boxes
-
-    def _shift_chain(self, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
-        """``n + 1`` boxes forming a chain, each box a shift of its neighbour.
-
-        A walk of ``n`` steps whose boxes stay :meth:`_apart`, placed uniformly where all
-        of it fits; the true box is a uniform link (not the hub the others spread from).
-        """
-        cfg, walk = self.config, [(0, 0)]
-        for _ in range(n):
-            walk.append(self._step(rng, walk))
-        ys, xs = (np.array(v) for v in zip(*walk, strict=True))
-        room = cfg.size - cfg.side - np.array([np.ptp(ys), np.ptp(xs)])
-        if (room < 0).any():
-            raise Rejected("shift_out_of_bounds")
-        top = int(rng.integers(room[0] + 1)) - int(ys.min())
-        left = int(rng.integers(room[1] + 1)) - int(xs.min())
-        return [(top + int(y), left + int(x)) for y, x in walk]
-
-    def _step(self, rng: np.random.Generator, walk: list[tuple[int, int]]) -> tuple[int, int]:
-        """The walk's last box moved by a random shift, clear of the walk's other boxes."""
-        cfg = self.config
-        for _ in range(8):
-            angle = rng.uniform(0.0, 2.0 * math.pi)
-            dist = rng.uniform(*cfg.shift) * cfg.side
-            dy, dx = round(dist * math.sin(angle)), round(dist * math.cos(angle))
-            box = (walk[-1][0] + dy, walk[-1][1] + (dx if dy or dx else 1))
-            if self._apart(box, walk[:-1]):
-                return box
-        raise Rejected("shift_folds_back")
-
-    def _apart(self, box: tuple[int, int], others: list[tuple[int, int]]) -> bool:
-        """Whether ``box`` is at least the smallest shift away from each of ``others``."""
-        least = self.config.shift[0] * self.config.side - 1.0
-        return all(math.hypot(box[0] - y, box[1] - x) >= least for y, x in others)
-
-    def _masked(
-        self, shown: np.ndarray, boxes: list[tuple[int, int]], kinds: list[str]
-    ) -> np.ndarray:
-        """The shown picture with the true region covered, and the other regions blacked out.
-
-        Covering every crop that is not a near miss keeps the masked picture's statistics
-        exchangeable between the candidates (none of their pixels is left in it).
-        """
-        side, masked = self.config.side, shown.copy()
-        covered = boxes if "other" in kinds else boxes[:1]
-        for i, (top, left) in enumerate(covered):
-            masked[top : top + side, left : left + side] = self._fill if i == 0 else OTHER_FILL
-        return masked
 
     @cached_property
     def _fill(self) -> np.ndarray:
@@ -432,27 +326,23 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
         """Separate images, or everything pasted into the composite."""
         if self.config.layout == "images":
             return (masked, *patches)
-        canvas, positions = self._canvas
-        canvas = canvas.copy()
-        for (y, x), im in zip(positions, (masked, *patches), strict=True):
-            canvas[y : y + im.shape[0], x : x + im.shape[1]] = im
-        return (canvas,)
+        return (self._composite.paste([masked, *patches]),)
 
     @cached_property
-    def _canvas(self) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        """The blank composite (labels drawn) and the top-left corner of each part."""
+    def _composite(self) -> Composite:
+        """The masked picture on top and the labelled candidates below it, both centred."""
         size, side, k = self.config.size, self.config.side, self.config.candidates
         cols = k if k <= 4 else -(-k // 2)
-        label_h = max(16, side // 3)
-        blank = [np.zeros((side, side, 3), np.uint8)] * k
-        block = grid(blank, cols, self.options, GAP, label_h)
-        width = max(size + 2 * GAP, block.shape[1])
-        canvas = np.full((GAP + size + block.shape[0], width, 3), 255, dtype=np.uint8)
-        bx = (width - block.shape[1]) // 2
-        canvas[GAP + size :, bx : bx + block.shape[1]] = block
-        slots = grid_slots(k, cols, side, side, GAP, label_h)
-        positions = [(GAP, (width - size) // 2), *((GAP + size + y, bx + x) for y, x in slots)]
-        return canvas, positions
+        block = Composite.grid(k, cols, (side, side), self.options, GAP, max(16, side // 3))
+        picture = Composite.grid(1, 1, (size, size), gap=0)
+        height, width = GAP + size + block.shape[0], max(size + 2 * GAP, block.shape[1])
+        return Composite.place(
+            [
+                (picture, (GAP, (width - size) // 2)),
+                (block, (GAP + size, (width - block.shape[1]) // 2)),
+            ],
+            (height, width),
+        )
 
     def hint(self, instance: Instance, level: int) -> Hint | None:
         """Level 0 shows the true patch's outermost pixels in the hole; then cross-outs.
@@ -487,24 +377,10 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
             patch = (0.0, 0.0, side - 1.0, side - 1.0)
             boxes = [(0, (0.0, 0.0, size - 1.0, size - 1.0))]
             return boxes + [(j + 1, patch) for j in range(self.config.candidates)]
-        (y, x), *slots = self._canvas[1]
-        boxes = [(0, (float(x), float(y), x + size - 1.0, y + size - 1.0))]
-        return boxes + [(0, (sx, sy, sx + side - 1.0, sy + side - 1.0)) for sy, sx in slots]
-
-
-def _cut(scene: np.ndarray, box: tuple[int, int], side: int) -> np.ndarray:
-    return scene[box[0] : box[0] + side, box[1] : box[1] + side]
-
-
-def _transform(patch: np.ndarray, op: str) -> np.ndarray:
-    """``patch`` rotated counter-clockwise (``rot90`` ...), mirrored or unchanged."""
-    if op.startswith("rot"):
-        patch = np.rot90(patch, int(op[3:]) // 90)
-    elif op == "hflip":
-        patch = patch[:, ::-1]
-    elif op == "vflip":
-        patch = patch[::-1]
-    return np.ascontiguousarray(patch)
+        return [
+            (0, (float(x), float(y), x + w - 1.0, y + h - 1.0))
+            for y, x, h, w in self._composite.boxes
+        ]
 
 
 PRESETS: dict[str, Preset] = {
