@@ -160,9 +160,9 @@ def _phase(scene: np.ndarray, tile: np.ndarray, j: int, side: int) -> tuple[int,
     return None
 
 
-def test_image_layout_draws_lines_and_numbers_only_where_the_overlay_is() -> None:
+def test_overlay_layout_draws_lines_and_numbers_only_where_the_overlay_is() -> None:
     src = NoiseSource()
-    pz = puzzle(grid=3, layout="image")
+    pz = puzzle(grid=3, layout="overlay")
     mask, overlay = pz._overlay
     side = pz.config.tile_side
     assert mask.mean() < 0.15  # thin lines and small boxes
@@ -242,7 +242,7 @@ def test_tiles_and_directions_are_uniform() -> None:
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-@pytest.mark.parametrize("layout", ["composite", "image"])
+@pytest.mark.parametrize("layout", ["composite", "overlay"])
 def test_images_match_image_shapes(name: str, layout: str) -> None:
     for size in (96, 224):
         pz = puzzle(size=size, **{**PRESETS[name].overrides, "layout": layout})
@@ -256,7 +256,7 @@ def test_presets_pass_the_contract_on_procedural_images(name: str) -> None:
 
 
 def test_generation_is_deterministic_and_json_clean() -> None:
-    pz = puzzle(grid=4, layout="image")
+    pz = puzzle(grid=4, layout="overlay")
     a, b = generate(pz, 3), generate(pz, 3)
     assert a.answer == b.answer and np.array_equal(a.images[0], b.images[0])
     json.dumps(dict(a.metadata))
@@ -355,7 +355,7 @@ def test_random_answers_score_chance() -> None:
         ({"grid": 6}, "grid"),
         ({"grid": 1}, "grid"),
         ({"cols": 7}, "cols"),
-        ({"layout": "tiles"}, "'composite', 'image'"),
+        ({"layout": "tiles"}, "'composite', 'overlay'"),
         ({"border": 30}, "border"),
         ({"size": 40, "grid": 5}, "at least 16"),
         ({"min_flip_diff": 300.0}, "min_flip_diff"),
@@ -364,3 +364,10 @@ def test_random_answers_score_chance() -> None:
 def test_config_validation_names_what_is_valid(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FlipPatchConfig(**overrides)
+
+
+def test_the_retired_image_layout_is_renamed_overlay_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="layout='image' is now layout='overlay'"):
+        old = FlipPatchConfig(layout="image")
+    assert old == FlipPatchConfig(layout="overlay")
+    assert old.layout == "overlay"

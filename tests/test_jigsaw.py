@@ -15,7 +15,8 @@ from sources import ConstantSource, NoiseSource
 from ssl_gym import render
 from ssl_gym.core import Instance, Rejected
 from ssl_gym.images.base import ImageSource
-from ssl_gym.puzzles.jigsaw import PRESETS, Jigsaw, JigsawConfig, _check_tiles
+from ssl_gym.puzzles._jigsaw_tiles import check_tiles
+from ssl_gym.puzzles.jigsaw import PRESETS, Jigsaw, JigsawConfig
 
 
 class CopiedCellSource(NoiseSource):
@@ -419,7 +420,7 @@ def test_tile_checks_agree_with_the_render_helpers() -> None:
         else:
             expected = "ok"
         try:
-            _check_tiles(tiles, cfg)
+            check_tiles(tiles, cfg.min_std, cfg.min_tile_diff)
             got = "ok"
         except Rejected as why:
             got = why.reason

@@ -190,7 +190,7 @@ def test_composite_holds_the_same_views_as_the_images_layout() -> None:
     (canvas,) = b.images
     assert canvas.shape == comp.image_shapes()[0]
     side = comp.config.view_size
-    for (y, x), view in zip(comp._slots, a.images, strict=True):
+    for (y, x), view in zip(comp._composite.corners, a.images, strict=True):
         assert np.array_equal(canvas[y : y + side, x : x + side], view)
     label = canvas[4 : 4 + comp._label_height, 4 : 4 + side]
     assert (label < 128).any()  # the "Reference" label is drawn

@@ -20,7 +20,7 @@ away, and only comparing the tile with its neighbours reveals it. With upright s
 (``orientation="upright"``) the shortcut audit's probe on each tile alone found the flip
 and its direction 0.33 of the time on 3x3 grids, against a chance of 0.083. The grid is
 also cut from a random window of a scene ``context`` (2.5) times larger: with the scene's
-frame tied to the grid, a tile that carries its own number (the image layout) told its
+frame tied to the grid, a tile that carries its own number (the overlay layout) told its
 cell, and a learner that knew a photograph's parts saw when a tile's content belonged to
 the mirror cell (probe 0.16 against 0.083 on 3x3-Image, photos). In random
 mode each tile is also cut at a random offset of 0 or 1 pixel in a cell one pixel larger
@@ -33,7 +33,7 @@ skips at most two rows or columns of pixels).
 
 ``layout="composite"`` (default): one image with the tiles in place on white, small gaps
 between them and each tile's number (1 to ``rows x cols``, row-major) in large print above
-it. ``layout="image"``: the plain ``rows*tile x cols*tile`` image with thin white grid
+it. ``layout="overlay"``: the plain ``rows*tile x cols*tile`` image with thin white grid
 lines (a one-pixel frame on every tile) and each tile's number in a small box in its
 top-left corner. Tile numbers, lines and frames are the same for every instance; only
 the pixels of the one flipped tile differ from the original image.
@@ -90,8 +90,6 @@ the same for every instance.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -109,17 +107,13 @@ from ssl_gym.core import (
     check_choice,
     check_float,
     check_int,
+    check_layout,
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import (
-    cut_slots,
-    grid,
-    grid_slots,
-    label_strip,
-    mark_box,
-    random_orientation,
-)
+from ssl_gym.puzzles._flippatch_answers import DIRECTIONS, parse_answer, score_answer
+from ssl_gym.puzzles._flippatch_tiles import draw_tiles, pixel_weights, visible_flips
+from ssl_gym.render import Composite, label_strip, mark_box
 
 QUESTIONS = {
     "ssl4rl": (
@@ -143,14 +137,13 @@ SHOWN = {
         "columns), shown in their places with their numbers (1 to {n}, row by row from the "
         "top-left) above them."
     ),
-    "image": (
+    "overlay": (
         "The image is divided by thin lines into a {rows}x{cols} grid of tiles ({rows} rows, "
         "{cols} columns), numbered 1 to {n} row by row from the top-left; each tile's number "
         "is in its top-left corner."
     ),
 }
-LAYOUTS = ("composite", "image")
-DIRECTIONS = ("horizontal", "vertical")
+LAYOUTS = ("composite", "overlay")
 GAP = 4
 """Pixels between tiles in the composite layout."""
 HINTS = (
@@ -159,18 +152,7 @@ HINTS = (
 )
 """The texts of the two hints; where the flipped tile is, is drawn on the image."""
 LINE = (255, 255, 255)
-"""Colour of the grid lines in the image layout."""
-_TOKEN = re.compile(r"[a-z]+|\d+")
-_GRID_SIZE = re.compile(r"\d+\s*x\s*\d+")
-"""``3x3`` and the like: a grid size, not a tile number."""
-_HORIZONTAL_WORDS = frozenset({"horizontal", "horizontally", "h", "horiz", "hor", "lr"})
-_VERTICAL_WORDS = frozenset({"vertical", "vertically", "v", "vert", "ud"})
-_HORIZONTAL_PAIRS = (frozenset({"left", "right"}),)
-_VERTICAL_PAIRS = (
-    frozenset({"upside", "down"}),
-    frozenset({"top", "bottom"}),
-    frozenset({"up", "down"}),
-)
+"""Colour of the grid lines in the overlay layout."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,7 +164,8 @@ class FlipPatchConfig(PuzzleConfig):
     cols: int | None = None
     """Columns of the grid for m x n puzzles, 2 to 5; ``None`` for a square grid."""
     layout: str = "composite"
-    """``composite``: numbered tiles in place with gaps; ``image``: grid lines drawn on it."""
+    """``composite``: numbered tiles in place with gaps; ``overlay``: grid lines drawn on the
+    picture (``image`` is the old name of ``overlay``)."""
     border: int = 0
     """Width in pixels of a flat frame masked on every tile, against edge matching."""
     orientation: str = "random"
@@ -204,7 +187,7 @@ class FlipPatchConfig(PuzzleConfig):
         check_int("grid", self.grid, 2, 5)
         if self.cols is not None:
             check_int("cols", self.cols, 2, 5)
-        check_choice("layout", self.layout, LAYOUTS)
+        check_layout(self, LAYOUTS, {"image": "overlay"})
         check_choice("orientation", self.orientation, ("random", "upright"))
         check_float("context", self.context, 1.0, 4.0)
         if self.tile_side < 16:
@@ -249,18 +232,17 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
     def chance_score(self) -> float:
         """Mean score of a uniformly random choice: ``0.75 / n``, computed from the choices."""
         truth = (1, DIRECTIONS[0])
-        return sum(_credit(truth, self.parse(c)) for c in self.choices) / len(self.choices)
+        return sum(score_answer(truth, self.parse(c)) for c in self.choices) / len(self.choices)
 
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """The one observation image."""
-        h, w, _ = self._blank.shape
-        return ((h, w, 3),)
+        return (self._composite.shape,)
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
         rows, cols = cfg.grid_shape
-        tiles = self._tiles(rng, source)
-        visible = self._visible_flips(tiles)
+        tiles = draw_tiles(rng, source, cfg.grid_shape, cfg.tile_side, cfg.orientation, cfg.context)
+        visible = visible_flips(tiles, self._weights, cfg.min_std, cfg.min_flip_diff)
         d = int(rng.integers(2))
         eligible = np.flatnonzero(visible[:, d])
         if not len(eligible):
@@ -285,91 +267,26 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
             eligible_tiles=len(eligible),
         )
 
-    def _tiles(self, rng: np.random.Generator, source: ImageSource) -> np.ndarray:
-        """The tiles of the scene in row-major order, ``(n, side, side, 3)``.
-
-        Upright: the scene at exactly the grid's size, cut into equal tiles. Random: a
-        random window of a larger square scene, randomly turned or flipped (see
-        ``context``), in cells one pixel larger than a tile, each tile cut at a random
-        offset (0 or 1) in its cell; so the parity of the rows
-        and columns a tile shows is random for every tile, and flipping a tile (which
-        swaps the parity of an even side) leaves no trace in pixel-phase statistics.
-        """
-        (rows, cols), side = self.config.grid_shape, self.config.tile_side
-        if self.config.orientation == "upright":
-            image = source.sample(rng, (rows * side, cols * side))
-            return (
-                image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
-            )
-        cell = side + 1
-        scene = self._window(rng, source, rows * cell, cols * cell)
-        offsets = rng.integers(0, 2, size=(self.n_tiles, 2))
-        cells = divmod(np.arange(self.n_tiles), cols)
-        tops, lefts = cells[0] * cell + offsets[:, 0], cells[1] * cell + offsets[:, 1]
-        return np.stack(
-            [scene[y : y + side, x : x + side] for y, x in zip(tops, lefts, strict=True)]
-        )
-
-    def _window(
-        self, rng: np.random.Generator, source: ImageSource, height: int, width: int
-    ) -> np.ndarray:
-        """A random ``height x width`` window of a larger square scene, randomly oriented."""
-        side = math.ceil(max(height, width) * self.config.context)
-        scene = source.sample(rng, (side, side))  # square: quarter turns keep its shape
-        scene = random_orientation(scene, rng, quarter_turns=True)[0]
-        top, left = (int(rng.integers(side - n + 1)) for n in (height, width))
-        return scene[top : top + height, left : left + width]
-
     def parts(self, instance: Instance) -> Parts:
         """Every tile as shown, labelled ``none`` or the direction it was flipped in."""
-        tiles = cut_slots(instance.images[0], self._slots(), self.config.tile_side)
+        tiles = self._composite.cut(instance.images[0])
         k, direction = instance.solution
         labels = tuple(direction if i == k - 1 else "none" for i in range(self.n_tiles))
         return Parts("flip", tuple(tiles), labels)
 
-    def _visible_flips(self, tiles: np.ndarray) -> np.ndarray:
-        """``(n, 2)`` booleans: is the tile's horizontal / vertical flip clearly visible.
-
-        Measured on the pixels the observation shows (inside the border, outside the
-        number box). A flip is visible when the flipped tile differs from the original by
-        ``min_flip_diff``; both flips also need the two flips to differ from each other
-        (else the direction is ambiguous: the tile looks the same rotated by 180 degrees).
-        Rejects draws with a near-uniform tile.
-        """
-        cfg, (pixel, value) = self.config, self._weights
-        n = len(tiles)
-        t = tiles[:, ::2, ::2].astype(np.float32).reshape(n, -1, 3)
-        colour = np.matmul(pixel[:, None], t)[:, 0]
-        spread = np.einsum("np,np->n", t.reshape(n, -1) ** 2, value) - (colour**2).mean(axis=1)
-        if (np.sqrt(np.maximum(spread, 0.0)) < cfg.min_std).any():
-            raise Rejected("flat_tile")
-        mirrored = (  # flips sampled at the same pixels as ``t``
-            tiles[:, ::2, ::-1][:, :, ::2],
-            tiles[:, ::-1][:, ::2, ::2],
-            tiles[:, ::-1, ::-1][:, ::2, ::2],
-        )
-        h, v, both = (
-            np.einsum("np,np->n", np.abs(t.reshape(n, -1) - m.reshape(n, -1)), value)
-            >= cfg.min_flip_diff
-            for m in mirrored
-        )
-        return np.stack([h & both, v & both], axis=1)
-
     @cached_property
     def _weights(self) -> tuple[np.ndarray, np.ndarray]:
-        """Weights of the pixels the observation shows, on every second pixel of each tile.
+        """Weights of the pixels the observation shows, as :func:`pixel_weights` gives them.
 
-        ``(n, pixels)`` per pixel and ``(n, pixels * 3)`` per value, each row summing to 1.
+        Inside the border, and outside the overlay's lines and number boxes.
         """
         (rows, cols), side, b = self.config.grid_shape, self.config.tile_side, self.config.border
         shown = np.zeros((self.n_tiles, side, side), dtype=bool)
         shown[:, b : side - b, b : side - b] = True
-        if self.config.layout == "image":
+        if self.config.layout == "overlay":
             mask, _ = self._overlay
             shown &= ~mask.reshape(rows, side, cols, side).swapaxes(1, 2).reshape(-1, side, side)
-        pixel = shown[:, ::2, ::2].reshape(self.n_tiles, -1).astype(np.float32)
-        pixel /= pixel.sum(axis=1, keepdims=True)
-        return pixel, np.repeat(pixel, 3, axis=1) / 3.0
+        return pixel_weights(shown)
 
     def _observation(self, tiles: np.ndarray) -> np.ndarray:
         """The tiles, masked, pasted into the composite or drawn on as one image."""
@@ -377,36 +294,28 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
         if cfg.border:  # render.mask_border on every tile at once
             b, tiles = cfg.border, tiles.copy()
             tiles[:, :b], tiles[:, -b:], tiles[:, :, :b], tiles[:, :, -b:] = 128, 128, 128, 128
-        (rows, cols), side = cfg.grid_shape, cfg.tile_side
-        if cfg.layout == "image":
-            image = tiles.reshape(rows, cols, side, side, 3).swapaxes(1, 2)
+        image = self._composite.paste(tiles)
+        if cfg.layout == "overlay":
             mask, overlay = self._overlay
-            image = image.reshape(rows * side, cols * side, 3)
             np.copyto(image, overlay, where=mask[..., None])
-            return image
-        canvas = self._blank.copy()
-        slots = grid_slots(len(tiles), cols, side, side, GAP, self._label_height)
-        for (y, x), tile in zip(slots, tiles, strict=True):
-            canvas[y : y + side, x : x + side] = tile
-        return canvas
+        return image
 
     @property
     def _label_height(self) -> int:
         return max(14, self.config.tile_side // 5)
 
     @cached_property
-    def _blank(self) -> np.ndarray:
-        """The observation's frame: the composite with labels, or the image's overlay."""
-        (rows, cols), side = self.config.grid_shape, self.config.tile_side
-        if self.config.layout == "image":
-            return np.zeros((rows * side, cols * side, 3), np.uint8)
-        blank = [np.zeros((side, side, 3), np.uint8)] * self.n_tiles
-        labels = [str(k + 1) for k in range(self.n_tiles)]
-        return grid(blank, cols, labels, GAP, self._label_height)
+    def _composite(self) -> Composite:
+        """Where the tiles go: edge to edge (overlay), or numbered above them with gaps."""
+        side, n, cols = self.config.tile_side, self.n_tiles, self.config.grid_shape[1]
+        if self.config.layout == "overlay":
+            return Composite.grid(n, cols, (side, side), gap=0)
+        labels = [str(k + 1) for k in range(n)]
+        return Composite.grid(n, cols, (side, side), labels, GAP, self._label_height)
 
     @cached_property
     def _overlay(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mask and pixels of the image layout's grid lines and number boxes."""
+        """Mask and pixels of the overlay layout's grid lines and number boxes."""
         (rows, cols), side = self.config.grid_shape, self.config.tile_side
         frame = np.zeros((side, side), dtype=bool)
         frame[[0, -1]], frame[:, [0, -1]] = True, True
@@ -425,21 +334,11 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
 
         ``None`` when there is no number, two different numbers, or both directions.
         """
-        tokens = _TOKEN.findall(_GRID_SIZE.sub(" ", text[:200].lower()))
-        numbers = {int(t) for t in tokens if t.isdigit() and len(t) <= 6}
-        if len(numbers) != 1 or any(t.isdigit() and len(t) > 6 for t in tokens):
-            return None
-        words = set(tokens)
-        horizontal = bool(words & _HORIZONTAL_WORDS) or any(p <= words for p in _HORIZONTAL_PAIRS)
-        vertical = bool(words & _VERTICAL_WORDS) or any(p <= words for p in _VERTICAL_PAIRS)
-        if horizontal and vertical:
-            return None
-        direction = DIRECTIONS[0] if horizontal else DIRECTIONS[1] if vertical else None
-        return numbers.pop(), direction
+        return parse_answer(text)
 
     def score(self, instance: Instance, solution: Any) -> float:
         """1 for tile and direction, 0.5 for the tile alone, else 0."""
-        return _credit(instance.solution, solution)
+        return score_answer(instance.solution, solution)
 
     def credit(self, instance: Instance) -> np.ndarray | None:
         """Half of a point between the two directions of each tile, else 0 off the diagonal."""
@@ -449,7 +348,7 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
     def _credit_matrix(self) -> np.ndarray:
         """The credit matrix over :attr:`choices` (the same for every instance)."""
         parsed = [self.parse(c) for c in self.choices]
-        return np.array([[_credit(a, g) for g in parsed] for a in parsed])
+        return np.array([[score_answer(a, g) for g in parsed] for a in parsed])
 
     def hint(self, instance: Instance, level: int) -> Hint | None:
         """Level 0 outlines the flipped tile's row, level 1 the tile itself.
@@ -459,36 +358,20 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
         """
         if not 0 <= level < len(HINTS):
             return None
-        slots, side = self._slots(), self.config.tile_side
+        corners, side = self._composite.corners, self.config.tile_side
         cols = self.config.grid_shape[1]
         k = int(instance.solution[0]) - 1
         row = k // cols
         first, last = (row * cols, row * cols + cols - 1) if level == 0 else (k, k)
-        (y0, x0), (y1, x1) = slots[first], slots[last]
+        (y0, x0), (y1, x1) = corners[first], corners[last]
         box = (x0 - 1, y0 - 1, x1 + side, y1 + side)
         return Hint(HINTS[level], (mark_box(instance.images[0], box),))
-
-    def _slots(self) -> list[tuple[int, int]]:
-        """Top-left corners of the tiles in the observation, in reading order."""
-        (rows, cols), side = self.config.grid_shape, self.config.tile_side
-        if self.config.layout == "image":
-            return [(r * side, c * side) for r in range(rows) for c in range(cols)]
-        return grid_slots(self.n_tiles, cols, side, side, GAP, self._label_height)
-
-
-def _credit(truth: Any, guess: Any) -> float:
-    """The score of ``guess`` against ``truth``, both ``(tile, direction)`` pairs."""
-    if not isinstance(guess, tuple | list) or len(guess) != 2:
-        return 0.0
-    if guess[0] != truth[0]:
-        return 0.0
-    return 1.0 if guess[1] == truth[1] else 0.5
 
 
 PRESETS: dict[str, Preset] = {
     "2x2": preset("easy", "4 tiles", grid=2),
     "3x3": preset("medium", "9 tiles", grid=3),
-    "3x3-Image": preset("medium", "9 tiles drawn on the plain image", grid=3, layout="image"),
+    "3x3-Image": preset("medium", "9 tiles drawn on the plain image", grid=3, layout="overlay"),
     "3x3-Masked": preset("hard", "9 tiles with masked borders", grid=3, border=4),
     "4x4": preset("hard", "16 tiles", grid=4),
 }

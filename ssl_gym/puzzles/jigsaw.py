@@ -78,9 +78,6 @@ every instance.
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -95,7 +92,6 @@ from ssl_gym.core import (
     Preset,
     Puzzle,
     PuzzleConfig,
-    Rejected,
     check_choice,
     check_float,
     check_int,
@@ -103,12 +99,15 @@ from ssl_gym.core import (
     preset,
 )
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import (
-    Composite,
-    mark_cell_map,
-    mask_border,
-    random_orientation,
+from ssl_gym.puzzles._jigsaw_answers import (
+    SCORINGS,
+    answer_pattern,
+    chance_score,
+    parse_answer,
+    score_answer,
 )
+from ssl_gym.puzzles._jigsaw_tiles import check_tiles, cut_tiles, scene_window
+from ssl_gym.render import Composite, mark_cell_map, mask_border
 
 QUESTIONS = {
     "ssl4rl": (
@@ -137,12 +136,10 @@ SHOWN = {
     "composite": "The {n} tiles in the image (each labelled with its number above it)",
 }
 LAYOUTS = ("images", "composite")
-SCORINGS = ("position", "exact", "adjacency")
 GAP = 4
 """Pixels between tiles in the composite layout (as :func:`ssl_gym.render.grid` draws)."""
 HINT = "A small grid drawn on a tile shows, filled in, the cell that tile belongs in."
 """The text of every hint; which tiles go where is drawn on the tiles."""
-_INT = re.compile(r"-?\d+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,15 +234,7 @@ class Jigsaw(Puzzle[JigsawConfig]):
     @property
     def chance_score(self) -> float:
         """Expected score of a uniformly random permutation (exact, in closed form)."""
-        n, (rows, cols) = self.n_tiles, self.config.grid_shape
-        if self.config.scoring == "position":
-            return 1.0 / n
-        if self.config.scoring == "exact":
-            return 1.0 / math.factorial(n)
-        # A pair of adjacent cells holds a uniform ordered pair of distinct tiles, which is
-        # right for h (horizontal) or v (vertical) of the n (n - 1) ordered pairs.
-        h, v = rows * (cols - 1), (rows - 1) * cols
-        return (h * h + v * v) / ((h + v) * n * (n - 1))
+        return chance_score(self.config.scoring, *self.config.grid_shape)
 
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """``n`` square tiles, or the one composite."""
@@ -273,16 +262,15 @@ class Jigsaw(Puzzle[JigsawConfig]):
         Commas with at most one space after them: a finite, canonical grammar that
         constrained decoding can follow (``parse`` itself is more tolerant).
         """
-        n = self.n_tiles
-        number = "(?:" + "|".join(str(k) for k in range(n, 0, -1)) + ")"
-        return rf"{number}(?:, ?{number}){{{n - 1}}}"
+        return answer_pattern(self.n_tiles)
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
         rows, cols = cfg.grid_shape
-        tiles = self._cut(self._scene(rng, source), rng)
-        b = cfg.border
-        _check_tiles(tiles[:, b : cfg.tile_side - b, b : cfg.tile_side - b], cfg)
+        side, b, cell = cfg.tile_side, cfg.border, cfg.tile_side + cfg.jitter
+        scene = scene_window(rng, source, (rows * cell, cols * cell), cfg.orientation, cfg.context)
+        tiles = cut_tiles(scene, (rows, cols), side, cfg.jitter, rng)
+        check_tiles(tiles[:, b : side - b, b : side - b], cfg.min_std, cfg.min_tile_diff)
         if cfg.tone:
             tiles = np.stack(
                 [color_jitter(t, rng, cfg.tone, cfg.tone, cfg.tone, 0.0) for t in tiles]
@@ -303,38 +291,6 @@ class Jigsaw(Puzzle[JigsawConfig]):
             rows=rows,
             cols=cols,
             permutation=perm.tolist(),
-        )
-
-    def _scene(self, rng: np.random.Generator, source: ImageSource) -> np.ndarray:
-        """The image to cut: a random window of a larger square scene, randomly oriented."""
-        cfg = self.config
-        (rows, cols), cell = cfg.grid_shape, cfg.tile_side + cfg.jitter
-        height, width = rows * cell, cols * cell
-        if cfg.orientation == "random":  # square, so that quarter turns keep its shape
-            side = math.ceil(max(height, width) * cfg.context)
-            scene = random_orientation(source.sample(rng, (side, side)), rng, True)[0]
-        else:
-            scene = source.sample(
-                rng, (math.ceil(height * cfg.context), math.ceil(width * cfg.context))
-            )
-        top = int(rng.integers(scene.shape[0] - height + 1))
-        left = int(rng.integers(scene.shape[1] - width + 1))
-        return np.ascontiguousarray(scene[top : top + height, left : left + width])
-
-    def _cut(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The tiles in row-major order as one (n, tile, tile, 3) array."""
-        cfg = self.config
-        (rows, cols), side, jitter = cfg.grid_shape, cfg.tile_side, cfg.jitter
-        if not jitter:
-            return (
-                image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
-            )
-        cell = side + jitter
-        offsets = rng.integers(0, jitter + 1, size=(self.n_tiles, 2))
-        tops = np.arange(self.n_tiles) // cols * cell + offsets[:, 0]
-        lefts = np.arange(self.n_tiles) % cols * cell + offsets[:, 1]
-        return np.stack(
-            [image[y : y + side, x : x + side] for y, x in zip(tops, lefts, strict=True)]
         )
 
     def _shuffle(self, rng: np.random.Generator) -> np.ndarray:
@@ -371,48 +327,13 @@ class Jigsaw(Puzzle[JigsawConfig]):
 
         Integers longer than 9 characters, never valid, read as 0 (out of range).
         """
-        numbers = _INT.findall(text)
-        if len(numbers) != self.n_tiles:
-            return None
-        return [int(x) if len(x) <= 9 else 0 for x in numbers]
+        return parse_answer(text, self.n_tiles)
 
     def score(self, instance: Instance, solution: Any) -> float:
         """Position, exact or adjacency score; repeated or out-of-range cells are wrong."""
-        guess = self._tile_per_cell(solution)
-        if guess is None:
-            return 0.0
-        truth = np.asarray(instance.solution) - 1
-        if self.config.scoring == "position":
-            return float(np.mean(guess == truth))
-        if self.config.scoring == "exact":
-            return float(np.array_equal(guess, truth))
-        return self._adjacency(truth, guess)
-
-    def _tile_per_cell(self, solution: Any) -> np.ndarray | None:
-        """0-based tile per cell, -1 where the number is repeated or out of range."""
-        n = self.n_tiles
-        if not isinstance(solution, list | tuple) or len(solution) != n:
-            return None
-        if not all(isinstance(v, int | np.integer) for v in solution):
-            return None
-        counts = Counter(int(v) for v in solution)
-        return np.array(
-            [int(v) - 1 if 1 <= v <= n and counts[int(v)] == 1 else -1 for v in solution]
+        return score_answer(
+            self.config.scoring, instance.solution, solution, self.config.grid_shape
         )
-
-    def _adjacency(self, truth: np.ndarray, guess: np.ndarray) -> float:
-        """Fraction of adjacent cell pairs holding true neighbours in the same relation."""
-        rows, cols = self.config.grid_shape
-        home = np.empty(self.n_tiles + 1, dtype=np.int64)
-        home[truth] = np.arange(self.n_tiles)
-        home[-1] = 0  # the slot of guess -1 (invalid); such pairs are masked out below
-        cells = np.arange(self.n_tiles).reshape(rows, cols)
-        scores = []
-        for a, b, step in ((cells[:, :-1], cells[:, 1:], (0, 1)), (cells[:-1], cells[1:], (1, 0))):
-            ha, hb = home[guess[a]], home[guess[b]]
-            same = (hb // cols - ha // cols == step[0]) & (hb % cols - ha % cols == step[1])
-            scores.append(same & (guess[a] >= 0) & (guess[b] >= 0))
-        return float(np.concatenate([s.ravel() for s in scores]).mean())
 
     def hint(self, instance: Instance, level: int) -> Hint | None:
         """Level ``k`` draws a cell map on ``k + 1`` tiles, ``n - 1`` hints in all.
@@ -436,37 +357,6 @@ class Jigsaw(Puzzle[JigsawConfig]):
                 y, x = self._composite.corners[tile]
                 images[0] = mark_cell_map(images[0], (x + 2, y + 2), size, shape, int(cell))
         return Hint(HINT, tuple(images))
-
-
-def _check_tiles(tiles: np.ndarray, cfg: JigsawConfig) -> None:
-    """Reject draws with a flat tile or two near-duplicate tiles.
-
-    On every second pixel (rows and columns) for speed. Flat: the pixel standard deviation
-    about each channel's mean (so a flat colour is flat) is below ``min_std``. Duplicates:
-    the test of ``render.near_duplicates``, vectorised. The mean absolute difference of a
-    pair lies between ``max(msd / 255, mean colour difference)`` and ``sqrt(msd)``, with
-    ``msd`` the mean squared difference from one Gram matrix; only pairs that these
-    bounds leave open are compared pixel by pixel.
-    """
-    n, t = len(tiles), cfg.min_tile_diff
-    pixels = tiles[:, ::2, ::2].astype(np.float64).reshape(n, -1, 3)
-    flat = pixels.reshape(n, -1)
-    gram = flat @ flat.T / flat.shape[1]
-    sq = gram.diagonal()
-    colour = np.ones(pixels.shape[1]) @ pixels / pixels.shape[1]  # channel means, (n, 3)
-    if (np.sqrt(np.maximum(sq - (colour**2).mean(axis=1), 0.0)) < cfg.min_std).any():
-        raise Rejected("flat_tile")
-    msd = np.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0)
-    np.fill_diagonal(msd, np.inf)
-    if (np.sqrt(msd) < t).any():
-        raise Rejected("near_duplicate_tiles")
-    colour_gap = np.abs(colour[:, None] - colour[None, :]).mean(axis=2)
-    a, b = np.nonzero(np.triu((msd < 255.0 * t) & (colour_gap < t)))
-    step = max(1, 2**20 // flat.shape[1])  # pairs compared at once, ~8 MB
-    for k in range(0, len(a), step):
-        diff = np.abs(flat[a[k : k + step]] - flat[b[k : k + step]]).mean(axis=1)
-        if (diff < t).any():
-            raise Rejected("near_duplicate_tiles")
 
 
 PRESETS: dict[str, Preset] = {

@@ -98,7 +98,7 @@ from ssl_gym.core import (
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles._hints import Region, cross_out
 from ssl_gym.puzzles._matching import draw_distinct, nearest_gap, similar_group, view_statistics
-from ssl_gym.render import cut_slots, grid, grid_slots
+from ssl_gym.render import Composite
 
 QUESTIONS = {
     "ssl4rl": (
@@ -201,8 +201,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """``K`` square tiles, or the one composite."""
         if self.config.layout == "composite":
-            h, w, _ = self._blank_composite.shape
-            return ((h, w, 3),)
+            return (self._composite.shape,)
         side = self.config.tile_side
         return ((side, side, 3),) * self.config.tiles
 
@@ -270,12 +269,10 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
 
     def parts(self, instance: Instance) -> Parts:
         """The tiles in option order, the odd one labelled ``1``."""
-        side = self.config.tile_side
         if self.config.layout == "images":
             tiles = instance.images
         else:
-            slots = grid_slots(self.config.tiles, self._cols, side, side, GAP, self._label_height)
-            tiles = tuple(cut_slots(instance.images[0], slots, side))
+            tiles = tuple(self._composite.cut(instance.images[0]))
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
         keys = tuple(instance.metadata["source_keys"])
         return Parts("choice", tiles, labels, sources=keys)
@@ -303,11 +300,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         """The tiles as separate images, or pasted into the composite."""
         if self.config.layout == "images":
             return tuple(shown)
-        canvas, side, lh = self._blank_composite.copy(), self.config.tile_side, self._label_height
-        slots = grid_slots(len(shown), self._cols, side, side, GAP, lh)
-        for (y, x), tile in zip(slots, shown, strict=True):
-            canvas[y : y + side, x : x + side] = tile
-        return (canvas,)
+        return (self._composite.paste(shown),)
 
     @property
     def _label_height(self) -> int:
@@ -319,11 +312,12 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         return k if k <= 3 else math.ceil(k / 2)
 
     @cached_property
-    def _blank_composite(self) -> np.ndarray:
-        """The composite with labels and empty cells; tiles are pasted into a copy."""
-        side = self.config.tile_side
-        blank = [np.zeros((side, side, 3), np.uint8)] * self.config.tiles
-        return grid(blank, self._cols, self.options, GAP, self._label_height)
+    def _composite(self) -> Composite:
+        """The tiles in a grid, each labelled with its letter above it."""
+        panel = (self.config.tile_side,) * 2
+        return Composite.grid(
+            self.config.tiles, self._cols, panel, self.options, GAP, self._label_height
+        )
 
     def hint(self, instance: Instance, level: int) -> Hint | None:
         """Each level crosses out one more tile that is not the odd one (never the last)."""
@@ -334,8 +328,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         side = self.config.tile_side
         if self.config.layout == "images":
             return [(j, (0, 0, side - 1, side - 1)) for j in range(self.config.tiles)]
-        slots = grid_slots(self.config.tiles, self._cols, side, side, GAP, self._label_height)
-        return [(0, (x, y, x + side - 1, y + side - 1)) for y, x in slots]
+        return [(0, (x, y, x + w - 1, y + h - 1)) for y, x, h, w in self._composite.boxes]
 
 
 def _mad(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -97,18 +97,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ssl_gym.augment import (
-    REFERENCE_SIZE,
-    STRENGTHS,
-    STRONG_TEXTURE,
-    crop_resize,
-    gray_alike,
-    hflip,
-    photometric,
-    random_levels,
-    sample_crop_box,
-    texture,
-)
+from ssl_gym.augment import STRENGTHS, gray_alike
 from ssl_gym.core import (
     ChoicePuzzle,
     Hint,
@@ -116,7 +105,6 @@ from ssl_gym.core import (
     Parts,
     Preset,
     PuzzleConfig,
-    Rejected,
     check_choice,
     check_float,
     check_int,
@@ -124,23 +112,9 @@ from ssl_gym.core import (
 )
 from ssl_gym.images.base import ImageSource
 from ssl_gym.puzzles._hints import Region, cross_out
-from ssl_gym.puzzles._matching import (
-    draw_distinct,
-    matched_index,
-    similar_group,
-    view_statistics,
-)
-from ssl_gym.render import (
-    cut_slots,
-    grid,
-    grid_slots,
-    is_flat,
-    mark_box,
-    near_duplicates,
-    orient_box,
-    random_orientation,
-    recorded_turn,
-)
+from ssl_gym.puzzles._similarity_views import Window, check_sources, draw_sources, draw_views
+from ssl_gym.puzzles._similarity_views import overlap as overlap  # re-exported
+from ssl_gym.render import Composite, mark_box, orient_box, recorded_turn
 
 QUESTIONS = {
     "ssl4rl": (
@@ -168,8 +142,6 @@ GAP = 4
 SEPARATOR = 12
 """Pixels between the reference and the candidates in the composite layout."""
 
-Window = tuple[int, int, int, int]
-"""A crop window ``(top, left, height, width)`` in integer pixels of the source picture."""
 HINTS = (
     "The box drawn on the reference outlines what the matching candidate shows too.",
     "The candidates crossed out on the images do not match the reference.",
@@ -246,45 +218,18 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
     def image_shapes(self) -> tuple[tuple[int, int, int], ...]:
         """``K + 1`` square views, or the one composite."""
         if self.config.layout == "composite":
-            h, w, _ = self._blank_composite.shape
-            return ((h, w, 3),)
+            return (self._composite.shape,)
         side = self.config.view_size
         return ((side, side, 3),) * (self.config.candidates + 1)
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        sources, keys = self._sources(rng, source)
-        _check_sources(sources, cfg)
+        sources, keys = draw_sources(rng, source, cfg)
+        check_sources(sources, cfg)
         sources = gray_alike(sources)
         index = int(rng.integers(cfg.candidates))
-        ref_view, ref_box, ref_ops = self._view(rng, sources[index], None)
-        true = self._view(rng, sources[index], ref_box)
-        targets = (view_statistics(ref_view), view_statistics(true[0]))
-        views, boxes, ops = [ref_view], [ref_box], [ref_ops]
-        for slot in range(cfg.candidates):
-            view, box, applied = (
-                true if slot == index else self._distractor(rng, sources[slot], ref_box, targets)
-            )
-            views.append(view)
-            boxes.append(box)
-            ops.append(applied)
+        views, boxes, ops = draw_views(rng, sources, index, cfg)
         return self._instance(views, index, ops, boxes, [keys[index], *keys])
-
-    def _distractor(
-        self,
-        rng: np.random.Generator,
-        image: np.ndarray,
-        ref_box: Window,
-        targets: tuple[np.ndarray, np.ndarray],
-    ) -> tuple[np.ndarray, Window, list[str]]:
-        """A view of ``image`` whose colour statistics tell it from the right candidate's.
-
-        Of ``distractor_pool`` views, the one whose statistical gap to the reference
-        (``targets[0]``) is nearest the right candidate's (``targets[1]``).
-        """
-        pool = [self._view(rng, image, ref_box) for _ in range(self.config.distractor_pool)]
-        pick = matched_index(*targets, [view_statistics(view) for view, _, _ in pool])
-        return pool[pick]
 
     def _instance(
         self,
@@ -317,7 +262,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         if self.config.layout == "images":
             views = instance.images
         else:
-            views = tuple(cut_slots(instance.images[0], self._slots, self.config.view_size))
+            views = tuple(self._composite.cut(instance.images[0]))
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
         keys = tuple(instance.metadata["source_keys"])
         return Parts(
@@ -329,65 +274,11 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
             reference_source=keys[0],
         )
 
-    def _sources(
-        self, rng: np.random.Generator, source: ImageSource
-    ) -> tuple[list[np.ndarray], list[str]]:
-        """The candidates' ``K`` source images and keys, in an order that tells nothing.
-
-        Pictures with pairwise different source keys: independent draws, or a group of
-        similar colours (:func:`ssl_gym.puzzles._matching.similar_group`). The reference's
-        source is then picked uniformly among them, so that the true candidate's source is
-        distributed exactly like the others' and no other candidate shares its picture.
-        """
-        cfg = self.config
-        shape = (cfg.size, cfg.size)
-        if not cfg.hard_negatives:
-            return draw_distinct(rng, source, shape, cfg.candidates)
-        return similar_group(rng, source, cfg.candidates, cfg.pool, shape)
-
-    def _view(
-        self, rng: np.random.Generator, image: np.ndarray, ref_box: Window | None
-    ) -> tuple[np.ndarray, Window, list[str]]:
-        """An augmented view (crop near ``ref_box`` when given) that is not near-uniform.
-
-        The pipeline of :func:`ssl_gym.augment.augment` (crop, flip, photometric), with the
-        crop window drawn until it overlaps ``ref_box`` enough.
-        """
-        cfg = self.config
-        params = STRENGTHS[cfg.strength]
-        for _ in range(cfg.view_retries):
-            box = self._box(rng, ref_box)
-            view, applied = crop_resize(image, box, cfg.view_size), ["crop"]
-            if rng.random() < params.flip_p:
-                view, applied = hflip(view), [*applied, "hflip"]
-            view, more = photometric(view, rng, params, cfg.view_size / REFERENCE_SIZE)
-            if cfg.texture:
-                view = texture(random_levels(view, rng), rng, STRONG_TEXTURE)
-            if cfg.turns:
-                view, turn = random_orientation(view, rng, quarter_turns=True)
-                more = [*more, turn]
-            if not is_flat(view, cfg.min_std):
-                return view, box, applied + more
-        raise Rejected("flat_view")
-
-    def _box(self, rng: np.random.Generator, ref_box: Window | None, tries: int = 50) -> Window:
-        """A crop window as ``augment`` draws it, overlapping ``ref_box`` enough."""
-        params, side = STRENGTHS[self.config.strength], self.config.size
-        for _ in range(tries):
-            box = sample_crop_box(rng, side, side, params.scale, params.ratio)
-            if ref_box is None or overlap(box, ref_box) >= self.config.min_overlap:
-                return box
-        raise Rejected("no_overlapping_crop")
-
     def _observation(self, views: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         """The views as separate images, or pasted into the composite."""
         if self.config.layout == "images":
             return tuple(views)
-        canvas = self._blank_composite.copy()
-        side = self.config.view_size
-        for (y, x), view in zip(self._slots, views, strict=True):
-            canvas[y : y + side, x : x + side] = view
-        return (canvas,)
+        return (self._composite.paste(views),)
 
     @property
     def _label_height(self) -> int:
@@ -399,27 +290,17 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         return k if k <= 3 else math.ceil(k / 2)
 
     @cached_property
-    def _blank_composite(self) -> np.ndarray:
-        """The composite with labels and empty slots; views are pasted into a copy."""
-        side, lh = self.config.view_size, self._label_height
-        blank = np.zeros((side, side, 3), np.uint8)
-        left = grid([blank], 1, ["Reference"], GAP, lh)
-        right = grid([blank] * self.config.candidates, self._cols, self.options, GAP, lh)
-        height = max(left.shape[0], right.shape[0])
-        canvas = np.full((height, left.shape[1] + SEPARATOR + right.shape[1], 3), 255, np.uint8)
-        canvas[: left.shape[0], : left.shape[1]] = left
-        canvas[: right.shape[0], left.shape[1] + SEPARATOR :] = right
-        middle = left.shape[1] + SEPARATOR // 2
-        canvas[GAP : height - GAP, middle - 1 : middle + 1] = 128
-        return canvas
-
-    @cached_property
-    def _slots(self) -> list[tuple[int, int]]:
-        """Top-left corners of the reference's and the candidates' views in the composite."""
-        side, lh = self.config.view_size, self._label_height
-        x0 = GAP + side + GAP + SEPARATOR
-        candidates = grid_slots(self.config.candidates, self._cols, side, side, GAP, lh)
-        return [(GAP + lh, GAP), *((y, x0 + x) for y, x in candidates)]
+    def _composite(self) -> Composite:
+        """The reference, a grey line, then the candidates, each labelled above it."""
+        panel, lh = (self.config.view_size,) * 2, self._label_height
+        left = Composite.grid(1, 1, panel, ["Reference"], GAP, lh)
+        right = Composite.grid(self.config.candidates, self._cols, panel, self.options, GAP, lh)
+        (left_h, left_w, _), (right_h, right_w, _) = left.shape, right.shape
+        height, x0 = max(left_h, right_h), left_w + SEPARATOR
+        placed = Composite.place([(left, (0, 0)), (right, (0, x0))], (height, x0 + right_w))
+        blank, middle = placed.blank.copy(), left_w + SEPARATOR // 2
+        blank[GAP : height - GAP, middle - 1 : middle + 1] = 128
+        return Composite(blank, placed.boxes)
 
     def hint(self, instance: Instance, level: int) -> Hint | None:
         """Level 0 outlines on the reference what the match shows too; then cross-outs.
@@ -443,7 +324,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         side = self.config.view_size
         if self.config.layout == "images":
             return [(j, (0, 0, side - 1, side - 1)) for j in range(self.config.candidates + 1)]
-        return [(0, (x, y, x + side - 1, y + side - 1)) for y, x in self._slots]
+        return [(0, (x, y, x + w - 1, y + h - 1)) for y, x, h, w in self._composite.boxes]
 
     def _shared_region(self, instance: Instance, frame: Region) -> Region:
         """The reference's and the match's crop windows' overlap, in the reference's frame."""
@@ -462,25 +343,6 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
         turn = recorded_turn(meta["augmentations"][0])
         x0, y0, x1, y1 = orient_box((x0, y0, x1, y1), fx1 - fx0 + 1, turn)
         return (fx0 + x0, fy0 + y0, min(fx1, fx0 + x1), min(fy1, fy0 + y1))
-
-
-def overlap(a: Window, b: Window) -> float:
-    """Intersection of two ``(top, left, height, width)`` windows over the smaller's area."""
-    dy = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    dx = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if dy <= 0 or dx <= 0:
-        return 0.0
-    return dy * dx / min(a[2] * a[3], b[2] * b[3])
-
-
-def _check_sources(sources: list[np.ndarray], cfg: SimilarityConfig) -> None:
-    """Reject a near-uniform source image, or two different pictures that look the same."""
-    step = max(1, cfg.size // 64)
-    small = [image[::step, ::step] for image in sources]
-    if any(is_flat(image, cfg.min_std) for image in small):
-        raise Rejected("flat_image")
-    if near_duplicates(small, cfg.min_pair_diff):
-        raise Rejected("near_duplicate_sources")
 
 
 PRESETS: dict[str, Preset] = {
