@@ -68,12 +68,12 @@ def check_choice(name: str, value: object, options: Sequence[object]) -> None:
 def check_layout(
     config: Any, layouts: Sequence[str], renamed: Mapping[str, str] | None = None
 ) -> None:
-    """Check ``config.layout``; a family's retired name (``renamed``) is renamed, with a
-    ``DeprecationWarning``.
+    """Check ``config.layout``, renaming a family's retired name (``renamed``) with a warning.
 
-    For a frozen config's ``__post_init__``: ``images`` (each panel its own image),
-    ``composite`` (one labelled picture of the panels) and ``overlay`` (the panels in place
-    on one picture, lines drawn over it) mean the same in every family.
+    The warning is a ``DeprecationWarning``. For a frozen config's ``__post_init__``:
+    ``images`` (each panel its own image), ``composite`` (one labelled picture of the
+    panels) and ``overlay`` (the panels in place on one picture, lines drawn over it) mean
+    the same in every family.
     """
     new = (renamed or {}).get(config.layout)
     if new is not None:
@@ -186,7 +186,13 @@ class Instance:
     pattern: str | None = None
     """A regular expression of valid answers, when there is no finite list."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    """JSON-serialisable facts: chance score, rejections, generation details."""
+    """JSON-serialisable facts: chance score, rejections, generation details.
+
+    Every family's instances record their provenance as ``source_keys``: the keys
+    (``ImageSource.draw``) of the source pictures the instance was cut from, as a list
+    of str, the scene first (the one picture of a one-image family, the reference or
+    main picture of a family that compares several); a family documents what follows.
+    """
 
 
 @dataclass(frozen=True)
@@ -461,7 +467,6 @@ class Puzzle(ABC, Generic[C]):
         """Draw an unambiguous instance, resampling rejected draws."""
         rejections: Counter[str] = Counter()
         for _ in range(self.config.max_resamples + 1):
-            source.begin_draw()
             try:
                 inst = self._draft(rng, source)
             except Rejected as why:

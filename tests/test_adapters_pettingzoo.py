@@ -159,6 +159,29 @@ def test_describer_solver_rejects_families_with_several_pictures() -> None:
         describer_solver_env("SSL/Jigsaw-2x2-v2", max_message_chars=0)
 
 
+def test_the_original_is_the_last_picture_drawn_with_the_scenes_key() -> None:
+    from ssl_gym.adapters.pettingzoo import _OriginalRecorder
+    from ssl_gym.core import Instance
+    from ssl_gym.images import ImageSource
+
+    class OnePicture(ImageSource):  # every draw the same picture, cut anew
+        def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+            return "one", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+
+        def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+            return self._draw_raw(rng)[1]
+
+    recorder, rng = _OriginalRecorder(OnePicture()), np.random.default_rng(0)
+    images = [recorder.draw(rng, (8, 8))[0] for _ in range(3)]  # two rejected draws first
+    inst = Instance("Rotation", (), "q", "q", "0", 0, metadata={"source_keys": ["one"]})
+    np.testing.assert_array_equal(recorder.original(inst), images[-1])
+    with pytest.raises(ValueError, match="source_keys"):
+        recorder.original(Instance("Rotation", (), "q", "q", "0", 0))
+    recorder.clear()
+    with pytest.raises(RuntimeError, match="'one'"):
+        recorder.original(inst)
+
+
 def run_example(*args: str) -> list[str]:
     command = [sys.executable, *args]
     run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)

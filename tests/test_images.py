@@ -578,24 +578,50 @@ def test_importing_images_is_cheap() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_sources_hear_of_every_draw_the_puzzle_starts() -> None:
-    from sources import ConstantSource, NoiseSource
+class _Recording(ImageSource):
+    """Wraps the procedural source; keeps the keys drawn since :meth:`clear`."""
 
-    from ssl_gym.puzzles.flippatch import FlipPatch, FlipPatchConfig
+    spec = "procedural"
 
-    def counting(base: type[NoiseSource]) -> NoiseSource:
-        class Counting(base):  # type: ignore[valid-type, misc]
-            draws = 0
+    def __init__(self) -> None:
+        self.source, self.keys = make_source("procedural"), []
 
-            def begin_draw(self) -> None:
-                self.draws += 1
+    def clear(self) -> None:
+        self.keys = []
 
-        return Counting()
+    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
 
-    flat = counting(ConstantSource)  # every draw is rejected: flat tiles show no flip
-    with pytest.raises(RuntimeError, match="draws"):
-        FlipPatch(FlipPatchConfig(grid=2, max_resamples=4)).generate(np.random.default_rng(0), flat)
-    assert flat.draws == 5  # type: ignore[attr-defined]
-    noisy = counting(NoiseSource)
-    inst = FlipPatch(FlipPatchConfig(grid=2)).generate(np.random.default_rng(0), noisy)
-    assert noisy.draws == 1 + inst.metadata["rejections"]  # type: ignore[attr-defined]
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+        image, key = self.source.draw(rng, shape)
+        self.keys.append(key)
+        return image, key
+
+
+#: Families that draw one picture per draft: ``source_keys`` is exactly its key.
+ONE_DRAW = ("Rotation", "Position", "Jigsaw", "FlipPatch", "Inpainting", "Correspondence")
+
+
+def test_every_instance_records_the_keys_of_the_pictures_it_was_cut_from() -> None:
+    from ssl_gym.envs import entries
+    from ssl_gym.puzzles import build_puzzle
+
+    for entry in entries():
+        puzzle, source = build_puzzle(entry.family, entry.variant), _Recording()
+
+        def last_draft(
+            rng: np.random.Generator, src: _Recording, draft: Any = puzzle._draft
+        ) -> Any:
+            src.clear()  # so that source.keys are the draws of the accepted draft
+            return draft(rng, src)
+
+        puzzle._draft = last_draft  # type: ignore[method-assign]
+        firsts = set()
+        for seed in range(2):
+            keys = puzzle.generate(np.random.default_rng(seed), source).metadata["source_keys"]
+            assert isinstance(keys, list) and keys, entry.id
+            assert all(isinstance(k, str) and k in source.keys for k in keys), entry.id
+            if entry.family in ONE_DRAW:
+                assert keys == source.keys, entry.id
+            firsts.add(keys[0])
+        assert len(firsts) == 2, f"{entry.id}: the scene's key does not change with the seed"

@@ -191,9 +191,10 @@ def test_source_keys_say_which_tile_is_odd(hard: bool) -> None:
     pz = puzzle(tiles=5, hard_other=hard, **FAST)
     for seed in range(10):
         inst = generate(pz, seed)
-        keys = inst.metadata["source_keys"]
+        main, *keys = inst.metadata["source_keys"]  # the main picture's, then each tile's
         index = pz.options.index(inst.answer)
         assert len(set(keys)) == 2 and keys.count(keys[index]) == 1
+        assert keys.count(main) == len(keys) - 1
         parts = pz.parts(inst)
         assert parts.sources == tuple(keys) and not identity_error(pz, parts)
 

@@ -30,7 +30,7 @@ from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 
 import ssl_gym  # noqa: F401 - registers the SSL/ ids
-from ssl_gym.core import check_int
+from ssl_gym.core import Instance, check_int
 from ssl_gym.envs.puzzle_env import make_puzzle_env
 from ssl_gym.envs.spaces import PROMPT_CHARSET, PROMPT_MAX_LENGTH, Completion, prompt_space
 from ssl_gym.images import ImageSource, make_source
@@ -177,27 +177,47 @@ def duel_env(env_id: str, n_agents: int = 2, **kwargs: Any) -> DuelEnv:
 
 
 class _OriginalRecorder(ImageSource):
-    """An image source that remembers the first image of the puzzle's accepted draw."""
+    """An image source that records every image drawn through it since :meth:`clear`.
+
+    The original picture of an instance is the recorded image whose key is the first of
+    the instance's ``source_keys`` (:meth:`original`).
+    """
 
     def __init__(self, source: ImageSource) -> None:
         self.source = source
         self.spec = source.spec
-        self.original: np.ndarray | None = None
-        self._fresh = True
+        self._drawn: list[tuple[str, np.ndarray]] = []
 
-    def begin_draw(self) -> None:
-        """The puzzle starts a new draw: the next image sampled is its original."""
-        self._fresh = True
+    def clear(self) -> None:
+        """Forget the images drawn so far (called before each reset of the puzzle env)."""
+        self._drawn.clear()
 
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError("sample() delegates to the wrapped source")
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
-        """The wrapped source's image and key; the first image of each draw is kept."""
+        """The wrapped source's image and key, both recorded."""
         image, key = self.source.draw(rng, shape)
-        if self._fresh:
-            self.original, self._fresh = image.copy(), False
+        self._drawn.append((key, image.copy()))
         return image, key
+
+    def original(self, instance: Instance) -> np.ndarray:
+        """The picture ``instance`` was cut from, drawn since the last :meth:`clear`.
+
+        The last recorded image with the key ``source_keys[0]``: rejected draws come
+        before the accepted one, so an earlier image with that key (the same picture
+        drawn by a rejected draw) is not the one the instance was cut from.
+        """
+        keys = instance.metadata.get("source_keys")
+        if not keys:
+            raise ValueError(
+                f"{instance.family} instances record no source_keys in their metadata; "
+                "the describer cannot tell which picture they were cut from"
+            )
+        for key, image in reversed(self._drawn):
+            if key == keys[0]:
+                return image
+        raise RuntimeError(f"the puzzle drew no picture with its scene's key {keys[0]!r}")
 
 
 def _fit(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -267,10 +287,17 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
         self._obs: dict[str, Observation] = {}
 
     def _probe_shape(self) -> tuple[int, ...]:
-        self._env.reset(seed=0)
-        if self._recorder.original is None:
-            raise ValueError(f"{self.env_id!r} drew no image from its source")
-        return tuple(self._recorder.original.shape)
+        return tuple(self._reset_puzzle(0)[2].shape)
+
+    def _reset_puzzle(self, seed: int | None) -> tuple[Observation, dict[str, Any], np.ndarray]:
+        """Reset the puzzle env: its observation, its info and the original picture."""
+        self._recorder.clear()
+        obs, info = self._env.reset(seed=seed)
+        if self._env.instance is None:
+            raise RuntimeError(f"{self.env_id!r}: the puzzle env drew no instance")
+        original = self._recorder.original(self._env.instance)
+        self._recorder.clear()
+        return obs, info, original
 
     def _describer_space(self) -> spaces.Dict:
         image = spaces.Box(0, 255, shape=self._original_shape, dtype=np.uint8)
@@ -290,10 +317,8 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         """Draw a puzzle; the describer moves first."""
-        obs, info = self._env.reset(seed=self._seeder.next(seed))
-        if self._recorder.original is None:
-            raise RuntimeError("the puzzle drew no image from its source")
-        original = _fit(self._recorder.original, self._original_shape)
+        obs, info, drawn = self._reset_puzzle(self._seeder.next(seed))
+        original = _fit(drawn, self._original_shape)
         prompt = DESCRIBER_PROMPT.format(limit=self.max_message_chars)
         self._obs = {
             "describer_0": {"images": (original,), "prompt": prompt},

@@ -10,17 +10,18 @@ from PIL import Image
 
 
 class ImageSource(ABC):
-    """A source of RGB images; puzzles call :meth:`sample` with their own generator.
+    """A source of RGB images; puzzles call :meth:`draw` with their own generator.
 
     Subclasses implement :meth:`_sample_raw`; :meth:`sample` fits the result to the
     requested shape (resize the shorter side, then a random crop). Sources that can
     render at any size directly (the procedural one) override :meth:`draw`.
 
     Every draw says which source picture it came from (:meth:`draw`): a file, a row, a
-    scene seed, a photograph's name. Families whose answer means "from the same image"
-    decide it by that identity, never by a pixel difference. A subclass that implements
-    only :meth:`_sample_raw` is identified by a hash of the picture's bytes; the sources
-    of the package override :meth:`_draw_raw` with their own keys.
+    scene seed, a photograph's name. Every instance records the keys of the pictures it
+    was cut from (``metadata["source_keys"]``), and families whose answer means "from
+    the same image" decide it by that identity, never by a pixel difference. A subclass
+    that implements only :meth:`_sample_raw` is identified by a hash of the picture's
+    bytes; the sources of the package override :meth:`_draw_raw` with their own keys.
     """
 
     spec: str = "?"
@@ -56,14 +57,6 @@ class ImageSource(ABC):
         """One source picture and its key; by default the key hashes the picture's bytes."""
         raw = self._sample_raw(rng)
         return content_key(raw), raw
-
-    def begin_draw(self) -> None:
-        """Called by ``Puzzle.generate`` before each draw, rejected ones included.
-
-        A no-op; a wrapping source may override it to tell one draw's images from the
-        next (e.g. to keep the picture an accepted puzzle was cut from).
-        """
-        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"

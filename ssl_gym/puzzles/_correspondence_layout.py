@@ -1,12 +1,12 @@
 """Correspondence's draw: the two views, the marked point, the candidates and their letters.
 
-:func:`view_a_map` places view A in the source, with room left for any view B;
-:func:`views_b` draws a batch of independent views B around it. :func:`draw_layout` marks
-a textured point of view A, keeps ``candidates`` of those views B that send it to
-well-spaced points inside view B, places each candidate's letter (:func:`label_boxes`),
-only then picks the true view uniformly and renders view B through it. :func:`flaw` names
-why the candidates of a rendered view B are unfit (a flat window, two alike); a layout
-that cannot be drawn raises :class:`~ssl_gym.core.Rejected`.
+:func:`draw_source` draws the source picture and places view A in it (:func:`view_a_map`),
+with room left for any view B; :func:`views_b` draws a batch of independent views B
+around it. :func:`draw_layout` marks a textured point of view A, keeps ``candidates`` of
+those views B that send it to well-spaced points inside view B, places each candidate's
+letter (:func:`label_boxes`), only then picks the true view uniformly and renders view B
+through it. :func:`flaw` names why the candidates of a rendered view B are unfit (a flat
+window, two alike); a layout that cannot be drawn raises :class:`~ssl_gym.core.Rejected`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ssl_gym.geometry import (
 from ssl_gym.render import letter_size, near_duplicates
 
 if TYPE_CHECKING:
+    from ssl_gym.images.base import ImageSource
     from ssl_gym.puzzles.correspondence import CorrespondenceConfig
 
 SOURCE_FACTOR = 1.5
@@ -68,6 +69,21 @@ class Layout:
 
 
 # -- geometry --
+
+
+def draw_source(
+    rng: np.random.Generator, cfg: CorrespondenceConfig, source: ImageSource
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The source picture (:data:`SOURCE_FACTOR` times the view), view A's map, the key.
+
+    Returns:
+        The square picture, view A's map into it (:func:`view_a_map`, placed first) and
+        the picture's source key (``ImageSource.draw``).
+    """
+    side = math.ceil(SOURCE_FACTOR * cfg.size)
+    a_map = view_a_map(rng, cfg, side)
+    image, key = source.draw(rng, (side, side))
+    return image, a_map, key
 
 
 def view_a_map(rng: np.random.Generator, cfg: CorrespondenceConfig, side: int) -> np.ndarray:

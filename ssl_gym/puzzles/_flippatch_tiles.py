@@ -27,8 +27,8 @@ def draw_tiles(
     side: int,
     orientation: str,
     context: float,
-) -> np.ndarray:
-    """The tiles of the scene in row-major order, ``(n, side, side, 3)``.
+) -> tuple[np.ndarray, str]:
+    """The tiles of the scene in row-major order, ``(n, side, side, 3)``, and its key.
 
     Upright: the scene at exactly the grid's size, cut into equal tiles. Random: a
     random window of a larger square scene, randomly turned or flipped (see
@@ -44,28 +44,33 @@ def draw_tiles(
         side: Side of a tile in pixels.
         orientation: ``random`` or ``upright``.
         context: In random mode, how many times larger than the grid the scene is.
+
+    Returns:
+        The tiles and the scene's source key (``ImageSource.draw``).
     """
     rows, cols = shape
     if orientation == "upright":
-        image = source.sample(rng, (rows * side, cols * side))
-        return image.reshape(rows, side, cols, side, 3).swapaxes(1, 2).reshape(-1, side, side, 3)
+        image, key = source.draw(rng, (rows * side, cols * side))
+        grid = image.reshape(rows, side, cols, side, 3).swapaxes(1, 2)
+        return grid.reshape(-1, side, side, 3), key
     cell, n = side + 1, rows * cols
-    scene = _window(rng, source, rows * cell, cols * cell, context)
+    scene, key = _window(rng, source, rows * cell, cols * cell, context)
     offsets = rng.integers(0, 2, size=(n, 2))
     cells = divmod(np.arange(n), cols)
     tops, lefts = cells[0] * cell + offsets[:, 0], cells[1] * cell + offsets[:, 1]
-    return np.stack([scene[y : y + side, x : x + side] for y, x in zip(tops, lefts, strict=True)])
+    tiles = [scene[y : y + side, x : x + side] for y, x in zip(tops, lefts, strict=True)]
+    return np.stack(tiles), key
 
 
 def _window(
     rng: np.random.Generator, source: ImageSource, height: int, width: int, context: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, str]:
     """A random ``height x width`` window of a larger square scene, randomly oriented."""
     side = math.ceil(max(height, width) * context)
-    scene = source.sample(rng, (side, side))  # square: quarter turns keep its shape
+    scene, key = source.draw(rng, (side, side))  # square: quarter turns keep its shape
     scene = random_orientation(scene, rng, quarter_turns=True)[0]
     top, left = (int(rng.integers(side - n + 1)) for n in (height, width))
-    return scene[top : top + height, left : left + width]
+    return scene[top : top + height, left : left + width], key
 
 
 def pixel_weights(shown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,9 @@
-"""Inpainting's candidates: the distractor kinds, the crops, their copies, the patches.
+"""Inpainting's draw: the shown picture, the distractor kinds, the crops, the patches.
 
-The true crop and the other crops (``other`` ones scattered without overlap, ``shifted``
-ones a chain of shifts) are drawn as one set of boxes in the shown picture, the true box
-a uniform member; every crop then gets as many rotated or flipped copies. Draws with a
+:func:`draw_scene` draws the shown picture in a random dihedral orientation. The true
+crop and the other crops (``other`` ones scattered without overlap, ``shifted`` ones a
+chain of shifts) are drawn as one set of boxes in the shown picture, the true box a
+uniform member; every crop then gets as many rotated or flipped copies. Draws with a
 near-uniform crop or two near-identical candidates are rejected, and the masked picture
 covers the true region and blacks out the ``other`` ones. The family, its configuration
 and its documentation are in :mod:`ssl_gym.puzzles.inpainting`.
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ssl_gym.core import Rejected
-from ssl_gym.render import is_flat, near_duplicates
+from ssl_gym.render import DIHEDRAL, is_flat, near_duplicates, orient
 
 if TYPE_CHECKING:
+    from ssl_gym.images.base import ImageSource
     from ssl_gym.puzzles.inpainting import InpaintingConfig
 
 KINDS = ("other", "shifted", "rotated", "flipped")
@@ -32,6 +34,23 @@ TRANSFORM_KIND = {op: kind for kind, ops in TRANSFORMS.items() for op in ops}
 
 Box = tuple[int, int]
 """A crop's top-left corner ``(top, left)`` in the shown picture."""
+
+
+def draw_scene(
+    cfg: InpaintingConfig, rng: np.random.Generator, source: ImageSource
+) -> tuple[np.ndarray, str, str]:
+    """The shown picture, turned or flipped by a random element of the dihedral group.
+
+    Every part (the masked picture, each candidate) is cut from the oriented picture
+    (:data:`ssl_gym.render.DIHEDRAL`), so a rotated or mirrored copy of a patch, alone,
+    is distributed like an unturned patch (no candidate alone looks upside down).
+
+    Returns:
+        The picture, its orientation's name and its source key (``ImageSource.draw``).
+    """
+    scene, key = source.draw(rng, (cfg.size, cfg.size))
+    orientation = DIHEDRAL[int(rng.integers(len(DIHEDRAL)))]
+    return np.ascontiguousarray(orient(scene, orientation)), orientation, key
 
 
 def draw_specs(

@@ -25,8 +25,8 @@ def scene_window(
     shape: tuple[int, int],
     orientation: str,
     context: float,
-) -> np.ndarray:
-    """The image to cut: a random window of a larger square scene, randomly oriented.
+) -> tuple[np.ndarray, str]:
+    """The image to cut (a random window of a larger scene, randomly oriented), its key.
 
     Args:
         rng: The draw's generator.
@@ -35,16 +35,20 @@ def scene_window(
         orientation: ``random`` (a square scene, turned or flipped by one of the eight
             symmetries of the square) or ``upright`` (the scene as it comes).
         context: How many times larger than the window the scene is.
+
+    Returns:
+        The window and the scene's source key (``ImageSource.draw``).
     """
     height, width = shape
     if orientation == "random":  # square, so that quarter turns keep its shape
         side = math.ceil(max(height, width) * context)
-        scene = random_orientation(source.sample(rng, (side, side)), rng, True)[0]
+        drawn, key = source.draw(rng, (side, side))
+        scene = random_orientation(drawn, rng, True)[0]
     else:
-        scene = source.sample(rng, (math.ceil(height * context), math.ceil(width * context)))
+        scene, key = source.draw(rng, (math.ceil(height * context), math.ceil(width * context)))
     top = int(rng.integers(scene.shape[0] - height + 1))
     left = int(rng.integers(scene.shape[1] - width + 1))
-    return np.ascontiguousarray(scene[top : top + height, left : left + width])
+    return np.ascontiguousarray(scene[top : top + height, left : left + width]), key
 
 
 def cut_tiles(

@@ -75,7 +75,6 @@ the last); the text is the same for every instance.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -97,12 +96,7 @@ from ssl_gym.core import (
 )
 from ssl_gym.geometry import Box, view_metadata, warp
 from ssl_gym.images.base import ImageSource
-from ssl_gym.puzzles._correspondence_layout import (
-    SOURCE_FACTOR,
-    draw_layout,
-    font_size,
-    view_a_map,
-)
+from ssl_gym.puzzles._correspondence_layout import draw_layout, draw_source, font_size
 from ssl_gym.puzzles._hints import cross_out
 from ssl_gym.render import (
     LAYOUTS,
@@ -252,9 +246,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        side = math.ceil(SOURCE_FACTOR * cfg.size)
-        a_map = view_a_map(rng, cfg, side)
-        image = source.sample(rng, (side, side))
+        image, a_map, key = draw_source(rng, cfg, source)
         view_a = warp(image, a_map, cfg.size)
         lay = draw_layout(rng, cfg, self.options, image, a_map, view_a)
         view_a = self._draw_mark(view_a, lay.marked)
@@ -266,8 +258,9 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
             answer,
             answer,
             choices=self.options,
-            **view_metadata(lay.geometry, lay.marked, lay.points, lay.truth, side),
+            **view_metadata(lay.geometry, lay.marked, lay.points, lay.truth, image.shape[0]),
             label_boxes=np.round(np.array(lay.boxes) - 0.5, 2).tolist(),
+            source_keys=[key],
         )
 
     def parts(self, instance: Instance) -> Parts:

@@ -241,7 +241,9 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
         rows, cols = cfg.grid_shape
-        tiles = draw_tiles(rng, source, cfg.grid_shape, cfg.tile_side, cfg.orientation, cfg.context)
+        tiles, key = draw_tiles(
+            rng, source, cfg.grid_shape, cfg.tile_side, cfg.orientation, cfg.context
+        )
         visible = visible_flips(tiles, self._weights, cfg.min_std, cfg.min_flip_diff)
         d = int(rng.integers(2))
         eligible = np.flatnonzero(visible[:, d])
@@ -265,6 +267,7 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
             rows=rows,
             cols=cols,
             eligible_tiles=len(eligible),
+            source_keys=[key],
         )
 
     def parts(self, instance: Instance) -> Parts:

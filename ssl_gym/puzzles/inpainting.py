@@ -106,10 +106,11 @@ from ssl_gym.puzzles._inpainting_candidates import (
     KINDS,
     TRANSFORMS,
     candidate_patches,
+    draw_scene,
     draw_specs,
     masked_picture,
 )
-from ssl_gym.render import DIHEDRAL, Composite, orient
+from ssl_gym.render import Composite
 
 QUESTIONS = {
     "ssl4rl": (
@@ -261,7 +262,7 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        shown, orientation = self._scene(rng, source)
+        shown, orientation, key = draw_scene(cfg, rng, source)
         boxes, specs, kinds = draw_specs(cfg, rng)
         patches = candidate_patches(cfg, shown, boxes, specs)
         order = rng.permutation(cfg.candidates)
@@ -280,18 +281,8 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
             region=[*boxes[0], cfg.side],
             group_size=cfg.candidates // len(boxes),
             orientation=orientation,
+            source_keys=[key],
         )
-
-    def _scene(self, rng: np.random.Generator, source: ImageSource) -> tuple[np.ndarray, str]:
-        """The shown picture, turned or flipped by a random element of the dihedral group.
-
-        Every part (the masked picture, each candidate) is cut from the oriented picture
-        (:data:`ssl_gym.render.DIHEDRAL`), so a rotated or mirrored copy of a patch, alone,
-        is distributed like an unturned patch (no candidate alone looks upside down).
-        """
-        scene = source.sample(rng, (self.config.size, self.config.size))
-        orientation = DIHEDRAL[int(rng.integers(len(DIHEDRAL)))]
-        return np.ascontiguousarray(orient(scene, orientation)), orientation
 
     def parts(self, instance: Instance) -> Parts:
         """The candidate patches in option order, the right one labelled ``1``; the picture."""

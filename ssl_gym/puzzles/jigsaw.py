@@ -268,7 +268,8 @@ class Jigsaw(Puzzle[JigsawConfig]):
         cfg = self.config
         rows, cols = cfg.grid_shape
         side, b, cell = cfg.tile_side, cfg.border, cfg.tile_side + cfg.jitter
-        scene = scene_window(rng, source, (rows * cell, cols * cell), cfg.orientation, cfg.context)
+        window = (rows * cell, cols * cell)
+        scene, key = scene_window(rng, source, window, cfg.orientation, cfg.context)
         tiles = cut_tiles(scene, (rows, cols), side, cfg.jitter, rng)
         check_tiles(tiles[:, b : side - b, b : side - b], cfg.min_std, cfg.min_tile_diff)
         if cfg.tone:
@@ -291,6 +292,7 @@ class Jigsaw(Puzzle[JigsawConfig]):
             rows=rows,
             cols=cols,
             permutation=perm.tolist(),
+            source_keys=[key],
         )
 
     def _shuffle(self, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,8 @@ thumbnails), one of them is picked at random and paired with its nearest in coar
 histogram, and the pair's order is random; so the odd tile's colour does not give it away,
 and its image is no more and no less typical than the main one. The two images have
 different source-picture keys (``ImageSource.draw``), so the odd tile is never cut from
-the main picture. If either picture is grayscale, both are turned gray
+the main picture; the metadata's ``source_keys`` are the main picture's key, then each
+tile's in option order. If either picture is grayscale, both are turned gray
 (:func:`ssl_gym.augment.gray_alike`). With ``tile_jitter`` every tile (the odd one too)
 gets its own random change of brightness, contrast, saturation and hue, and may be turned
 gray (p=0.2) or blurred (p=0.5), then its own random tone curve per channel
@@ -221,7 +222,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         shown = [*mains[:index], odd, *mains[index:]]
         tile_keys = [keys[0]] * k
         tile_keys[index] = keys[1]
-        return self._instance(shown, index, cells, tile_keys)
+        return self._instance(shown, index, cells, [keys[0], *tile_keys])
 
     def _jitter(self, rng: np.random.Generator, tile: np.ndarray) -> np.ndarray:
         """The tile with its own colour jitter (hue a quarter as strong), grayscale, blur."""
@@ -274,7 +275,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
         else:
             tiles = tuple(self._composite.cut(instance.images[0]))
         labels = tuple(str(int(o == instance.answer)) for o in self.options)
-        keys = tuple(instance.metadata["source_keys"])
+        keys = tuple(instance.metadata["source_keys"][1:])  # the main picture's key first
         return Parts("choice", tiles, labels, sources=keys)
 
     def _images(

@@ -201,20 +201,20 @@ class Position(Puzzle[PositionConfig]):
         side, cell = self.config.size, self.config.size // self.config.grid
         return ((side, side, 3), (cell, cell, 3))
 
-    def _scene(self, rng: np.random.Generator, source: ImageSource) -> np.ndarray:
-        """The full image: a random window of a larger scene, randomly oriented."""
+    def _scene(self, rng: np.random.Generator, source: ImageSource) -> tuple[np.ndarray, str]:
+        """The full image (a random window of a larger scene, randomly oriented), its key."""
         cfg = self.config
         side = math.ceil(cfg.size * cfg.context)
-        scene = source.sample(rng, (side, side))
+        scene, key = source.draw(rng, (side, side))
         top, left = (int(rng.integers(side - cfg.size + 1)) for _ in range(2))
         full = scene[top : top + cfg.size, left : left + cfg.size]
         if cfg.orientation == "random":
             full = random_orientation(full, rng, quarter_turns=True)[0]
-        return np.ascontiguousarray(full)
+        return np.ascontiguousarray(full), key
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
-        full = self._scene(rng, source)
+        full, key = self._scene(rng, source)
         tiles = split_tiles(full, cfg.grid, cfg.grid)
         if any(is_flat(t, cfg.min_std) for t in tiles):
             raise Rejected("flat_cell")
@@ -232,7 +232,13 @@ class Position(Puzzle[PositionConfig]):
         question = self.style(QUESTIONS, grid=cfg.grid, n=cfg.grid**2, cells=cells)
         name = self.cells[index]
         return self.make_instance(
-            (full, patch), question, name, name, choices=self.cells, augmentations=applied
+            (full, patch),
+            question,
+            name,
+            name,
+            choices=self.cells,
+            augmentations=applied,
+            source_keys=[key],
         )
 
     def parts(self, instance: Instance) -> Parts:

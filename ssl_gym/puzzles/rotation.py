@@ -190,9 +190,9 @@ class Rotation(Puzzle[RotationConfig]):
         cfg = self.config
         k = int(rng.integers(cfg.angles))
         if cfg.angles == 8:
-            upright, rotated = self._rotate_resampled(rng, source, k * self.step)
+            upright, rotated, key = self._rotate_resampled(rng, source, k * self.step)
         else:
-            upright = source.sample(rng, (cfg.size, cfg.size))
+            upright, key = source.draw(rng, (cfg.size, cfg.size))
             rotated = np.rot90(upright, k * self.step // 90)
         self._check_unambiguous(upright)
         images = (upright, rotated) if cfg.reference else (rotated,)
@@ -200,7 +200,7 @@ class Rotation(Puzzle[RotationConfig]):
         question = self.style(texts, angles=", ".join(self.angle_choices))
         answer = str(k * self.step)
         return self.make_instance(
-            images, question, k * self.step, answer, choices=self.angle_choices
+            images, question, k * self.step, answer, choices=self.angle_choices, source_keys=[key]
         )
 
     def parts(self, instance: Instance) -> Parts:
@@ -214,8 +214,8 @@ class Rotation(Puzzle[RotationConfig]):
 
     def _rotate_resampled(
         self, rng: np.random.Generator, source: ImageSource, angle: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The picture and its turn, both inside the same disc, for 45-degree steps.
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """For 45-degree steps: the picture and its turn inside one disc, and the source key.
 
         The picture is drawn at :data:`SUPERSAMPLE` times the output side, turned
         (bilinear), everything outside the inscribed disc painted gray, and reduced with an
@@ -226,7 +226,8 @@ class Rotation(Puzzle[RotationConfig]):
         """
         side, margin = self.config.size, 4 * SUPERSAMPLE
         inner = side * SUPERSAMPLE
-        big = Image.fromarray(source.sample(rng, (inner + 2 * margin,) * 2))
+        drawn, key = source.draw(rng, (inner + 2 * margin,) * 2)
+        big = Image.fromarray(drawn)
         disc = _disc(inner)
         views = []
         for a in (0, angle):
@@ -238,7 +239,7 @@ class Rotation(Puzzle[RotationConfig]):
             painted = (cut * disc + DISC_GRAY * (1.0 - disc) + 0.5).astype(np.uint8)
             small = Image.fromarray(painted).resize((side, side), Image.Resampling.BOX)
             views.append(texture(np.asarray(small), rng, TEXTURE))
-        return views[0], views[1]
+        return views[0], views[1], key
 
     def _check_unambiguous(self, upright: np.ndarray) -> None:
         cfg = self.config
