@@ -140,7 +140,13 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |"]
         lines.append("|---|" + "---:|" * (len(head) - 1))
         for name, m in rows.items():
-            cells = [m["mean_reward"], m.get("reward_ci95", 0.0), m["mean_score"], m["solve_rate"], m["format_rate"]]
+            cells = [
+                m["mean_reward"],
+                m.get("reward_ci95", 0.0),
+                m["mean_score"],
+                m["solve_rate"],
+                m["format_rate"],
+            ]
             cells += [m["chance"], m["normalised_score"], *m["pass_at"].values()]
             row = [name, str(m["episodes"]), *(f"{v:.3f}" for v in cells)]
             lines.append("| " + " | ".join([*row, f"{m['mean_turns']:.2f}"]) + " |")

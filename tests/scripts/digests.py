@@ -54,7 +54,8 @@ def digest(env_id: str, seeds: range, **kwargs: Any) -> str:
 
 
 def _config(env_id: str) -> Any:
-    return gym.make(env_id, **(MIX_KWARGS if env_id == "SSL/Mix-v0" else {})).unwrapped.puzzle.config
+    kwargs = MIX_KWARGS if env_id == "SSL/Mix-v0" else {}
+    return gym.make(env_id, **kwargs).unwrapped.puzzle.config
 
 
 def _layouts(env_id: str) -> tuple[str, ...]:
