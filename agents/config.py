@@ -47,7 +47,8 @@ class TrainConfig:
     steps: int = 300
     """Optimizer steps."""
     groups_per_step: int = 16
-    """GRPO groups (distinct puzzles) per step."""
+    """GRPO groups (distinct puzzles) per step, over all ranks: under torchrun each rank
+    plays ``groups_per_step / world_size`` of them (a count that does not divide is refused)."""
     group_size: int = 8
     """Samples per puzzle."""
     lr: float = 1e-3
@@ -71,12 +72,29 @@ class TrainConfig:
     vllm_sleep: bool = False
     """vLLM: put the engine to sleep (weights to CPU, KV cache freed) while the learner
     steps, so the learner can use that memory; it wakes before the weight push (GPU)."""
+    max_prompt_tokens: int = 0
+    """Refuse, with a clear error, a prompt longer than this many tokens (0 = no limit)."""
+    ppo_mini_batches: int = 1
+    """Optimizer steps per rollout batch and epoch (SSL4RL: 512 prompts / 128 = 4)."""
+    ppo_epochs: int = 1
+    """Passes over each rollout batch."""
     clip_eps: float = 0.2
     """Ratio clip range."""
+    clip_eps_high: float = 0.0
+    """Upper ratio clip range (DAPO's clip-higher: 0.28); 0 = ``clip_eps``."""
     kl_coef: float = 0.0
-    """KL penalty to the initial model (k3); 0 keeps no reference model."""
+    """KL penalty to the initial model; 0 keeps no reference model."""
+    kl_kind: str = "k3"
+    """KL estimator: k1, k2 or k3."""
+    entropy_coef: float = 0.0
+    """Entropy bonus weight."""
+    tis_cap: float = 2.0
+    """vLLM: truncated importance sampling cap for the sampler/learner mismatch (0 = off);
+    not applied with ``constrain_answers``, where vLLM's logprobs are those after the
+    grammar's mask (a deliberate difference, not a mismatch to correct)."""
     aggregation: str = "token_mean"
-    """Loss aggregation: token_mean or seq_mean."""
+    """Loss aggregation: token_mean, seq_mean, seq_mean_token_sum or seq_mean_token_sum_norm
+    (Dr. GRPO, divided by max_new_tokens)."""
     normalize_std: bool = True
     """Divide advantages by the group's reward std."""
     micro_batch_size: int = 64
@@ -97,11 +115,12 @@ class TrainConfig:
     blank_images: bool = False
     """Control run: replace every image with black pixels (nothing to learn from)."""
     eval_every: int = 10
-    """Greedy evaluation on held-out seeds every N steps (and at the end)."""
+    """Greedy evaluation on held-out seeds every N steps (and at the start and the end;
+    0 = only there)."""
     eval_episodes: int = 128
     """Held-out puzzles per evaluation."""
     save_every: int = 50
-    """Checkpoint every N steps (and at the end)."""
+    """Checkpoint every N steps (and at the end; 0 = only there)."""
     stop_at_accuracy: float = 0.0
     """Stop early once held-out accuracy reaches this (0 = never)."""
     max_minutes: float = 0.0
@@ -109,11 +128,13 @@ class TrainConfig:
     seed: int = 0
     """Seed of env seeds, sampling and the tiny model."""
     resume: str = ""
-    """A run directory or checkpoint to continue from."""
+    """A run directory (or a checkpoint in one) to continue: its ``config.json`` is the
+    base of the settings, options given on the command line win, the run writes there."""
     device: str = "cpu"
     """Torch device."""
     dtype: str = "float32"
-    """Weights dtype: float32, or bfloat16 (GPU)."""
+    """Compute dtype: float32, or bfloat16 (autocast; parameters and AdamW states stay
+    fp32, the KL reference and the vLLM engine are bf16)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory (GPU)."""
     parallel: str = "ddp"
@@ -186,11 +207,25 @@ def recipe_settings(name: str) -> dict[str, Any]:
     return tomllib.loads(path.read_text())
 
 
+def run_folder(path: Path) -> Path:
+    """The run directory of ``--resume PATH``: PATH, or the run a checkpoint in it is of."""
+    if (path / "trainer_state.json").is_file() and path.parent.name == "checkpoints":
+        return path.parent.parent
+    return path
+
+
 def load_config(argv: Sequence[str] | None) -> TrainConfig:
-    """Defaults, then the recipe, then the TOML file, then command-line options."""
+    """Defaults, a resumed run's ``config.json``, the recipe, TOML, then the options."""
     args = vars(build_parser().parse_args(argv))
     args.pop("dry_run")
     settings: dict[str, Any] = {}
+    if args.get("resume"):
+        run = run_folder(Path(args["resume"]))
+        saved = run / "config.json"
+        if not saved.is_file():
+            raise FileNotFoundError(f"--resume {args['resume']}: no run there ({saved} is missing)")
+        settings.update(json.loads(saved.read_text()))
+        settings["out"] = str(run)
     recipe = args.pop("recipe")
     if recipe:
         settings.update(recipe_settings(recipe))
@@ -230,25 +265,54 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
         raise ValueError(
             "need steps >= 1, group_size >= 2 (GRPO compares samples) and groups_per_step >= 1"
         )
+    for name in ("eval_every", "save_every", "max_prompt_tokens"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(
+                f"{name} must be >= 0 (0: only at the start and end), got {getattr(cfg, name)}"
+            )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.groups_per_step % world:
+        raise ValueError(
+            f"groups_per_step={cfg.groups_per_step} is the global batch and must divide over "
+            f"the {world} ranks (each plays an equal share)"
+        )
+    rows = cfg.groups_per_step // world * cfg.group_size
+    if cfg.ppo_mini_batches > rows:
+        raise ValueError(
+            f"ppo_mini_batches={cfg.ppo_mini_batches} exceeds the {rows} episodes each rank "
+            "plays per step"
+        )
+    from agents.learner import LearnerConfig  # validates the learner's settings by name
+
+    LearnerConfig(**learner_settings(cfg))
     return cfg
+
+
+def per_rank_groups(cfg: TrainConfig, world: int) -> int:
+    """The groups each of ``world`` ranks plays per step (``groups_per_step`` is global)."""
+    return cfg.groups_per_step // world
 
 
 # --- dry run ------------------------------------------------------------------------------
 
 
-def memory_estimate(cfg: TrainConfig, ranks: int = 1) -> dict[str, float]:
-    """GiB per rank for weights, gradients, AdamW states, the reference and activations.
+def memory_estimate(
+    cfg: TrainConfig, ranks: int = 1, device_gib: float | None = None
+) -> dict[str, float]:
+    """GiB per rank of every term of a run's memory, from the model's config alone.
 
-    Parameters are counted on the meta device from the model's config (nothing is
-    loaded); activations are a rough bound for one micro-batch of prompt (1024 tokens)
-    plus completion. Under ``parallel = "fsdp"`` the weights, gradients, AdamW states and
-    reference are split over ``ranks`` (plus the largest gathered block, ignored here);
-    under DDP every rank holds them whole.
+    Parameters are counted on the meta device (nothing is loaded). Terms: fp32 master
+    weights, fp32 gradients and the two fp32 AdamW states (split over ``ranks`` under
+    ``parallel = "fsdp"``, whole on every rank under DDP); the KL reference in the compute
+    dtype; activations of one micro-batch of prompt (1024 tokens) and completion, a rough
+    bound; the logits of that micro-batch in the compute dtype plus one fp32 chunk of
+    :func:`agents.models.token_logprobs_entropies` (three tensors of it); and vLLM's share,
+    ``gpu_memory_utilization`` of the device (``device_gib``: the GPU's, else 80).
     """
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText
 
-    from agents.models import resolve_local_dir
+    from agents.models import LOGPROB_CHUNK_TOKENS, resolve_local_dir
 
     if cfg.model == "tiny":
         raise ValueError("the tiny model is built at run time; give --model DIR to estimate")
@@ -256,35 +320,68 @@ def memory_estimate(cfg: TrainConfig, ranks: int = 1) -> dict[str, float]:
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
     params = sum(p.numel() for p in model.parameters())
-    size = 2 if cfg.dtype == "bfloat16" else 4
+    compute = 2 if cfg.dtype == "bfloat16" else 4
     text = getattr(config, "text_config", config)
+    vocab = int(getattr(text, "vocab_size", 0) or getattr(config, "vocab_size", 0))
     tokens = cfg.micro_batch_size * (1024 + cfg.max_new_tokens)
+    completion = cfg.micro_batch_size * (cfg.max_new_tokens + 1)
     per_layer = 2 if cfg.gradient_checkpointing else 16
-    gib = 2.0**30 * (ranks if cfg.parallel == "fsdp" else 1)  # sharded states per rank
+    gib = 2.0**30
+    shard = gib * (ranks if cfg.parallel == "fsdp" else 1)
+    if device_gib is None:
+        device_gib = 80.0
+        if torch.cuda.is_available():
+            device_gib = torch.cuda.get_device_properties(0).total_memory / gib
     parts = {
         "params_billion": params / 1e9,
-        "weights_gib": params * size / gib,
-        "gradients_gib": params * size / gib,
-        "adamw_states_gib": 2 * params * size / gib,
-        "reference_gib": params * size / gib if cfg.kl_coef > 0 else 0.0,
+        "master_weights_gib": params * 4 / shard,
+        "gradients_gib": params * 4 / shard,
+        "adamw_states_gib": 2 * params * 4 / shard,
+        "reference_gib": params * compute / shard if cfg.kl_coef > 0 else 0.0,
         "activations_gib": tokens
         * text.hidden_size
         * text.num_hidden_layers
         * per_layer
-        * size
-        / 2.0**30,
+        * compute
+        / gib,
+        "logits_gib": (completion * vocab * compute + 3 * LOGPROB_CHUNK_TOKENS * vocab * 4) / gib,
+        "vllm_gib": cfg.gpu_memory_utilization * device_gib if cfg.sampler == "vllm" else 0.0,
     }
     parts["total_gib"] = sum(v for k, v in parts.items() if k.endswith("_gib"))
     return parts
 
 
+def schedule(cfg: TrainConfig, world: int) -> dict[str, int]:
+    """The batch arithmetic of a step: global and per-rank groups, updates, mini-batches."""
+    share = per_rank_groups(cfg, world)
+    updates = cfg.ppo_epochs * cfg.ppo_mini_batches
+    return {
+        "world_size": world,
+        "global_groups_per_step": cfg.groups_per_step,
+        "groups_per_rank": share,
+        "episodes_per_step": cfg.groups_per_step * cfg.group_size,
+        "optimizer_updates_per_step": updates,
+        "groups_per_mini_batch": cfg.groups_per_step // cfg.ppo_mini_batches,
+    }
+
+
 def dry_run(cfg: TrainConfig) -> None:
-    """Print the resolved settings and, for a model on disk, the memory estimate."""
+    """Print the resolved settings, the batch schedule and, for a model on disk, memory."""
     console.print_json(json.dumps(dataclasses.asdict(cfg)))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    plan = schedule(cfg, world)
+    console.print(
+        f"global batch {plan['global_groups_per_step']} groups x {cfg.group_size} = "
+        f"{plan['episodes_per_step']} episodes per step; world size {world}, "
+        f"{plan['groups_per_rank']} groups per rank; {plan['optimizer_updates_per_step']} "
+        f"updates per step ({cfg.ppo_epochs} epoch(s) x {cfg.ppo_mini_batches} mini-batches "
+        f"of {plan['groups_per_mini_batch']} groups)"
+    )
     if cfg.model == "tiny":
         console.print("memory: the tiny model (a few MB) fits anywhere")
         return
-    for key, value in memory_estimate(cfg).items():
+    console.print(f"memory per rank ({world} rank(s), {cfg.parallel}):")
+    for key, value in memory_estimate(cfg, world).items():
         console.print(f"{key:>20s}: {value:10.2f}")
     if cfg.parallel == "fsdp":
         per_rank = {n: memory_estimate(cfg, n)["total_gib"] for n in (2, 4, 8)}

@@ -126,10 +126,20 @@ def shard_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     return list(blocks.values())
 
 
-def shard_model(model: torch.nn.Module) -> torch.nn.Module:
-    """``fully_shard`` every transformer block, then the root (in place; returns it)."""
-    from torch.distributed.fsdp import fully_shard
+def shard_model(
+    model: torch.nn.Module, compute_dtype: torch.dtype | None = None
+) -> torch.nn.Module:
+    """``fully_shard`` every transformer block, then the root (in place; returns it).
 
+    With ``compute_dtype`` (bf16) FSDP2 casts the gathered parameters to it for compute
+    and reduces gradients in fp32 (``MixedPrecisionPolicy``); the sharded master
+    parameters and the AdamW states keep the model's own dtype (fp32).
+    """
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy()
+    if compute_dtype is not None and compute_dtype != torch.float32:
+        policy = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
     blocks = shard_blocks(model)
     if not blocks:
         raise ValueError(
@@ -137,8 +147,8 @@ def shard_model(model: torch.nn.Module) -> torch.nn.Module:
             f"_no_split_modules and class names ending in {BLOCK_SUFFIXES})"
         )
     for block in blocks:
-        fully_shard(block)
-    fully_shard(model)
+        fully_shard(block, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
     # FSDP picks its root at the first forward; transformers' generate may call the vision
     # tower alone first, so settle the root now
     model._get_fsdp_state()._lazy_init()  # type: ignore[operator]

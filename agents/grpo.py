@@ -35,8 +35,9 @@ number of valid tokens of sequence ``i``, ``N = sum_i n_i``, and ``S`` the seque
 - ``"seq_mean"``: ``mean_{i in S} (sum_t x_it / n_i)``. Every sequence weighs the same,
   so tokens of short completions weigh more (original GRPO).
 - ``"seq_mean_token_sum"``: ``mean_{i in S} sum_t x_it``. Long completions weigh more.
-- ``"seq_mean_token_sum_norm"``: ``mean_{i in S} sum_t x_it / T`` with ``T`` the padded
-  length, a constant per batch (Dr. GRPO; pad to the generation limit to keep it constant).
+- ``"seq_mean_token_sum_norm"``: ``mean_{i in S} sum_t x_it / L`` with ``L`` a constant:
+  the generation limit (``norm_length``; Dr. GRPO), so that micro-batches of different
+  padding accumulate exactly. Without ``norm_length``, ``L`` is the padded width.
 
 KL to a frozen reference (:func:`kl_penalty`), per token, with ``d = logp - logp_ref`` and
 samples drawn from the current policy (Schulman's estimators of ``KL(pi || pi_ref)``):
@@ -198,7 +199,12 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     return masked_sum(x, valid, dim) / count.clamp(min=1).to(x.dtype)
 
 
-def aggregate(values: Tensor, mask: Tensor, aggregation: Aggregation = "token_mean") -> Tensor:
+def aggregate(
+    values: Tensor,
+    mask: Tensor,
+    aggregation: Aggregation = "token_mean",
+    norm_length: int | None = None,
+) -> Tensor:
     """Reduce per-token ``(B, T)`` values to a scalar (see the module docstring).
 
     Args:
@@ -206,6 +212,8 @@ def aggregate(values: Tensor, mask: Tensor, aggregation: Aggregation = "token_me
         mask: ``(B, T)`` valid-token mask.
         aggregation: ``"token_mean"``, ``"seq_mean"``, ``"seq_mean_token_sum"`` or
             ``"seq_mean_token_sum_norm"``.
+        norm_length: Dr. GRPO's constant divisor (the generation limit, at least ``T``);
+            ``None`` divides by the padded width ``T``.
 
     Returns:
         A scalar tensor; 0 when no token is valid.
@@ -223,7 +231,9 @@ def aggregate(values: Tensor, mask: Tensor, aggregation: Aggregation = "token_me
     if aggregation == "seq_mean":
         per_seq = per_seq / lengths.clamp(min=1).to(values.dtype)
     elif aggregation == "seq_mean_token_sum_norm":
-        per_seq = per_seq / values.shape[-1]
+        if norm_length is not None and norm_length < values.shape[-1]:
+            raise ValueError(f"norm_length={norm_length} is below the width {values.shape[-1]}")
+        per_seq = per_seq / (norm_length or values.shape[-1])
     return masked_mean(per_seq, lengths > 0)
 
 
@@ -327,6 +337,8 @@ def policy_loss(
     clip_eps: float = 0.2,
     clip_eps_high: float | None = None,
     aggregation: Aggregation = "token_mean",
+    norm_length: int | None = None,
+    token_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """PPO/GRPO clipped surrogate loss, aggregated over valid tokens.
 
@@ -340,6 +352,9 @@ def policy_loss(
         clip_eps_high: Upper clip range, ``rho <= 1 + clip_eps_high``; ``None`` uses
             ``clip_eps`` (symmetric). DAPO uses 0.28 with ``clip_eps=0.2``.
         aggregation: How per-token losses become a scalar (see :func:`aggregate`).
+        norm_length: Dr. GRPO's constant divisor (see :func:`aggregate`).
+        token_weights: ``(B, T)`` detached per-token weights of the surrogate, e.g.
+            truncated importance sampling's ``min(pi_old / pi_sampler, C)``; ``None``: 1.
 
     Returns:
         ``(loss, metrics)``: the scalar loss and ``loss/policy``, ``policy/clip_frac``,
@@ -358,7 +373,10 @@ def policy_loss(
     ratio = log_ratio.exp()
     clipped = ratio.clamp(1.0 - clip_eps, 1.0 + eps_high)
     per_token = torch.maximum(-adv * ratio, -adv * clipped)
-    loss = aggregate(per_token, mask, aggregation)
+    if token_weights is not None:
+        _check_token_tensors(mask, token_weights=token_weights)
+        per_token = per_token * token_weights.detach()
+    loss = aggregate(per_token, mask, aggregation, norm_length)
     metrics = _ratio_metrics(ratio.detach(), log_ratio.detach(), adv, mask, clip_eps, eps_high)
     metrics["loss/policy"] = loss.item()
     return loss, metrics
@@ -398,6 +416,8 @@ def grpo_loss(
     kl_kind: KLKind = "k3",
     entropy: Tensor | None = None,
     entropy_coef: float = 0.0,
+    norm_length: int | None = None,
+    token_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """GRPO loss: clipped surrogate + ``kl_coef`` * KL to a reference - ``entropy_coef`` * H.
 
@@ -416,6 +436,8 @@ def grpo_loss(
         entropy: ``(B, T)`` per-token entropies (see :func:`entropy_from_logits`); needed
             when ``entropy_coef != 0``, and logged as ``policy/entropy`` whenever given.
         entropy_coef: Weight of the entropy bonus (subtracted from the loss).
+        norm_length: Dr. GRPO's constant divisor (see :func:`aggregate`).
+        token_weights: Per-token weights of the surrogate (see :func:`policy_loss`).
 
     Returns:
         ``(loss, metrics)``: the scalar loss and the metrics of :func:`policy_loss` plus
@@ -433,20 +455,28 @@ def grpo_loss(
     if entropy_coef != 0 and entropy is None:
         raise ValueError("entropy_coef != 0 needs the per-token entropy")
     loss, metrics = policy_loss(
-        logprobs, old_logprobs, advantages, mask, clip_eps, clip_eps_high, aggregation
+        logprobs,
+        old_logprobs,
+        advantages,
+        mask,
+        clip_eps,
+        clip_eps_high,
+        aggregation,
+        norm_length,
+        token_weights,
     )
     if ref_logprobs is not None:
         _check_token_tensors(mask, ref_logprobs=ref_logprobs)
         kl_tokens = kl_penalty(
             _zero_masked(logprobs, mask), _zero_masked(ref_logprobs, mask), kl_kind
         )
-        kl = aggregate(kl_tokens, mask, aggregation)
+        kl = aggregate(kl_tokens, mask, aggregation, norm_length)
         loss = loss + kl_coef * kl
         metrics["loss/kl"] = kl_coef * kl.item()
         metrics["policy/ref_kl"] = kl.item()
     if entropy is not None:
         _check_token_tensors(mask, entropy=entropy)
-        ent = aggregate(entropy, mask, aggregation)
+        ent = aggregate(entropy, mask, aggregation, norm_length)
         loss = loss - entropy_coef * ent
         metrics["loss/entropy"] = -entropy_coef * ent.item()
         metrics["policy/entropy"] = ent.item()

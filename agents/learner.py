@@ -1,10 +1,18 @@
-"""The GRPO learner: turns a rollout batch into one optimizer step.
+"""The GRPO learner: turns a rollout batch into PPO updates of the policy.
 
 It does not care who sampled: it needs the requests (prompt, images, history), the
-sampled token ids with the sampler's per-token logprobs, and the episode rewards. It
-recomputes the logprobs with grad in micro-batches, weights each micro-batch so that the
-accumulated gradient equals the full-batch loss's (token-mean or sequence-mean), clips
-the gradient norm and steps AdamW.
+sampled token ids with the sampler's per-token logprobs, and the episode rewards. The
+advantages and the old logprobs are taken once per rollout; the batch is then split into
+``ppo_mini_batches`` mini-batches, each one optimizer step, for ``ppo_epochs`` passes
+(verl's ``ppo_mini_batch_size`` / ``ppo_epochs``). Within a mini-batch the logprobs are
+recomputed with grad in micro-batches, each weighted so that the accumulated gradient
+equals the mini-batch loss's (token-mean or sequence-mean, over every rank), the
+gradient norm is clipped and AdamW steps.
+
+Precision: parameters and AdamW states stay in fp32 (master weights); with
+``dtype="bfloat16"`` the forward runs under bf16 autocast (FSDP2: a bf16
+``MixedPrecisionPolicy`` with fp32 gradient reduction), so small updates are not lost to
+bf16 rounding. Log-probs are taken at the sampling temperature (logits / T).
 """
 
 from __future__ import annotations
@@ -30,10 +38,13 @@ from agents.distributed import (
     load_full_state,
     shard_model,
 )
-from agents.grpo import group_advantages, grpo_loss
+from agents.grpo import AGGREGATIONS, KL_KINDS, group_advantages, grpo_loss
 from agents.models import VLM, completion_logprobs, encode, prompt_text
 from agents.rollout import RolloutBatch
 from agents.samplers.base import Request, Sample
+
+#: Compute dtypes (torch names) the learner runs its forward in.
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,35 @@ class LearnerConfig:
     """Gradient norm clipping threshold."""
     micro_batch_size: int = 16
     """Rows per forward/backward pass; gradients accumulate over the batch."""
+    ppo_mini_batches: int = 1
+    """Optimizer steps per rollout batch and epoch: the batch is split into this many
+    mini-batches (SSL4RL: 512 prompts in mini-batches of 128, i.e. 4)."""
+    ppo_epochs: int = 1
+    """Passes over the rollout batch (each of ``ppo_mini_batches`` steps)."""
     clip_eps: float = 0.2
-    """PPO-style ratio clip range."""
+    """PPO-style ratio clip range (below 1)."""
+    clip_eps_high: float = 0.0
+    """Upper clip range (DAPO's clip-higher uses 0.28); 0 = ``clip_eps``."""
     kl_coef: float = 0.0
-    """Weight of the k3 KL penalty to the frozen initial model (0 = no reference model)."""
+    """Weight of the KL penalty to the frozen initial model (0 = no reference model)."""
+    kl_kind: str = "k3"
+    """KL estimator: ``k1``, ``k2`` or ``k3`` (GRPO's)."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus (subtracted from the loss)."""
     aggregation: str = "token_mean"
-    """Loss aggregation: ``token_mean`` (DAPO, SSL4RL) or ``seq_mean`` (original GRPO)."""
+    """Loss aggregation: ``token_mean`` (DAPO, SSL4RL), ``seq_mean`` (original GRPO),
+    ``seq_mean_token_sum`` or ``seq_mean_token_sum_norm`` (Dr. GRPO: divided by
+    ``max_new_tokens``, a constant)."""
     normalize_std: bool = True
     """Divide group advantages by the group's reward std."""
+    temperature: float = 1.0
+    """The sampling temperature: log-probs are those of logits / T (0, greedy, counts as 1)."""
+    max_new_tokens: int = 0
+    """The generation limit: Dr. GRPO's constant divisor (0: the padded width)."""
+    max_prompt_tokens: int = 0
+    """Refuse a prompt (images' tokens included) longer than this (0 = no limit)."""
+    dtype: str = "float32"
+    """Compute dtype (``float32`` or ``bfloat16``); parameters and AdamW states stay fp32."""
     lora_rank: int = 0
     """LoRA rank (peft); 0 trains all weights."""
     freeze_vision: bool = False
@@ -64,12 +96,36 @@ class LearnerConfig:
     """Trade compute for memory (GPU)."""
     old_logprobs: str = "sampler"
     """``sampler``: the ratio's denominator is the sampler's logprobs (they equal the
-    learner's for the HF sampler); ``recompute``: the learner's own, detached (on-policy,
-    as verl recomputes them), needed when a sampler reports logprobs after its grammar
-    mask (vLLM with structured outputs)."""
+    learner's for the HF sampler); ``recompute``: the learner's own, taken once per rollout
+    before any update (as verl recomputes them), needed when the sampler's differ (vLLM:
+    other kernels, logprobs after its grammar mask)."""
+    tis_cap: float = 2.0
+    """With ``recompute``: truncated importance sampling, each token's loss weighted by
+    ``min(pi_learner / pi_sampler, tis_cap)`` for the sampler/learner mismatch (verl's and
+    TRL's correction); 0 = off."""
     parallel: str = "ddp"
     """Under torchrun: ``ddp`` (every rank holds the whole model) or ``fsdp`` (FSDP2
     ``fully_shard``: weights, gradients and AdamW states sharded over ranks)."""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "old_logprobs": ("sampler", "recompute"),
+            "parallel": ("ddp", "fsdp"),
+            "aggregation": AGGREGATIONS,
+            "kl_kind": KL_KINDS,
+            "dtype": tuple(COMPUTE_DTYPES),
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is not valid; choose one of: "
+                    + ", ".join(valid)
+                )
+        for name in ("ppo_mini_batches", "ppo_epochs", "micro_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature < 0 or self.tis_cap < 0 or self.clip_eps_high < 0:
+            raise ValueError("temperature, tis_cap and clip_eps_high must be >= 0")
 
 
 def _freeze_vision(model: torch.nn.Module) -> int:
@@ -122,12 +178,9 @@ class Learner:
     ) -> None:
         if cfg.kl_coef > 0 and reference is None:
             raise ValueError("kl_coef > 0 needs a reference model")
-        if cfg.old_logprobs not in ("sampler", "recompute"):
-            raise ValueError(f"old_logprobs={cfg.old_logprobs!r}; choose sampler or recompute")
-        if cfg.parallel not in ("ddp", "fsdp"):
-            raise ValueError(f"parallel={cfg.parallel!r}; choose ddp or fsdp")
         self.vlm, self.cfg, self.reference = vlm, cfg, reference
         self.dist = dist_info or DistInfo()
+        self.compute_dtype = COMPUTE_DTYPES[cfg.dtype]
         if cfg.freeze_vision:
             _freeze_vision(vlm.model)
         if cfg.lora_rank:
@@ -136,7 +189,7 @@ class Learner:
             vlm.model.gradient_checkpointing_enable()
         self.fsdp = self.dist.enabled and cfg.parallel == "fsdp"
         if self.fsdp:  # before the optimizer: sharding turns the parameters into DTensors
-            shard_model(vlm.model)
+            shard_model(vlm.model, self.compute_dtype)
             if reference is not None:
                 shard_model(reference.model)
         params = [p for p in vlm.model.parameters() if p.requires_grad]
@@ -146,6 +199,16 @@ class Learner:
         if self.dist.enabled and not self.fsdp:
             ddp = DistributedDataParallel(vlm.model, find_unused_parameters=True)
             self.forward_vlm = dataclasses.replace(vlm, model=ddp)  # type: ignore[arg-type]
+
+    def compute(self) -> contextlib.AbstractContextManager[Any]:
+        """The forward's precision: bf16 autocast over fp32 weights, or nothing.
+
+        The trainer samples inside it too, so that the HF sampler's logprobs are the
+        learner's. Under FSDP the mixed-precision policy casts instead.
+        """
+        if self.compute_dtype == torch.float32 or self.fsdp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.vlm.device.type, dtype=self.compute_dtype)
 
     def _sync(self, last: bool) -> contextlib.AbstractContextManager[None]:
         """Gradients are averaged over ranks on the last micro-batch only."""
@@ -172,17 +235,31 @@ class Learner:
         """Restore what ``state_dicts`` returned (every rank must call)."""
         load_full_state(self.vlm.model, self.optimizer, weights, optim)
 
-    def _micro_batches(self, n: int) -> list[np.ndarray]:
-        """Row ranges of at most ``micro_batch_size``, padded with empty ones under FSDP.
+    def _micro_batches(self, rows: np.ndarray) -> list[np.ndarray]:
+        """``rows`` in chunks of at most ``micro_batch_size``, padded under FSDP.
 
         Every forward of a sharded model is a collective, so every rank runs as many.
         """
         size = self.cfg.micro_batch_size
-        chunks = [np.arange(s, min(n, s + size)) for s in range(0, n, size)]
+        chunks = [rows[s : s + size] for s in range(0, len(rows), size)]
         count = len(chunks)
         if self.fsdp:
             count = int(all_reduce_max(count, self.dist))
-        return chunks + [np.arange(0)] * (count - len(chunks))
+        return chunks + [rows[:0]] * (count - len(chunks))
+
+    def mini_batches(self, n: int) -> list[np.ndarray]:
+        """The ``ppo_mini_batches`` row sets of a batch of ``n`` rows.
+
+        Contiguous runs of rows in rollout order, as even as can be (any partition is a
+        valid PPO schedule: advantages and old logprobs are fixed per row beforehand).
+
+        Raises:
+            ValueError: If there are fewer rows than mini-batches.
+        """
+        m = self.cfg.ppo_mini_batches
+        if n < m:
+            raise ValueError(f"ppo_mini_batches={m} needs at least {m} rows per rank, got {n}")
+        return [part for part in np.array_split(np.arange(n), m)]
 
     def advantages(self, batch: RolloutBatch, group_size: int) -> np.ndarray:
         """Per-row advantages: each episode's group advantage, on every turn of it."""
@@ -190,61 +267,118 @@ class Learner:
         adv = group_advantages(rewards, group_size, normalize_std=self.cfg.normalize_std)
         return adv.numpy()[batch.episode]
 
-    def _micro_batch(
-        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray
-    ) -> tuple[torch.Tensor, dict[str, float], int]:
-        prompts, ids, mask, old = completion_batch(
+    def _logprobs(
+        self, vlm: VLM, prompts: Any, ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        temperature = self.cfg.temperature or 1.0
+        with self.compute():
+            return completion_logprobs(vlm, prompts, ids, mask, temperature=temperature)
+
+    def _batch(
+        self, batch: RolloutBatch, rows: np.ndarray
+    ) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:func:`completion_batch` of ``rows``, its prompts checked against the limit."""
+        out = completion_batch(
             self.vlm, [batch.requests[i] for i in rows], [batch.samples[i] for i in rows]
         )
-        logprobs, entropy = completion_logprobs(self.forward_vlm, prompts, ids, mask)
+        limit = self.cfg.max_prompt_tokens
+        if limit:
+            lengths = out[0]["attention_mask"].sum(dim=1)
+            if int(lengths.max()) > limit:
+                raise ValueError(
+                    f"a prompt of {int(lengths.max())} tokens (images included) exceeds "
+                    f"max_prompt_tokens={limit}: shrink the images (size) or raise the limit"
+                )
+        return out
+
+    @torch.no_grad()
+    def old_logprobs(self, batch: RolloutBatch) -> list[torch.Tensor]:
+        """Each row's old logprobs, once per rollout: the sampler's, or the learner's.
+
+        With ``recompute`` the learner's are taken before any update of the rollout.
+        """
+        sampled = [torch.tensor(s.logprobs, dtype=torch.float32) for s in batch.samples]
+        if self.cfg.old_logprobs == "sampler":
+            return sampled
+        out = list(sampled)
+        for rows in self._micro_batches(np.arange(len(batch.samples))):
+            chosen = rows if len(rows) else np.arange(1)  # FSDP padding: a pass to join in
+            prompts, ids, mask, _ = self._batch(batch, chosen)
+            logprobs, _ = self._logprobs(self.forward_vlm, prompts, ids, mask)
+            for k, i in enumerate(rows):
+                out[i] = logprobs[k, : len(sampled[i])].float().cpu()
+        return out
+
+    def _micro_batch(
+        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray, old: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float], int, float]:
+        prompts, ids, mask, sampled = self._batch(batch, rows)
+        logprobs, entropy = self._logprobs(self.forward_vlm, prompts, ids, mask)
         ref = None
         if self.reference is not None and self.cfg.kl_coef > 0:
             with torch.no_grad():
-                ref, _ = completion_logprobs(self.reference, prompts, ids, mask)
+                ref, _ = self._logprobs(self.reference, prompts, ids, mask)
         device = logprobs.device
-        sampled = old.to(device)
-        old_lp = logprobs.detach() if self.cfg.old_logprobs == "recompute" else sampled
+        valid = mask.to(device)
+        old_lp = _pad([old[i].tolist() for i in rows], 0.0, torch.float32).to(device)
+        old_lp = old_lp[:, : ids.shape[1]]
+        sampled = sampled.to(device)
+        weights = None
+        if self.cfg.old_logprobs == "recompute" and self.cfg.tis_cap > 0:
+            weights = (old_lp - sampled).exp().clamp(max=self.cfg.tis_cap) * valid
         loss, metrics = grpo_loss(
             logprobs,
             old_lp,
             torch.as_tensor(adv[rows], device=device),
-            mask.to(device),
+            valid,
             ref_logprobs=ref,
             kl_coef=self.cfg.kl_coef,
             clip_eps=self.cfg.clip_eps,
+            clip_eps_high=self.cfg.clip_eps_high or None,
             aggregation=self.cfg.aggregation,  # type: ignore[arg-type]
-            entropy=entropy.detach(),
+            kl_kind=self.cfg.kl_kind,  # type: ignore[arg-type]
+            entropy=entropy if self.cfg.entropy_coef else entropy.detach(),
+            entropy_coef=self.cfg.entropy_coef,
+            norm_length=self.cfg.max_new_tokens or None,
+            token_weights=weights,
         )
-        valid = mask.to(device).bool()
-        gap = (logprobs.detach() - sampled).abs()[valid]
-        metrics["sampler/logprob_gap_max"] = float(gap.max()) if gap.numel() else 0.0
-        return loss, metrics, int(mask.sum())
+        # the sampler against the learner at the rollout's weights: the recomputed old
+        # logprobs, or (sampler's as old) this pass's, before the first optimizer step
+        here = old_lp if self.cfg.old_logprobs == "recompute" else logprobs.detach()
+        gap = (here - sampled).abs()[valid.bool()]
+        metrics["learner/tokens"] = float(prompts["attention_mask"].sum() + mask.sum())
+        return loss, metrics, int(mask.sum()), float(gap.max()) if gap.numel() else 0.0
 
-    def step(self, batch: RolloutBatch, group_size: int) -> dict[str, float]:
-        """One optimizer step on the whole batch; returns namespaced metrics."""
-        self.vlm.model.train()
-        adv = self.advantages(batch, group_size)
-        n = len(batch.samples)
-        # each micro-batch's share of the global batch; DDP and FSDP average over ranks,
-        # hence x world
+    def _update(
+        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray, old: list[torch.Tensor]
+    ) -> tuple[dict[str, float], float, float, float]:
+        """One optimizer step on one mini-batch.
+
+        Returns its metrics, gradient norm, logprob gap and the tokens run forward
+        (prompts and completions).
+        """
+        # each micro-batch's share of the mini-batch over every rank; DDP and FSDP average
+        # gradients over ranks, hence x world
         world = self.dist.world
-        total_tokens = max(1.0, all_reduce_sum(batch.num_tokens, self.dist))
-        total_rows = max(1.0, all_reduce_sum(n, self.dist))
+        tokens = sum(len(batch.samples[i].token_ids) for i in rows)
+        total_tokens = max(1.0, all_reduce_sum(tokens, self.dist))
+        total_rows = max(1.0, all_reduce_sum(len(rows), self.dist))
         sums: dict[str, float] = {}
-        chunks = self._micro_batches(n)
-        for index, rows in enumerate(chunks):
-            padding = len(rows) == 0  # FSDP only: a weightless pass so every rank joins in
+        gap, tokens_seen = 0.0, 0.0
+        chunks = self._micro_batches(rows)
+        for index, chunk in enumerate(chunks):
+            padding = len(chunk) == 0  # FSDP only: a weightless pass so every rank joins in
             with self._sync(index == len(chunks) - 1):
-                loss, metrics, tokens = self._micro_batch(
-                    batch, np.arange(1) if padding else rows, adv
+                loss, metrics, n_tokens, chunk_gap = self._micro_batch(
+                    batch, rows[:1] if padding else chunk, adv, old
                 )
-                share = (
-                    tokens / total_tokens
-                    if self.cfg.aggregation == "token_mean"
-                    else (len(rows) / total_rows)
-                )
+                token_mean = self.cfg.aggregation == "token_mean"
+                share = n_tokens / total_tokens if token_mean else len(chunk) / total_rows
                 share = 0.0 if padding else share
                 (loss * share * world).backward()
+            gap = max(gap, 0.0 if padding else chunk_gap)
+            tokens_seen += 0.0 if padding else metrics["learner/tokens"]
+            del metrics["learner/tokens"]
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value * share * world
         params = [p for p in self.vlm.model.parameters() if p.requires_grad]
@@ -253,9 +387,38 @@ class Learner:
             grad_norm = grad_norm.full_tensor()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        return sums, float(grad_norm), gap, tokens_seen
+
+    def step(self, batch: RolloutBatch, group_size: int) -> dict[str, float]:
+        """``ppo_epochs x ppo_mini_batches`` optimizer steps on one rollout batch.
+
+        Returns namespaced metrics, averaged over the updates; ``sampler/logprob_gap_max``
+        is the largest gap between the sampler's and the learner's logprobs at the
+        rollout's weights, over every rank (with the sampler's logprobs as old ones, on
+        the first mini-batch: later ones see a policy that has moved).
+        """
+        self.vlm.model.train()
+        adv = self.advantages(batch, group_size)
+        old = self.old_logprobs(batch)
+        parts = self.mini_batches(len(batch.samples))
+        sums: dict[str, float] = {}
+        norms: list[float] = []
+        gap, tokens = 0.0, 0.0
+        for _ in range(self.cfg.ppo_epochs):
+            for rows in parts:
+                metrics, norm, part_gap, part_tokens = self._update(batch, rows, adv, old)
+                tokens += part_tokens
+                if not norms or self.cfg.old_logprobs == "recompute":
+                    gap = max(gap, part_gap)  # after a step the policy moved: not a gap
+                norms.append(norm)
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value / (len(parts) * self.cfg.ppo_epochs)
         self.vlm.model.eval()
         return {
             **all_reduce_mean(sums, self.dist),
-            "learner/grad_norm": float(grad_norm),
+            "learner/grad_norm": float(np.mean(norms)),
+            "learner/updates": float(len(norms)),
             "learner/lr": self.optimizer.param_groups[0]["lr"],
+            "sampler/logprob_gap_max": all_reduce_max(gap, self.dist),
+            "learner/tokens": tokens,  # this rank's, for the trainer's perf/* figures
         }

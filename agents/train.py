@@ -3,9 +3,10 @@
 Design notes
 ------------
 * One step = one rollout of ``groups_per_step`` GRPO groups of ``group_size`` envs (each
-  group reset with one seed: the same puzzle), one sampler call per turn, then one
-  learner step on the whole batch. On-policy: the sampler samples from the learner's
-  module, so the importance ratio is 1 up to numerics and clipping is a safeguard.
+  group reset with one seed: the same puzzle; under torchrun the groups are split over
+  the ranks), one sampler call per turn, then the learner's PPO updates on the batch
+  (``ppo_epochs x ppo_mini_batches`` optimizer steps; with one, the ratio is 1 up to
+  numerics and clipping a safeguard).
 * Everything random is derived from ``(seed, step)``: the env seeds of a step and the
   sampling generator. A run interrupted and resumed from a checkpoint therefore
   replays exactly the steps it would have taken (same weights on CPU).
@@ -48,6 +49,7 @@ from agents.config import (
     dry_run,
     learner_settings,
     load_config,
+    per_rank_groups,
 )
 from agents.distributed import (
     DistInfo,
@@ -58,13 +60,14 @@ from agents.distributed import (
     init_distributed,
 )
 from agents.learner import Learner, LearnerConfig
-from agents.models import VLM, load_vlm
+from agents.models import VLM, load_vlm, resolve_local_dir
 from agents.policy import make_sampler, play_held_out
 from agents.rollout import RolloutBatch, rollout
 from agents.samplers.base import SamplingParams
 from agents.tiny import build_tiny_model
 from ssl_gym.curriculum import Curriculum, family_ladder
 from ssl_gym.evaluation import metrics
+from ssl_gym.files import write_atomic
 from ssl_gym.seeds import eval_seeds, group_seeds, step_seed
 
 console = Console()
@@ -165,10 +168,38 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None
 # --- the run -------------------------------------------------------------------------------
 
 
-def step_metrics(batch: RolloutBatch, learn: dict[str, float], learn_s: float) -> dict[str, float]:
-    """Rollout, perf and learner metrics of one step."""
+#: Dense bf16 peak TFLOP/s of the devices whose name contains the key (for ``perf/mfu``).
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
+
+
+def peak_flops(device: str) -> float | None:
+    """The device's dense bf16 peak in FLOP/s, when it is a known GPU."""
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((t * 1e12 for key, t in PEAK_TFLOPS.items() if key in name), None)
+
+
+def step_metrics(
+    batch: RolloutBatch,
+    learn: dict[str, float],
+    learn_s: float,
+    params: int = 0,
+    peak: float | None = None,
+) -> dict[str, float]:
+    """Rollout, perf and learner metrics of one step.
+
+    ``perf/train_tokens_per_s`` counts the tokens the learner ran forward and backward
+    (prompts and completions, every update); ``perf/mfu`` is ``6 x params`` FLOPs per
+    such token against the device's ``peak`` (when known).
+    """
     total = batch.env_seconds + batch.sample_seconds + learn_s
+    tokens = learn.pop("learner/tokens", 0.0)
+    perf = {"perf/train_tokens_per_s": tokens / max(learn_s, 1e-9)}
+    if peak and params:
+        perf["perf/mfu"] = 6.0 * params * perf["perf/train_tokens_per_s"] / peak
     return {
+        **perf,
         "rollout/reward_mean": float(batch.episode_rewards.mean()),
         "rollout/solve_rate": float(np.mean(batch.episode_scores == 1.0)),
         "rollout/completion_len": batch.num_tokens / max(1, len(batch.samples)),
@@ -191,6 +222,12 @@ def sampler_engine(cfg: TrainConfig) -> dict[str, Any]:
         "tensor_parallel_size": cfg.vllm_tensor_parallel_size,
         "sleep_mode": cfg.vllm_sleep,
         "seed": cfg.seed,
+        # the logprobs of what really sampled when that is not the policy at T = 1
+        "logprobs_mode": (
+            "raw_logprobs"
+            if cfg.temperature in (0.0, 1.0) and cfg.top_p == 1.0
+            else "processed_logprobs"
+        ),
     }
 
 
@@ -229,23 +266,29 @@ class MetricsLog:
 
 
 def build_learner(cfg: TrainConfig, run: Path, info: DistInfo) -> tuple[VLM, Learner]:
-    """Load the policy (and the KL reference), wrapped in the learner."""
-    dtype = TORCH_DTYPES[cfg.dtype]
+    """Load the policy in fp32 (master weights) and the KL reference in the compute dtype."""
     model_dir = prepare_model(cfg, run) if info.is_main else run / "tiny-model"
     barrier(info)  # rank 0 may have built the tiny model
-    vlm = load_vlm(model_dir if cfg.model == "tiny" else cfg.model, device=cfg.device, dtype=dtype)
-    reference = load_vlm(vlm.path, device=cfg.device, dtype=dtype) if cfg.kl_coef > 0 else None
-    old_logprobs = "recompute" if cfg.sampler == "vllm" else "sampler"
-    settings = LearnerConfig(**learner_settings(cfg), old_logprobs=old_logprobs)
-    return vlm, Learner(vlm, settings, reference, dist_info=info)
+    path = model_dir if cfg.model == "tiny" else cfg.model
+    vlm = load_vlm(path, device=cfg.device, dtype=torch.float32)
+    compute = TORCH_DTYPES[cfg.dtype]
+    reference = load_vlm(vlm.path, device=cfg.device, dtype=compute) if cfg.kl_coef > 0 else None
+    settings = learner_settings(cfg)
+    settings["old_logprobs"] = "recompute" if cfg.sampler == "vllm" else "sampler"
+    if cfg.constrain_answers:  # vLLM's logprobs are then the grammar's: not a mismatch
+        settings["tis_cap"] = 0.0
+    return vlm, Learner(vlm, LearnerConfig(**settings), reference, dist_info=info)
 
 
 def step_inputs(cfg: TrainConfig, info: DistInfo, step: int) -> tuple[list[int], SamplingParams]:
-    """This rank's env seeds and the sampling settings of one step (from the run seed)."""
-    per_rank = cfg.groups_per_step * cfg.group_size  # each rank plays its own groups
-    seeds = group_seeds(
-        cfg.groups_per_step * info.world, cfg.group_size, seed=step_seed(cfg.seed, step)
-    )[info.rank * per_rank :][:per_rank]
+    """This rank's env seeds and the sampling settings of one step (from the run seed).
+
+    The step's ``groups_per_step`` groups are the same for any world size; rank ``r``
+    plays the ``r``-th equal share of them.
+    """
+    per_rank = per_rank_groups(cfg, info.world) * cfg.group_size
+    seeds = group_seeds(cfg.groups_per_step, cfg.group_size, seed=step_seed(cfg.seed, step))
+    seeds = seeds[info.rank * per_rank :][:per_rank]
     params = SamplingParams(
         temperature=cfg.temperature,
         top_p=cfg.top_p,
@@ -282,6 +325,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None
+    if resume_from is not None:
+        done = json.loads((resume_from / "trainer_state.json").read_text())["step"]
+        if done >= cfg.steps:
+            console.print(
+                f"the run in {run} is finished ({done} of {cfg.steps} steps); "
+                "give a larger --steps to train on"
+            )
+            return {"summary": {"steps": done, "finished": True}, "history": []}
     vlm, learner = build_learner(cfg, run, info)
     puzzles = puzzles_of(cfg)
     curriculum = None
@@ -289,7 +340,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         low, high = cfg.curriculum_band
         curriculum = Curriculum(len(puzzles), band=(low, high), window=cfg.curriculum_window)
     sampler = make_sampler(cfg.sampler, vlm, **sampler_engine(cfg))
-    envs = make_envs(cfg, cfg.groups_per_step * cfg.group_size)
+    envs = make_envs(cfg, per_rank_groups(cfg, info.world) * cfg.group_size)
     eval_envs = make_envs(cfg, cfg.eval_episodes)
     start_step, history = 0, []
     if resume_from is not None:
@@ -297,15 +348,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         start_step, history = state["step"], state.get("history", [])
         if curriculum is not None and state.get("curriculum"):
             curriculum = Curriculum.from_state_dict(state["curriculum"])
-        console.print(f"resumed from {resume_from} at step {start_step}")
+        console.print(f"resumed {run} from {resume_from} at step {start_step}")
     level = None if curriculum is None else curriculum.level
     log = MetricsLog(run, history, info.is_main)
-    if info.is_main:
-        (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    if info.is_main:  # the settings the run goes on with, command-line options included
+        write_atomic(run / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+    n_params = sum(p.numel() for p in vlm.model.parameters())
+    peak = peak_flops(cfg.device)
 
     def held_out() -> dict[str, float]:  # every rank gathers the weights, rank 0 evaluates
         options = None if curriculum is None else {"level": curriculum.level}
-        with learner.full_weights():
+        with learner.full_weights(), learner.compute():
             return evaluate(cfg, eval_envs, sampler, options) if info.is_main else {}
 
     def extra_state() -> dict[str, Any]:
@@ -327,7 +380,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             seeds, params = step_inputs(cfg, info, step)
             vlm.model.eval()
             options = None if level is None else {"level": level}
-            with learner.full_weights():
+            with learner.full_weights(), learner.compute():
                 batch = rollout(envs, sampler, params, seeds, cfg.group_size, options=options)
             clock = time.perf_counter()
             if cfg.vllm_sleep:
@@ -336,10 +389,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if cfg.vllm_sleep:
                 sampler.wake_up()
             sampler.load_weights(vlm.model)  # the vLLM engine samples the new policy next
-            perf = step_metrics(batch, learn, time.perf_counter() - clock)
+            perf = step_metrics(batch, learn, time.perf_counter() - clock, n_params, peak)
             chance = float(puzzles[level or 0].chance_score)
             row = {"step": step, "env/chance": chance, **all_reduce_mean(perf, info)}
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
                 last_eval = held_out()
                 row.update(last_eval)
             if curriculum is not None:
@@ -355,7 +408,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             history.append(row)
             log.write(row)
             progress.update(task, advance=1, stats=_stats(row, last_eval))
-            if step % cfg.save_every == 0:
+            if cfg.save_every and step % cfg.save_every == 0:
                 state_dicts = learner.state_dicts()  # every rank gathers, rank 0 writes
                 if info.is_main:
                     save_checkpoint(run, step, vlm, state_dicts, cfg, extra_state())
@@ -422,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not cfg.model:
             raise ValueError("no model: give --model DIR (a local checkpoint directory)")
+        if cfg.model != "tiny":
+            resolve_local_dir(cfg.model)  # a missing directory or a hub id: one line
     except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
         console.print(f"[red]error:[/] {err}")
         return 2

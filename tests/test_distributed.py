@@ -67,7 +67,7 @@ def _train_args(model: Path, out: Path, steps: int) -> list[str]:
         "--steps",
         str(steps),
         "--groups-per-step",
-        "1",
+        "2",  # the global batch: one group per rank under two ranks
         "--group-size",
         "4",
         "--eval-every",

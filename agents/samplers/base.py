@@ -81,7 +81,9 @@ class Sample:
     text: str
     token_ids: list[int]
     logprobs: list[float]
-    """Log-probability of each sampled token under the unconstrained policy at T=1."""
+    """Log-probability of each sampled token: under the unconstrained policy at the
+    sampling temperature (HF sampler), or as the sampler reports them (vLLM: see
+    :mod:`agents.samplers.vllm`)."""
     finish_reason: str = "stop"
     """``stop`` (an end-of-turn token) or ``length`` (max_new_tokens reached)."""
     extra: dict[str, float] = field(default_factory=dict)

