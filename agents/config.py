@@ -30,6 +30,99 @@ RECIPES = Path(__file__).parent / "recipes"
 DTYPES = ("float32", "bfloat16")
 
 
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Optimisation settings of the learner (``agents.learner.Learner``).
+
+    Torch-free, so that the options can be read without it; the aggregation and the KL
+    estimator are checked against :mod:`agents.grpo` where the learner is built (and by
+    :func:`make_config`).
+    """
+
+    lr: float = 1e-6
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clipping threshold."""
+    micro_batch_size: int = 16
+    """Rows per forward/backward pass; gradients accumulate over the batch."""
+    ppo_mini_batches: int = 1
+    """Optimizer steps per rollout batch and epoch: the batch is split into this many
+    mini-batches (SSL4RL: 512 prompts in mini-batches of 128, i.e. 4)."""
+    ppo_epochs: int = 1
+    """Passes over the rollout batch (each of ``ppo_mini_batches`` steps)."""
+    clip_eps: float = 0.2
+    """PPO-style ratio clip range (below 1)."""
+    clip_eps_high: float = 0.0
+    """Upper clip range (DAPO's clip-higher uses 0.28); 0 = ``clip_eps``."""
+    kl_coef: float = 0.0
+    """Weight of the KL penalty to the frozen initial model (0 = no reference model)."""
+    kl_kind: str = "k3"
+    """KL estimator: ``k1``, ``k2`` or ``k3`` (GRPO's)."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus (subtracted from the loss)."""
+    aggregation: str = "token_mean"
+    """Loss aggregation: ``token_mean`` (DAPO, SSL4RL), ``seq_mean`` (original GRPO),
+    ``seq_mean_token_sum`` or ``seq_mean_token_sum_norm`` (Dr. GRPO: divided by
+    ``max_new_tokens``, a constant)."""
+    normalize_std: bool = True
+    """Divide group advantages by the group's reward std."""
+    temperature: float = 1.0
+    """The sampling temperature: log-probs are those of logits / T (0, greedy, counts as 1)."""
+    max_new_tokens: int = 0
+    """The generation limit: Dr. GRPO's constant divisor (0: the padded width)."""
+    max_prompt_tokens: int = 0
+    """Refuse a prompt (images' tokens included) longer than this (0 = no limit)."""
+    dtype: str = "float32"
+    """Compute dtype (``float32`` or ``bfloat16``); parameters and AdamW states stay fp32."""
+    lora_rank: int = 0
+    """LoRA rank (peft); 0 trains all weights."""
+    freeze_vision: bool = False
+    """Keep the vision tower frozen."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory (GPU)."""
+    old_logprobs: str = "sampler"
+    """``sampler``: the ratio's denominator is the sampler's logprobs (they equal the
+    learner's for the HF sampler); ``recompute``: the learner's own, taken once per rollout
+    before any update (as verl recomputes them), needed when the sampler's differ (vLLM:
+    other kernels, logprobs after its grammar mask)."""
+    tis_cap: float = 2.0
+    """With ``recompute`` (the vLLM sampler): truncated importance sampling, each token's
+    loss weighted by ``min(pi_learner / pi_sampler, tis_cap)`` for the sampler/learner
+    mismatch (verl's and TRL's correction); 0 = off. The trainer turns it off with
+    ``constrain_answers``, where vLLM's logprobs are those after the grammar's mask."""
+    parallel: str = "ddp"
+    """Under torchrun: ``ddp`` (every rank holds the whole model) or ``fsdp`` (FSDP2
+    ``fully_shard``: weights, gradients and AdamW states sharded over the ranks, for models
+    that do not fit)."""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "old_logprobs": ("sampler", "recompute"),
+            "parallel": ("ddp", "fsdp"),
+            "dtype": DTYPES,
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is not valid; choose one of: "
+                    + ", ".join(valid)
+                )
+        for name in ("ppo_mini_batches", "ppo_epochs", "micro_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature < 0 or self.tis_cap < 0 or self.clip_eps_high < 0:
+            raise ValueError("temperature, tis_cap and clip_eps_high must be >= 0")
+
+
+#: LearnerConfig fields the trainer sets from its own (sampling) settings, not options.
+DERIVED = ("temperature", "max_new_tokens", "dtype", "old_logprobs")
+
+#: The trainer's learner defaults: a high lr and large micro-batches for the tiny model.
+TRAIN_LEARNER = LearnerConfig(lr=1e-3, micro_batch_size=64)
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run."""
@@ -51,8 +144,6 @@ class TrainConfig:
     plays ``groups_per_step / world_size`` of them (a count that does not divide is refused)."""
     group_size: int = 8
     """Samples per puzzle."""
-    lr: float = 1e-3
-    """AdamW learning rate (high: the default model is tiny and random)."""
     temperature: float = 1.0
     """Sampling temperature of rollouts (evaluation is greedy)."""
     top_p: float = 1.0
@@ -72,39 +163,6 @@ class TrainConfig:
     vllm_sleep: bool = False
     """vLLM: put the engine to sleep (weights to CPU, KV cache freed) while the learner
     steps, so the learner can use that memory; it wakes before the weight push (GPU)."""
-    max_prompt_tokens: int = 0
-    """Refuse, with a clear error, a prompt longer than this many tokens (0 = no limit)."""
-    ppo_mini_batches: int = 1
-    """Optimizer steps per rollout batch and epoch (SSL4RL: 512 prompts / 128 = 4)."""
-    ppo_epochs: int = 1
-    """Passes over each rollout batch."""
-    clip_eps: float = 0.2
-    """Ratio clip range."""
-    clip_eps_high: float = 0.0
-    """Upper ratio clip range (DAPO's clip-higher: 0.28); 0 = ``clip_eps``."""
-    kl_coef: float = 0.0
-    """KL penalty to the initial model; 0 keeps no reference model."""
-    kl_kind: str = "k3"
-    """KL estimator: k1, k2 or k3."""
-    entropy_coef: float = 0.0
-    """Entropy bonus weight."""
-    tis_cap: float = 2.0
-    """vLLM: truncated importance sampling cap for the sampler/learner mismatch (0 = off);
-    not applied with ``constrain_answers``, where vLLM's logprobs are those after the
-    grammar's mask (a deliberate difference, not a mismatch to correct)."""
-    aggregation: str = "token_mean"
-    """Loss aggregation: token_mean, seq_mean, seq_mean_token_sum or seq_mean_token_sum_norm
-    (Dr. GRPO, divided by max_new_tokens)."""
-    normalize_std: bool = True
-    """Divide advantages by the group's reward std."""
-    micro_batch_size: int = 64
-    """Rows per forward/backward pass."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping."""
-    lora_rank: int = 0
-    """LoRA rank; 0 trains all weights."""
-    freeze_vision: bool = False
-    """Keep the vision tower frozen."""
     curriculum: str = ""
     """A family name: train on its presets from easy to hard (as ``SSL/Mix-v0``), moving
     one level up or down to keep the rollout solve rate inside ``curriculum_band``."""
@@ -135,19 +193,47 @@ class TrainConfig:
     dtype: str = "float32"
     """Compute dtype: float32, or bfloat16 (autocast; parameters and AdamW states stay
     fp32, the KL reference and the vLLM engine are bf16)."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass to save memory (GPU)."""
-    parallel: str = "ddp"
-    """Under torchrun: ``ddp`` (each rank holds the whole model) or ``fsdp`` (FSDP2: weights,
-    gradients and AdamW states sharded over the ranks, for models that do not fit)."""
+    learner: LearnerConfig = field(default_factory=lambda: TRAIN_LEARNER)
+    """The optimisation settings (:class:`LearnerConfig`); on the command line and in TOML
+    files its fields are options of their own (``--lr``, ``lr = ...``)."""
 
 
-def learner_settings(cfg: TrainConfig) -> dict[str, Any]:
-    """The fields :class:`agents.learner.LearnerConfig` shares with the run's config."""
-    from agents.learner import LearnerConfig
+def learner_config(cfg: TrainConfig) -> LearnerConfig:
+    """The learner's settings of a run: ``cfg.learner`` with the fields the run sets.
 
-    shared = {f.name for f in dataclasses.fields(LearnerConfig)}
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k in shared}
+    The sampling temperature, the generation limit and the compute dtype are the run's;
+    the old logprobs are recomputed with vLLM; truncated importance sampling is off when
+    answers are constrained (vLLM's logprobs are then those after the grammar's mask).
+    """
+    return dataclasses.replace(
+        cfg.learner,
+        temperature=cfg.temperature,
+        max_new_tokens=cfg.max_new_tokens,
+        dtype=cfg.dtype,
+        old_logprobs="recompute" if cfg.sampler == "vllm" else "sampler",
+        tis_cap=0.0 if cfg.constrain_answers else cfg.learner.tis_cap,
+    )
+
+
+def options() -> list[tuple[str, Any, Any, str]]:
+    """Every option of ``ssl-gym train``: ``(name, type, default, doc)``.
+
+    The fields of :class:`TrainConfig`, then those of :class:`LearnerConfig` that the run
+    does not set itself, with the trainer's defaults (:data:`TRAIN_LEARNER`).
+    """
+    train_docs, learner_docs = field_docs(TrainConfig), field_docs(LearnerConfig)
+    defaults = TrainConfig()
+    out = [
+        (f.name, f.type, getattr(defaults, f.name), train_docs.get(f.name, ""))
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "learner"
+    ]
+    out += [
+        (f.name, f.type, getattr(TRAIN_LEARNER, f.name), learner_docs.get(f.name, ""))
+        for f in dataclasses.fields(LearnerConfig)
+        if f.name not in DERIVED
+    ]
+    return out
 
 
 # --- the command line, TOML files and recipes ----------------------------------------------
@@ -185,16 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved settings and a memory estimate, then exit",
     )
-    docs = field_docs(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        flag, kind = f"--{f.name.replace('_', '-')}", f.type
+    for name, kind, _, doc in options():
+        flag = f"--{name.replace('_', '-')}"
         convert = functools.partial(_parse_value, kind)
         if kind in (bool, "bool"):  # a bare --flag means true
-            parser.add_argument(
-                flag, dest=f.name, type=convert, nargs="?", const=True, help=docs.get(f.name, "")
-            )
+            parser.add_argument(flag, dest=name, type=convert, nargs="?", const=True, help=doc)
         else:
-            parser.add_argument(flag, dest=f.name, type=convert, help=docs.get(f.name, ""))
+            parser.add_argument(flag, dest=name, type=convert, help=doc)
     return parser
 
 
@@ -240,32 +323,42 @@ def load_config(argv: Sequence[str] | None) -> TrainConfig:
 
 
 def make_config(settings: dict[str, Any]) -> TrainConfig:
-    """A config from a dict, naming unknown keys."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(settings) - names)
+    """A config from settings, naming unknown keys and bad values.
+
+    Learner fields come flat (``lr``, as options and recipes give them) or as a nested
+    ``learner`` table (as ``config.json`` holds them); flat ones win.
+    """
+    settings = dict(settings)
+    nested = dict(settings.pop("learner", None) or {})
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)} - {"learner"}
+    learner_names = {f.name for f in dataclasses.fields(LearnerConfig)} - set(DERIVED)
+    for key in DERIVED:  # the run sets these (a saved config.json carries them)
+        nested.pop(key, None)
+    unknown = sorted((set(settings) - train_names - learner_names) | (set(nested) - learner_names))
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(names))}")
-    cfg = TrainConfig(**settings)
+        valid = ", ".join(sorted(train_names | learner_names))
+        raise ValueError(f"unknown setting(s) {unknown}; valid: {valid}")
+    nested.update({k: v for k, v in settings.items() if k in learner_names})
+    learner = dataclasses.replace(TRAIN_LEARNER, **nested)
+    settings = {k: v for k, v in settings.items() if k in train_names}
+    cfg = TrainConfig(**settings, learner=learner)
     if cfg.sampler != "vllm" and (cfg.vllm_sleep or cfg.vllm_tensor_parallel_size != 1):
         raise ValueError("vllm_sleep and vllm_tensor_parallel_size need --sampler vllm")
     if cfg.vllm_tensor_parallel_size > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError(
             "under torchrun every rank runs its own vLLM engine: keep vllm_tensor_parallel_size 1"
         )
-    if cfg.sampler == "vllm" and cfg.lora_rank:
+    if cfg.sampler == "vllm" and cfg.learner.lora_rank:
         raise ValueError("the vLLM sampler takes full weights: train without LoRA, or merge")
     if cfg.dtype not in DTYPES:
         raise ValueError(f"dtype={cfg.dtype!r} is not valid; choose one of: {', '.join(DTYPES)}")
-    for name, valid in (("sampler", ("hf", "vllm")), ("parallel", ("ddp", "fsdp"))):
-        if getattr(cfg, name) not in valid:
-            raise ValueError(
-                f"{name}={getattr(cfg, name)!r} is not valid; choose {' or '.join(valid)}"
-            )
+    if cfg.sampler not in ("hf", "vllm"):
+        raise ValueError(f"sampler={cfg.sampler!r} is not valid; choose hf or vllm")
     if cfg.steps < 1 or cfg.group_size < 2 or cfg.groups_per_step < 1:
         raise ValueError(
             "need steps >= 1, group_size >= 2 (GRPO compares samples) and groups_per_step >= 1"
         )
-    for name in ("eval_every", "save_every", "max_prompt_tokens"):
+    for name in ("eval_every", "save_every"):
         if getattr(cfg, name) < 0:
             raise ValueError(
                 f"{name} must be >= 0 (0: only at the start and end), got {getattr(cfg, name)}"
@@ -277,14 +370,16 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
             f"the {world} ranks (each plays an equal share)"
         )
     rows = cfg.groups_per_step // world * cfg.group_size
-    if cfg.ppo_mini_batches > rows:
+    if cfg.learner.ppo_mini_batches > rows:
         raise ValueError(
-            f"ppo_mini_batches={cfg.ppo_mini_batches} exceeds the {rows} episodes each rank "
-            "plays per step"
+            f"ppo_mini_batches={cfg.learner.ppo_mini_batches} exceeds the {rows} episodes "
+            "each rank plays per step"
         )
-    from agents.learner import LearnerConfig  # validates the learner's settings by name
+    if cfg.learner.max_prompt_tokens < 0:
+        raise ValueError(f"max_prompt_tokens must be >= 0, got {cfg.learner.max_prompt_tokens}")
+    from agents.learner import check_loss_choices  # torch: checked here, not at import
 
-    LearnerConfig(**learner_settings(cfg))
+    check_loss_choices(cfg.learner)
     return cfg
 
 
@@ -323,11 +418,12 @@ def memory_estimate(
     compute = 2 if cfg.dtype == "bfloat16" else 4
     text = getattr(config, "text_config", config)
     vocab = int(getattr(text, "vocab_size", 0) or getattr(config, "vocab_size", 0))
-    tokens = cfg.micro_batch_size * (1024 + cfg.max_new_tokens)
-    completion = cfg.micro_batch_size * (cfg.max_new_tokens + 1)
-    per_layer = 2 if cfg.gradient_checkpointing else 16
+    learn = cfg.learner
+    tokens = learn.micro_batch_size * (1024 + cfg.max_new_tokens)
+    completion = learn.micro_batch_size * (cfg.max_new_tokens + 1)
+    per_layer = 2 if learn.gradient_checkpointing else 16
     gib = 2.0**30
-    shard = gib * (ranks if cfg.parallel == "fsdp" else 1)
+    shard = gib * (ranks if learn.parallel == "fsdp" else 1)
     if device_gib is None:
         device_gib = 80.0
         if torch.cuda.is_available():
@@ -337,7 +433,7 @@ def memory_estimate(
         "master_weights_gib": params * 4 / shard,
         "gradients_gib": params * 4 / shard,
         "adamw_states_gib": 2 * params * 4 / shard,
-        "reference_gib": params * compute / shard if cfg.kl_coef > 0 else 0.0,
+        "reference_gib": params * compute / shard if learn.kl_coef > 0 else 0.0,
         "activations_gib": tokens
         * text.hidden_size
         * text.num_hidden_layers
@@ -353,15 +449,15 @@ def memory_estimate(
 
 def schedule(cfg: TrainConfig, world: int) -> dict[str, int]:
     """The batch arithmetic of a step: global and per-rank groups, updates, mini-batches."""
-    share = per_rank_groups(cfg, world)
-    updates = cfg.ppo_epochs * cfg.ppo_mini_batches
+    share, learn = per_rank_groups(cfg, world), cfg.learner
+    updates = learn.ppo_epochs * learn.ppo_mini_batches
     return {
         "world_size": world,
         "global_groups_per_step": cfg.groups_per_step,
         "groups_per_rank": share,
         "episodes_per_step": cfg.groups_per_step * cfg.group_size,
         "optimizer_updates_per_step": updates,
-        "groups_per_mini_batch": cfg.groups_per_step // cfg.ppo_mini_batches,
+        "groups_per_mini_batch": cfg.groups_per_step // learn.ppo_mini_batches,
     }
 
 
@@ -374,16 +470,17 @@ def dry_run(cfg: TrainConfig) -> None:
         f"global batch {plan['global_groups_per_step']} groups x {cfg.group_size} = "
         f"{plan['episodes_per_step']} episodes per step; world size {world}, "
         f"{plan['groups_per_rank']} groups per rank; {plan['optimizer_updates_per_step']} "
-        f"updates per step ({cfg.ppo_epochs} epoch(s) x {cfg.ppo_mini_batches} mini-batches "
+        f"updates per step ({cfg.learner.ppo_epochs} epoch(s) x "
+        f"{cfg.learner.ppo_mini_batches} mini-batches "
         f"of {plan['groups_per_mini_batch']} groups)"
     )
     if cfg.model == "tiny":
         console.print("memory: the tiny model (a few MB) fits anywhere")
         return
-    console.print(f"memory per rank ({world} rank(s), {cfg.parallel}):")
+    console.print(f"memory per rank ({world} rank(s), {cfg.learner.parallel}):")
     for key, value in memory_estimate(cfg, world).items():
         console.print(f"{key:>20s}: {value:10.2f}")
-    if cfg.parallel == "fsdp":
+    if cfg.learner.parallel == "fsdp":
         per_rank = {n: memory_estimate(cfg, n)["total_gib"] for n in (2, 4, 8)}
         console.print(
             "fsdp total_gib per rank: "

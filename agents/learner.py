@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from agents.config import LearnerConfig
 from agents.distributed import (
     DistInfo,
     all_reduce_max,
@@ -47,85 +47,13 @@ from agents.samplers.base import Request, Sample
 COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-@dataclass(frozen=True)
-class LearnerConfig:
-    """Optimisation settings of the learner."""
-
-    lr: float = 1e-6
-    """AdamW learning rate."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    max_grad_norm: float = 1.0
-    """Gradient norm clipping threshold."""
-    micro_batch_size: int = 16
-    """Rows per forward/backward pass; gradients accumulate over the batch."""
-    ppo_mini_batches: int = 1
-    """Optimizer steps per rollout batch and epoch: the batch is split into this many
-    mini-batches (SSL4RL: 512 prompts in mini-batches of 128, i.e. 4)."""
-    ppo_epochs: int = 1
-    """Passes over the rollout batch (each of ``ppo_mini_batches`` steps)."""
-    clip_eps: float = 0.2
-    """PPO-style ratio clip range (below 1)."""
-    clip_eps_high: float = 0.0
-    """Upper clip range (DAPO's clip-higher uses 0.28); 0 = ``clip_eps``."""
-    kl_coef: float = 0.0
-    """Weight of the KL penalty to the frozen initial model (0 = no reference model)."""
-    kl_kind: str = "k3"
-    """KL estimator: ``k1``, ``k2`` or ``k3`` (GRPO's)."""
-    entropy_coef: float = 0.0
-    """Weight of the entropy bonus (subtracted from the loss)."""
-    aggregation: str = "token_mean"
-    """Loss aggregation: ``token_mean`` (DAPO, SSL4RL), ``seq_mean`` (original GRPO),
-    ``seq_mean_token_sum`` or ``seq_mean_token_sum_norm`` (Dr. GRPO: divided by
-    ``max_new_tokens``, a constant)."""
-    normalize_std: bool = True
-    """Divide group advantages by the group's reward std."""
-    temperature: float = 1.0
-    """The sampling temperature: log-probs are those of logits / T (0, greedy, counts as 1)."""
-    max_new_tokens: int = 0
-    """The generation limit: Dr. GRPO's constant divisor (0: the padded width)."""
-    max_prompt_tokens: int = 0
-    """Refuse a prompt (images' tokens included) longer than this (0 = no limit)."""
-    dtype: str = "float32"
-    """Compute dtype (``float32`` or ``bfloat16``); parameters and AdamW states stay fp32."""
-    lora_rank: int = 0
-    """LoRA rank (peft); 0 trains all weights."""
-    freeze_vision: bool = False
-    """Keep the vision tower frozen."""
-    gradient_checkpointing: bool = False
-    """Trade compute for memory (GPU)."""
-    old_logprobs: str = "sampler"
-    """``sampler``: the ratio's denominator is the sampler's logprobs (they equal the
-    learner's for the HF sampler); ``recompute``: the learner's own, taken once per rollout
-    before any update (as verl recomputes them), needed when the sampler's differ (vLLM:
-    other kernels, logprobs after its grammar mask)."""
-    tis_cap: float = 2.0
-    """With ``recompute``: truncated importance sampling, each token's loss weighted by
-    ``min(pi_learner / pi_sampler, tis_cap)`` for the sampler/learner mismatch (verl's and
-    TRL's correction); 0 = off."""
-    parallel: str = "ddp"
-    """Under torchrun: ``ddp`` (every rank holds the whole model) or ``fsdp`` (FSDP2
-    ``fully_shard``: weights, gradients and AdamW states sharded over ranks)."""
-
-    def __post_init__(self) -> None:
-        choices = {
-            "old_logprobs": ("sampler", "recompute"),
-            "parallel": ("ddp", "fsdp"),
-            "aggregation": AGGREGATIONS,
-            "kl_kind": KL_KINDS,
-            "dtype": tuple(COMPUTE_DTYPES),
-        }
-        for name, valid in choices.items():
-            if getattr(self, name) not in valid:
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r} is not valid; choose one of: "
-                    + ", ".join(valid)
-                )
-        for name in ("ppo_mini_batches", "ppo_epochs", "micro_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.temperature < 0 or self.tis_cap < 0 or self.clip_eps_high < 0:
-            raise ValueError("temperature, tis_cap and clip_eps_high must be >= 0")
+def check_loss_choices(cfg: LearnerConfig) -> None:
+    """Raise ``ValueError`` naming the options for an unknown aggregation or KL estimator."""
+    for name, valid in (("aggregation", AGGREGATIONS), ("kl_kind", KL_KINDS)):
+        if getattr(cfg, name) not in valid:
+            raise ValueError(
+                f"{name}={getattr(cfg, name)!r} is not valid; choose one of: " + ", ".join(valid)
+            )
 
 
 def _freeze_vision(model: torch.nn.Module) -> int:
@@ -178,6 +106,7 @@ class Learner:
     ) -> None:
         if cfg.kl_coef > 0 and reference is None:
             raise ValueError("kl_coef > 0 needs a reference model")
+        check_loss_choices(cfg)
         self.vlm, self.cfg, self.reference = vlm, cfg, reference
         self.dist = dist_info or DistInfo()
         self.compute_dtype = COMPUTE_DTYPES[cfg.dtype]

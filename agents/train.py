@@ -26,6 +26,7 @@ file (command-line options win).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,7 +48,7 @@ from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoin
 from agents.config import (
     TrainConfig,
     dry_run,
-    learner_settings,
+    learner_config,
     load_config,
     per_rank_groups,
 )
@@ -59,7 +60,8 @@ from agents.distributed import (
     barrier,
     init_distributed,
 )
-from agents.learner import Learner, LearnerConfig
+from agents.learner import Learner
+from agents.logs import MetricsLog, peak_flops, plot_curves
 from agents.models import VLM, load_vlm, resolve_local_dir
 from agents.policy import make_sampler, play_held_out
 from agents.rollout import RolloutBatch, rollout
@@ -138,48 +140,6 @@ def evaluate(
     return {f"eval/{k}": float(m[k]) for k in EVAL_METRICS}
 
 
-def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None:
-    """Reward and held-out accuracy by step, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (
-        ("rollout/reward_mean", "rollout reward"),
-        ("eval/solve_rate", "held-out greedy solve rate"),
-    ):
-        pts = [(h["step"], h[key]) for h in history if key in h]
-        if pts:
-            ax.plot(
-                *zip(*pts, strict=True), marker="o" if key.startswith("eval") else None, label=label
-            )
-    chance = next((h["env/chance"] for h in history if "env/chance" in h), None)
-    if chance is not None:
-        ax.axhline(chance, color="grey", linestyle="--", label="chance")
-    ax.set(xlabel="step", ylabel="score", ylim=(-0.02, 1.02), title=title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-# --- the run -------------------------------------------------------------------------------
-
-
-#: Dense bf16 peak TFLOP/s of the devices whose name contains the key (for ``perf/mfu``).
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
-
-
-def peak_flops(device: str) -> float | None:
-    """The device's dense bf16 peak in FLOP/s, when it is a known GPU."""
-    if not device.startswith("cuda") or not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name(torch.device(device))
-    return next((t * 1e12 for key, t in PEAK_TFLOPS.items() if key in name), None)
-
-
 def step_metrics(
     batch: RolloutBatch,
     learn: dict[str, float],
@@ -241,30 +201,6 @@ def prepare_model(cfg: TrainConfig, run: Path) -> Path:
     return target
 
 
-class MetricsLog:
-    """``run/metrics.jsonl`` (one JSON row per step, rank 0) and TensorBoard if installed."""
-
-    def __init__(self, run: Path, history: list[dict[str, float]], main: bool) -> None:
-        self.path, self.main = run / "metrics.jsonl", main
-        self.writer = _tensorboard(run) if main else None
-        if main:  # a resumed run rewrites the rows its checkpoint kept
-            self.path.write_text("".join(json.dumps(h) + "\n" for h in history))
-
-    def write(self, row: dict[str, float]) -> None:
-        """Append one row (and its scalars to TensorBoard)."""
-        if self.main:
-            with self.path.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
-        if self.writer is not None:
-            for key, value in row.items():
-                self.writer.add_scalar(key, value, int(row["step"]))
-
-    def close(self) -> None:
-        """Flush TensorBoard."""
-        if self.writer is not None:
-            self.writer.close()
-
-
 def build_learner(cfg: TrainConfig, run: Path, info: DistInfo) -> tuple[VLM, Learner]:
     """Load the policy in fp32 (master weights) and the KL reference in the compute dtype."""
     model_dir = prepare_model(cfg, run) if info.is_main else run / "tiny-model"
@@ -272,12 +208,9 @@ def build_learner(cfg: TrainConfig, run: Path, info: DistInfo) -> tuple[VLM, Lea
     path = model_dir if cfg.model == "tiny" else cfg.model
     vlm = load_vlm(path, device=cfg.device, dtype=torch.float32)
     compute = TORCH_DTYPES[cfg.dtype]
-    reference = load_vlm(vlm.path, device=cfg.device, dtype=compute) if cfg.kl_coef > 0 else None
-    settings = learner_settings(cfg)
-    settings["old_logprobs"] = "recompute" if cfg.sampler == "vllm" else "sampler"
-    if cfg.constrain_answers:  # vLLM's logprobs are then the grammar's: not a mismatch
-        settings["tis_cap"] = 0.0
-    return vlm, Learner(vlm, LearnerConfig(**settings), reference, dist_info=info)
+    with_kl = cfg.learner.kl_coef > 0
+    reference = load_vlm(vlm.path, device=cfg.device, dtype=compute) if with_kl else None
+    return vlm, Learner(vlm, learner_config(cfg), reference, dist_info=info)
 
 
 def step_inputs(cfg: TrainConfig, info: DistInfo, step: int) -> tuple[list[int], SamplingParams]:
@@ -354,11 +287,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if info.is_main:  # the settings the run goes on with, command-line options included
         write_atomic(run / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     n_params = sum(p.numel() for p in vlm.model.parameters())
+
+    def sampling_weights() -> contextlib.AbstractContextManager[None]:
+        # the HF sampler samples from the (gathered) policy; vLLM has weights of its own, so
+        # a sharded policy stays sharded through its rollout
+        return learner.full_weights() if cfg.sampler == "hf" else contextlib.nullcontext()
+
     peak = peak_flops(cfg.device)
 
     def held_out() -> dict[str, float]:  # every rank gathers the weights, rank 0 evaluates
         options = None if curriculum is None else {"level": curriculum.level}
-        with learner.full_weights(), learner.compute():
+        with sampling_weights(), learner.compute():
             return evaluate(cfg, eval_envs, sampler, options) if info.is_main else {}
 
     def extra_state() -> dict[str, Any]:
@@ -380,7 +319,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             seeds, params = step_inputs(cfg, info, step)
             vlm.model.eval()
             options = None if level is None else {"level": level}
-            with learner.full_weights(), learner.compute():
+            with sampling_weights(), learner.compute():
                 batch = rollout(envs, sampler, params, seeds, cfg.group_size, options=options)
             clock = time.perf_counter()
             if cfg.vllm_sleep:
@@ -448,15 +387,6 @@ def finish(
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     return {"summary": summary, "history": history}
-
-
-def _tensorboard(run: Path) -> Any:
-    """A TensorBoard writer in ``run/tb`` when tensorboard is installed, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(run / "tb"))
 
 
 def _should_stop(cfg: TrainConfig, row: dict[str, float], began: float) -> bool:

@@ -47,7 +47,7 @@ from agents.rollout import rollout
 from agents.samplers.base import SamplingParams
 from agents.samplers.hf import HFSampler
 from agents.tiny import PRODUCTION_SHAPES, build_tiny_model
-from agents.train import peak_flops
+from agents.logs import peak_flops
 from ssl_gym.files import write_atomic
 from ssl_gym.seeds import group_seeds
 

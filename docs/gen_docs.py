@@ -250,17 +250,12 @@ def _toml_comment(path: Path) -> str:
 
 
 def train_options() -> str:
-    """Every ``ssl-gym train`` option, from ``TrainConfig`` in ``agents/config.py``."""
-    from agents.config import TrainConfig
+    """Every ``ssl-gym train`` option, from ``agents/config.py`` (run and learner fields)."""
+    from agents.config import options
 
-    docs, defaults = field_docs(TrainConfig), TrainConfig()
     rows = [
-        (
-            f"`--{f.name.replace('_', '-')}`",
-            f"`{getattr(defaults, f.name)!r}`",
-            docs.get(f.name, ""),
-        )
-        for f in dataclasses.fields(TrainConfig)
+        (f"`--{name.replace('_', '-')}`", f"`{default!r}`", doc)
+        for name, _, default, doc in options()
     ]
     return table(("option", "default", "meaning"), rows)
 

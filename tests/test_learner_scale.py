@@ -4,6 +4,7 @@ the sampling temperature, Dr. GRPO's constant divisor, the global batch and run 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -223,7 +224,7 @@ def test_resume_continues_the_run_with_its_own_settings(
     capsys.readouterr()
     assert main(["--resume", str(run), "--steps", "3"]) == 0  # the run's settings, 1 more step
     saved = json.loads((run / "config.json").read_text())
-    assert (saved["steps"], saved["lr"], saved["group_size"]) == (3, 0.002, 4)
+    assert (saved["steps"], saved["learner"]["lr"], saved["group_size"]) == (3, 0.002, 4)
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").open()] == [0, 1, 2, 3]
     assert not (tmp_path / "outputs").exists()  # nothing written to the default folder
     capsys.readouterr()
@@ -288,3 +289,14 @@ def test_truncated_importance_sampling_weights_recomputed_old_logprobs(
     assert metrics["sampler/logprob_gap_max"] == pytest.approx(1.0, abs=1e-4)
     for k in deltas[0]:  # min(e, 2) = 2: every token's loss weighs twice
         torch.testing.assert_close(deltas[1][k], 2 * deltas[0][k], atol=1e-6, rtol=1e-4)
+
+
+def test_the_learner_settings_nest_and_come_flat_or_as_a_table() -> None:
+    flat = make_config({"lr": 0.5, "kl_coef": 0.1, "steps": 3})
+    table = make_config({"learner": {"lr": 0.5, "kl_coef": 0.1}, "steps": 3})
+    assert flat == table and flat.learner.lr == 0.5 and flat.learner.kl_coef == 0.1
+    assert make_config({}).learner.lr == 1e-3  # the trainer's default for the tiny model
+    saved = dataclasses.asdict(flat)  # as config.json holds it, the run-set fields included
+    assert make_config(saved) == flat
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['lrr'\]"):
+        make_config({"learner": {"lrr": 1.0}})

@@ -29,17 +29,18 @@ def test_ssl4rl_recipe_matches_the_paper() -> None:
     cfg = make_config(recipe_settings("ssl4rl"))
     tasks = {gym.make(cfg.env).reset(seed=s)[1]["task"] for s in range(40)}
     assert tasks == {"Rotation", "Position", "Jigsaw", "Contrastive"}
-    assert (cfg.group_size, cfg.groups_per_step, cfg.lr, cfg.kl_coef) == (5, 512, 1e-6, 0.01)
-    assert (cfg.clip_eps, cfg.aggregation, cfg.temperature) == (0.2, "token_mean", 1.0)
+    learn = cfg.learner
+    assert (cfg.group_size, cfg.groups_per_step, learn.lr, learn.kl_coef) == (5, 512, 1e-6, 0.01)
+    assert (learn.clip_eps, learn.aggregation, cfg.temperature) == (0.2, "token_mean", 1.0)
     assert (cfg.max_new_tokens, cfg.steps, cfg.env_kwargs["format_weight"]) == (2048, 300, 0.0)
-    assert cfg.groups_per_step // cfg.ppo_mini_batches == 128  # mini-batches of 128 prompts
+    assert cfg.groups_per_step // learn.ppo_mini_batches == 128  # mini-batches of 128 prompts
 
 
 def test_ssl_r1_recipe_matches_the_paper() -> None:
     cfg = make_config(recipe_settings("ssl_r1"))
     tasks = {gym.make(cfg.env).reset(seed=s)[1]["task"] for s in range(60)}
     assert tasks == {"Rotation", "Similarity", "Inpainting", "Jigsaw", "Correspondence"}
-    assert cfg.kl_coef == 0.0 and cfg.lr == 1e-6 and cfg.groups_per_step == 256
+    assert cfg.learner.kl_coef == 0.0 and cfg.learner.lr == 1e-6 and cfg.groups_per_step == 256
     assert cfg.env_kwargs["answer_format"] == "boxed" and cfg.env_kwargs["format_weight"] > 0
 
 
