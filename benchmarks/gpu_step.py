@@ -42,12 +42,12 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 
 import ssl_gym  # noqa: F401 - registers the ids
 from agents.learner import Learner, LearnerConfig
+from agents.logs import peak_flops
 from agents.models import VLM, wrap_model
 from agents.rollout import rollout
 from agents.samplers.base import SamplingParams
 from agents.samplers.hf import HFSampler
 from agents.tiny import PRODUCTION_SHAPES, build_tiny_model
-from agents.logs import peak_flops
 from ssl_gym.files import write_atomic
 from ssl_gym.seeds import group_seeds
 
