@@ -192,6 +192,21 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v).cpu().contiguous() for k, v in full.items()}
 
 
+def iter_full_weights(
+    model: torch.nn.Module, dtype: torch.dtype | None = None
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """The weights one tensor at a time, on their device, named as in ``state_dict``.
+
+    A sharded parameter is gathered when its turn comes (a collective: every rank must
+    consume the iterator in full, in the same order) and cast to ``dtype``; nothing is
+    copied to the CPU and at most one gathered tensor is alive at a time, so a weight
+    push needs no full copy of the model on any rank.
+    """
+    for name, tensor in model.state_dict().items():
+        full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+        yield name, full.detach().to(dtype) if dtype is not None else full.detach()
+
+
 def full_optimizer_state_dict(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:

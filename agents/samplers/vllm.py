@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from agents.distributed import fsdp_units, full_state_dict
+from agents.distributed import iter_full_weights
 from agents.models import PLACEHOLDER_TOKENS, chat_messages, load_processor, resolve_local_dir
 from agents.samplers.base import Request, Sample, SamplingParams
 
@@ -126,15 +126,15 @@ class VLLMSampler:
         """Push the learner's weights into the engine, then drop every stale cache.
 
         The weights travel in memory, named as in the checkpoint (a transformers model's
-        ``state_dict`` keys are its safetensors names). Under FSDP every rank must call it:
-        each gathers the full weights for its own engine.
+        ``state_dict`` keys are its safetensors names), one tensor at a time and in the
+        engine's dtype, with no CPU copy. Under FSDP every rank must call it: each gathers
+        the full weights, tensor by tensor, for its own engine.
         """
-        if fsdp_units(model):  # sharded learner: gather the full tensors (a collective)
-            weights = list(full_state_dict(model).items())
-        else:
-            weights = [(name, t.detach()) for name, t in model.state_dict().items()]
-        # fp32 master weights travel in the engine's dtype (bf16 on GPUs), tensor by tensor
-        weights = [(name, t.to(self.dtype)) for name, t in weights]
+        # one tensor at a time, in the engine's dtype (fp32 master weights travel as bf16 on
+        # GPUs); a sharded learner's are gathered one by one as the engine reads them
+        weights: Any = iter_full_weights(model, self.dtype)
+        if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") != "0":
+            weights = list(weights)  # an engine in another process takes a list, not a generator
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.reset_prefix_cache()
         self.llm.reset_mm_cache()
