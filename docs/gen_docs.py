@@ -416,6 +416,7 @@ HAND_WRITTEN = (
     ("Training", "training.md"),
     ("Evaluation", "evaluation.md"),
     ("Adapters", "adapters.md"),
+    ("Training at scale", "scale.md"),
 )
 
 

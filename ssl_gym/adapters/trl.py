@@ -17,6 +17,10 @@ per generation. This module needs no TRL import::
 it as ``rewards/ssl_gym_reward/mean``). With ``components=True`` it returns the reward's
 parts instead (``ssl_gym_accuracy``, ``ssl_gym_format``), whose sum, TRL's ``reward``
 with unit weights, is the same reward.
+
+The ``-Hint`` ids are multi-turn (the env replies between answers), so a dataset row
+cannot score them; :mod:`ssl_gym.adapters.trl_env` plays them through ``GRPOTrainer``'s
+``rollout_func`` instead.
 """
 
 from __future__ import annotations
