@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from ssl_gym.fields import field_docs
+from ssl_gym.overrides import add_set_option
 
 console = Console()
 
@@ -257,12 +259,16 @@ def _parse_value(kind: Any, text: str) -> Any:
     return text
 
 
+def plain(doc: str) -> str:
+    """A field docstring as plain one-line text for ``--help`` (no RST markup)."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", doc)
+    return " ".join(text.replace("``", "").split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """One option per config field, plus ``--config``."""
+    """One option per setting (:func:`options`), ``--set`` for puzzle settings, ``--config``."""
     parser = argparse.ArgumentParser(
-        prog="ssl-gym train",
-        description="GRPO on ssl_gym puzzles (agents/train.py).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="ssl-gym train", description="GRPO on ssl_gym puzzles (agents/train.py)."
     )
     parser.add_argument("--recipe", help="a recipe of agents/recipes: ssl4rl, ssl_r1, tiny_cpu")
     parser.add_argument("--config", help="TOML file of settings (options below win)")
@@ -271,13 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved settings and a memory estimate, then exit",
     )
-    for name, kind, _, doc in options():
+    add_set_option(parser, "puzzle_settings", "a puzzle setting (env_kwargs), e.g. --set size=96")
+    for name, kind, default, doc in options():
         flag = f"--{name.replace('_', '-')}"
         convert = functools.partial(_parse_value, kind)
+        # the default shown is the real one; the option's own default stays None, so that
+        # only options given on the command line override a recipe or a TOML file
+        text = f"{plain(doc)} (default: {default!r})"
         if kind in (bool, "bool"):  # a bare --flag means true
-            parser.add_argument(flag, dest=name, type=convert, nargs="?", const=True, help=doc)
+            parser.add_argument(flag, dest=name, type=convert, nargs="?", const=True, help=text)
         else:
-            parser.add_argument(flag, dest=name, type=convert, help=doc)
+            parser.add_argument(flag, dest=name, type=convert, help=text)
     return parser
 
 
@@ -318,7 +328,11 @@ def load_config(argv: Sequence[str] | None) -> TrainConfig:
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         settings.update(tomllib.loads(path.read_text()))
+    puzzle_settings = dict(args.pop("puzzle_settings"))
     settings.update({k: v for k, v in args.items() if v is not None})
+    if puzzle_settings:
+        settings["env_kwargs"] = {**settings.get("env_kwargs", TrainConfig().env_kwargs),
+                                  **puzzle_settings}  # fmt: skip
     return make_config(settings)
 
 
@@ -411,7 +425,9 @@ def memory_estimate(
 
     if cfg.model == "tiny":
         raise ValueError("the tiny model is built at run time; give --model DIR to estimate")
-    config = AutoConfig.from_pretrained(str(resolve_local_dir(cfg.model)))
+    config = AutoConfig.from_pretrained(
+        str(resolve_local_dir(cfg.model)), local_files_only=True, trust_remote_code=False
+    )
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
     params = sum(p.numel() for p in model.parameters())

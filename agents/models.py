@@ -166,11 +166,17 @@ def resolve_local_dir(path: str | Path) -> Path:
 def load_processor(path: str | Path) -> Any:
     """Loads the processor of a local checkpoint, image-only for Qwen2.5-VL without torchvision."""
     root = resolve_local_dir(path)
-    model_type = AutoConfig.from_pretrained(root, local_files_only=True).model_type
+    model_type = AutoConfig.from_pretrained(
+        root, local_files_only=True, trust_remote_code=False
+    ).model_type
     if model_type in _IMAGE_ONLY_PROCESSORS and not is_torchvision_available():
-        processor = _IMAGE_ONLY_PROCESSORS[model_type].from_pretrained(root, local_files_only=True)
+        processor = _IMAGE_ONLY_PROCESSORS[model_type].from_pretrained(
+            root, local_files_only=True, trust_remote_code=False
+        )
     else:
-        processor = AutoProcessor.from_pretrained(root, local_files_only=True)
+        processor = AutoProcessor.from_pretrained(
+            root, local_files_only=True, trust_remote_code=False
+        )
     processor.tokenizer.padding_side = "left"
     return processor
 
@@ -220,7 +226,9 @@ def load_vlm(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.f
         FileNotFoundError: If `path` is not a local checkpoint directory.
     """
     root = resolve_local_dir(path)
-    model = AutoModelForImageTextToText.from_pretrained(root, dtype=dtype, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(
+        root, dtype=dtype, local_files_only=True, trust_remote_code=False
+    )
     model.to(device)  # type: ignore[arg-type]  # (mypy misreads the decorated `to`)
     return wrap_model(model, root)
 

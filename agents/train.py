@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 import ssl_gym  # noqa: F401 - registers the SSL/* ids
@@ -408,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cfg.model != "tiny":
             resolve_local_dir(cfg.model)  # a missing directory or a hub id: one line
     except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(str(err))}")
         return 2
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     result = train(cfg)

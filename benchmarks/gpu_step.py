@@ -71,7 +71,7 @@ def model_dir(shape: str, root: Path, image_size: int) -> Path:
 def random_vlm(path: Path, device: str) -> VLM:
     """The model of ``path``'s config with random fp32 weights, on ``device``."""
     torch.manual_seed(0)
-    config = AutoConfig.from_pretrained(path)
+    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     with torch.device(device):
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     return wrap_model(model, path)

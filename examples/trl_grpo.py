@@ -59,7 +59,7 @@ def main() -> None:
         reward_funcs=reward_funcs(ENV_ID),
         args=config,
         train_dataset=dataset,
-        processing_class=AutoProcessor.from_pretrained(model),
+        processing_class=AutoProcessor.from_pretrained(model, trust_remote_code=False),
     )
     trainer.train()
     for log in trainer.state.log_history:

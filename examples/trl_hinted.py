@@ -67,7 +67,7 @@ def main() -> None:
         reward_funcs=[ssl_gym_reward],
         args=config,
         train_dataset=to_hint_dataset(ENV_ID, n=args.n, seed=0, overrides=OVERRIDES),
-        processing_class=AutoProcessor.from_pretrained(model),
+        processing_class=AutoProcessor.from_pretrained(model, trust_remote_code=False),
         rollout_func=HintRollout(max_turn_tokens=args.turn_tokens),
     )
     trainer.train()

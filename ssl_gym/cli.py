@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
@@ -30,7 +31,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = Table(title=f"ssl_gym {ssl_gym.__version__}: registered puzzles")
     columns = ("id", "family", "difficulty", "chance", "turns")
     for col in (*columns, *(("blind",) if args.hints else ()), "description"):
-        table.add_column(col)
+        # ids are never cut (they are what one copies); descriptions wrap instead
+        table.add_column(col, no_wrap=col == "id", min_width=32 if col == "id" else None)
     for e in entries(hinted=args.hints):
         if args.family and e.family.lower() != args.family.lower():
             continue
@@ -133,7 +135,8 @@ def _delegated_command(name: str, argv: list[str]) -> int:
         run = importlib.import_module(module).main
     except ImportError as err:
         hint = f' (pip install "ssl-gym[{extra}]")' if extra else ""
-        console.print(f"[red]error:[/] `ssl-gym {name}` needs a missing package{hint}: {err}")
+        message = f"`ssl-gym {name}` needs a missing package{hint}: {err}"
+        console.print(f"[red]error:[/] {escape(message)}")
         return 2
     return int(run(argv))
 
@@ -230,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, gym.error.Error) as err:
-        console.print(f"[red]error:[/] {err}", markup=True)
+        console.print(f"[red]error:[/] {escape(str(err))}")
         return 2
 
 

@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import track
 
 import ssl_gym
@@ -328,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.out), gallery_ids(args.ids), args.n, args.seed, args.image_source
         )
     except (ValueError, gym.error.Error) as err:
-        console.print(f"[red]error:[/] {err}", markup=True, highlight=False)
+        console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
         return 2
     console.print(f"gallery written to {page}", markup=False)
     return 0

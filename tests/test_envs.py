@@ -209,3 +209,13 @@ def test_ssl_gym_never_needs_the_optional_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_repr_names_the_id_and_the_changed_settings() -> None:
+    assert repr(gym.make("SSL/Jigsaw-3x3-v2", size=96).unwrapped) == (
+        "PuzzleEnv('SSL/Jigsaw-3x3-v2', size=96)"
+    )
+    hinted = repr(gym.make("SSL/Rotation-4way-Hint-v1", answer_format="plain").unwrapped)
+    assert (
+        hinted == "PuzzleEnv('SSL/Rotation-4way-Hint-v1', answer_format='plain', max_turns='auto')"
+    )

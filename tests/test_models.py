@@ -295,3 +295,34 @@ def test_logprobs_reject_bad_shapes(vlm: VLM) -> None:
         completion_logprobs(vlm, batch, ids[:1], mask[:1])
     with pytest.raises(ValueError, match="temperature"):
         completion_logprobs(vlm, batch, ids, mask, temperature=0.0)
+
+
+def test_every_load_says_trust_remote_code_false(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config, processor and model loads pass ``trust_remote_code=False`` explicitly."""
+    import transformers
+
+    import agents.models as models
+    from agents.tiny import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    seen: dict[str, object] = {}
+    for owner in (
+        transformers.AutoConfig,
+        transformers.AutoProcessor,
+        transformers.AutoModelForImageTextToText,
+    ):
+        inner = owner.from_pretrained
+
+        def recording(*args: object, _inner=inner, _name=owner.__name__, **kwargs: object):
+            seen[_name] = kwargs.get("trust_remote_code", "not given")
+            return _inner(*args, **kwargs)
+
+        monkeypatch.setattr(owner, "from_pretrained", recording)
+    models.load_vlm(model)
+    assert seen == {
+        "AutoConfig": False,
+        "AutoProcessor": False,
+        "AutoModelForImageTextToText": False,
+    }

@@ -138,6 +138,11 @@ def test_custom_mixture_weights_and_errors() -> None:
         gym.make("SSL/Mix-v0", ids=["SSL/Nope-v0"])
     with pytest.raises(ValueError, match="weights"):
         gym.make("SSL/Mix-v0", ids=["SSL/Rotation-2way-v1"], weights=[-1])
+    for bad in ([float("nan")], [float("inf")]):  # refused when built, not at a reset
+        with pytest.raises(ValueError, match="finite non-negative"):
+            gym.make("SSL/Mix-v0", ids=["SSL/Rotation-2way-v1"], weights=bad)
+    with pytest.raises(ValueError, match=r"needs its ids, e\.g\. gym\.make\('SSL/Mix-v0'"):
+        gym.make("SSL/Mix-v0")
 
 
 def test_sslr1_mixture_covers_the_five_tasks() -> None:

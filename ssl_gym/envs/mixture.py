@@ -55,7 +55,7 @@ class MixtureEnv(gym.Env[Observation, str]):
 
     def __init__(
         self,
-        ids: Sequence[str],
+        ids: Sequence[str] | None = None,
         weights: Sequence[float] | None = None,
         canvas: int = 448,
         image_source: str | ImageSource = "procedural",
@@ -73,7 +73,10 @@ class MixtureEnv(gym.Env[Observation, str]):
             **overrides: settings every puzzle takes (``answer_format``, ``max_turns``...).
         """
         if not ids:
-            raise ValueError("a mixture needs at least one id")
+            raise ValueError(
+                "a mixture needs its ids, e.g. gym.make('SSL/Mix-v0', "
+                "ids=['SSL/Rotation-4way-v1', 'SSL/Jigsaw-2x2-v2'])"
+            )
         self.ids = list(ids)
         self.weights = self._normalise(weights, len(self.ids))
         self.envs: list[PuzzleEnv] = [self._make(i, image_source, overrides) for i in self.ids]
@@ -88,9 +91,10 @@ class MixtureEnv(gym.Env[Observation, str]):
     @staticmethod
     def _normalise(weights: Sequence[float] | None, n: int) -> np.ndarray:
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-        if w.shape != (n,) or (w < 0).any() or w.sum() <= 0:
+        if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise ValueError(
-                f"weights must be {n} non-negative numbers with a positive sum, got {weights!r}"
+                f"weights must be {n} finite non-negative numbers with a positive sum, "
+                f"got {weights!r}"
             )
         return w / w.sum()
 

@@ -41,6 +41,7 @@ best blind play (:mod:`ssl_gym.multiturn`) earns exactly the single-turn chance.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -232,6 +233,23 @@ class PuzzleEnv(gym.Env[Observation, str]):
             "turn_scores": list(self._scores),
             "retry_cost": self._retry_cost,
         }
+
+    def __repr__(self) -> str:
+        """``PuzzleEnv('SSL/Jigsaw-3x3-v2', size=96)``: the id and the changed settings.
+
+        The puzzle settings that differ from the family's defaults, then ``max_turns``
+        when the env plays more than one turn.
+        """
+        env_id = self.spec.id if self.spec is not None else type(self.puzzle).__name__
+        config = self.puzzle.config
+        changed = [
+            f"{f.name}={getattr(config, f.name)!r}"
+            for f in dataclasses.fields(config)
+            if f.default is not dataclasses.MISSING and getattr(config, f.name) != f.default
+        ]
+        if self.max_turns != 1:
+            changed.append(f"max_turns={self.max_turns!r}")
+        return f"PuzzleEnv({', '.join([repr(env_id), *changed])})"
 
     def render(self) -> np.ndarray | None:
         """With ``render_mode="rgb_array"``: the current observation images side by side."""

@@ -1,0 +1,56 @@
+"""A newcomer's first commands: errors that read right, help with real defaults, whole ids."""
+
+from __future__ import annotations
+
+import importlib
+import io
+
+import gymnasium as gym
+import pytest
+from rich.console import Console
+
+import ssl_gym  # noqa: F401
+from agents.config import build_parser, load_config
+from ssl_gym import cli
+
+
+def _narrow_console(monkeypatch: pytest.MonkeyPatch, width: int = 80) -> io.StringIO:
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=width, color_system=None))
+    return out
+
+
+def test_list_never_cuts_an_id_on_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _narrow_console(monkeypatch)
+    assert cli.main(["list", "--hints"]) == 0
+    text = out.getvalue()
+    longest = max((i for i in gym.registry if i.startswith("SSL/")), key=len)
+    for env_id in ("SSL/Jigsaw-3x3-Composite-v2", longest):
+        assert env_id in text, env_id
+
+
+def test_install_advice_keeps_its_brackets(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _narrow_console(monkeypatch, width=200)
+
+    def missing(name: str) -> object:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    assert cli.main(["train", "--steps", "1"]) == 2
+    assert 'pip install "ssl-gym[train]"' in out.getvalue()
+
+
+def test_train_help_shows_real_defaults_in_plain_text() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: 'SSL/Rotation-4way-v1')" in text
+    assert "(default: 0.001)" in text  # the trainer's lr for the tiny model
+    assert "default: None" not in text
+    assert "``" not in text and ":class:" not in text
+
+
+def test_train_takes_set_for_puzzle_settings_like_eval_and_export() -> None:
+    cfg = load_config(["--set", "size=96", "--set", "answer_format=boxed"])
+    assert cfg.env_kwargs["size"] == 96 and cfg.env_kwargs["answer_format"] == "boxed"
+    assert cfg.env_kwargs["prompt_style"] == "plain"  # the other defaults stay
+    recipe = load_config(["--recipe", "ssl4rl", "--set", "size=224"])
+    assert recipe.env_kwargs["prompt_style"] == "ssl4rl" and recipe.env_kwargs["size"] == 224
