@@ -219,3 +219,19 @@ def test_repr_names_the_id_and_the_changed_settings() -> None:
     assert (
         hinted == "PuzzleEnv('SSL/Rotation-4way-Hint-v1', answer_format='plain', max_turns='auto')"
     )
+
+
+@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-v1", "SSL/Rotation-4way-Hint-v1"])
+def test_async_vector_env_returns_the_true_prompts(env_id: str) -> None:
+    """Gymnasium's shared memory used to hand back 8,192 ``a`` s for every prompt."""
+    vec = gym.make_vec(env_id, num_envs=3, vectorization_mode="async")
+    try:
+        obs, _ = vec.reset(seed=0)
+        singles = [gym.make(env_id) for _ in range(3)]
+        expected = [env.reset(seed=s)[0]["prompt"] for s, env in enumerate(singles)]
+        assert list(obs["prompt"]) == expected
+        obs, *_ = vec.step(["not an answer"] * 3)
+        after = [env.step("not an answer")[0]["prompt"] for env in singles]
+        assert list(obs["prompt"]) == after
+    finally:
+        vec.close()
