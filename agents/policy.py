@@ -110,6 +110,10 @@ class ModelPolicy:
             out["env_kwargs"] = self.env_kwargs
         return {**out, "model": self.model} if self.name.startswith("openai:") else out
 
+    def prepare(self) -> None:
+        """Load the model (or reach the endpoint's client) now, before the run is recorded."""
+        self._sampler()
+
     def _sampler(self) -> Any:
         if self.sampler is None:
             kind, _, target = self.name.partition(":")

@@ -332,3 +332,20 @@ def test_openai_policy_scores_what_the_endpoint_answers(tmp_path: Path) -> None:
     assert row["solve_rate"] == pytest.approx(answers.count("90") / n)
     assert row["format_rate"] == 1.0
     assert _Always90.requests == n  # one chat request per puzzle
+
+
+def test_a_model_that_fails_to_load_leaves_no_run_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.policy import main as eval_main
+    from agents.tiny import build_tiny_model
+
+    out = tmp_path / "run"
+    argv = ["--envs", "SSL/Rotation-4way-v1", "--episodes", "2", "--out", str(out)]
+    assert eval_main([*argv, "--policy", f"hf:{tmp_path / 'nowhere'}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert not (out / "run.json").exists()  # nothing binds the folder to the failed run
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    fixed = [*argv, "--policy", f"hf:{model}", "--answer-format", "plain", "--no-progress"]
+    assert eval_main(fixed) == 0  # the same folder, the fixed command

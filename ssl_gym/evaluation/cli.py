@@ -95,7 +95,7 @@ def main(argv: list[str], policies: Callable[..., Policy] = make_policy) -> int:
             args.samples,
             progress=not args.no_progress,
         )
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:  # bad input, a missing model directory
         print(f"error: {err}", file=sys.stderr)
         return 2
     o = summary["overall"]

@@ -157,6 +157,10 @@ def run_eval(
         samples: Completions per puzzle (the K of pass@k).
         progress: Show a progress bar.
 
+    A policy with a ``prepare()`` method (a model policy: it loads the model) is prepared
+    before ``run.json`` is written, so a run whose model fails to load can be rerun, fixed,
+    into the same folder.
+
     Returns:
         The summary (also written to ``out/summary.json``).
     """
@@ -169,6 +173,9 @@ def run_eval(
         raise ValueError(f"not registered puzzle ids: {unknown or 'none given'}")
     for env_id in ids:  # bad settings fail here, before the run folder is bound to them
         make_puzzle_env(env_id, **pol.settings().get("env_kwargs", {}))
+    prepare = getattr(pol, "prepare", None)
+    if callable(prepare):  # a model that fails to load leaves no run record behind
+        prepare()
     folder = Path(out)
     header = {"policy": pol.name, "seed": seed, "ids": list(ids), "samples": samples}
     check_run(folder, {**header, **pol.settings()})
