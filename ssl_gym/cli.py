@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +22,7 @@ from rich.table import Table
 import ssl_gym
 from ssl_gym.core import Puzzle, format_answer
 from ssl_gym.envs import PuzzleEnv, entries, make_puzzle_env, mixture_ids
+from ssl_gym.overrides import add_set_option
 from ssl_gym.seeds import policy_rng
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs
@@ -66,18 +68,28 @@ def save_observation(env: PuzzleEnv, path: Path) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Render one instance to a picture; print its prompt and answer."""
-    env = make_puzzle_env(args.id, render_mode="rgb_array", image_source=args.image_source)
-    env.reset(seed=args.seed)
-    inst = env.instance
+    """Render one instance (of a puzzle or a mixture) to a picture; print its prompt and answer."""
+    if args.id not in gym.registry:
+        raise ValueError(f"unknown env id {args.id!r}; see `ssl-gym list`")
+    settings = dict(args.settings)
+    made = gym.make(args.id, render_mode="rgb_array", image_source=args.image_source, **settings)
+    env = made.unwrapped
+    obs, info = env.reset(seed=args.seed)
+    puzzle_env: Any = getattr(env, "current", None) or env  # a mixture's episode, or the env
+    inst = puzzle_env.instance
     if inst is None:
         raise RuntimeError("reset() produced no instance")
-    save_observation(env, Path(args.out))
-    console.print(f"[bold]{args.id}[/] seed={args.seed} -> {args.out}")
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = env.render()
+    if not isinstance(picture, np.ndarray):
+        raise RuntimeError(f"{args.id} rendered no picture")
+    Image.fromarray(picture).save(path)
+    console.print(f"[bold]{escape(args.id)}[/] seed={args.seed} -> {escape(str(path))}")
     for label, text in (
-        ("prompt", inst.prompt),
-        ("answer", inst.answer),
-        ("oracle completion", env.puzzle.oracle(inst)),
+        ("prompt", obs["prompt"]),
+        ("answer", info["answer"]),
+        ("oracle completion", puzzle_env.puzzle.oracle(inst)),
     ):
         console.print(f"[bold]{label}:[/]", end=" ")
         console.print(text, markup=False, highlight=False)
@@ -195,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="puzzle.png")
     p.add_argument("--image-source", default="procedural")
+    add_set_option(
+        p, "settings", "a puzzle setting, e.g. --set size=96 (mixtures: --set ids=[...])"
+    )
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("demo", help="render every id and score oracle and random policies")
     p.add_argument("--out", default="outputs/gallery")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -54,3 +55,17 @@ def test_train_takes_set_for_puzzle_settings_like_eval_and_export() -> None:
     assert cfg.env_kwargs["prompt_style"] == "plain"  # the other defaults stay
     recipe = load_config(["--recipe", "ssl4rl", "--set", "size=224"])
     assert recipe.env_kwargs["prompt_style"] == "ssl4rl" and recipe.env_kwargs["size"] == 224
+
+
+def test_show_takes_set_and_mixture_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _narrow_console(monkeypatch, width=400)
+    picture = tmp_path / "mix.png"
+    assert cli.main(["show", "SSL/Mix-SSL4RL-v0", "--out", str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "answer:" in out.getvalue()
+    boxed = tmp_path / "jigsaw.png"
+    argv = ["show", "SSL/Jigsaw-2x2-v2", "--set", "answer_format=boxed", "--out", str(boxed)]
+    assert cli.main(argv) == 0
+    assert "\\boxed" in out.getvalue()
+    ids = '["SSL/Rotation-4way-v1"]'
+    assert cli.main(["show", "SSL/Mix-v0", "--set", f"ids={ids}", "--out", str(picture)]) == 0
+    assert cli.main(["show", "SSL/Nope-v0"]) == 2

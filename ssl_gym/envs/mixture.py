@@ -108,6 +108,11 @@ class MixtureEnv(gym.Env[Observation, str]):
             raise ValueError(f"{env_id} is not a puzzle env")
         return env
 
+    @property
+    def current(self) -> PuzzleEnv | None:
+        """The puzzle env of the current episode (``None`` before the first reset)."""
+        return self._current
+
     def set_active(self, index: int | None) -> None:
         """Play only ``ids[index]`` from the next reset on (``None``: draw by weights)."""
         if index is not None and not 0 <= index < len(self.ids):
