@@ -199,3 +199,44 @@ def test_the_describer_solver_example_runs() -> None:
     lines = run_example("examples/pettingzoo_describer_solver.py", "--episodes", "8")
     with_message, without = (float(line.rsplit(" ", 1)[1]) for line in lines)
     assert with_message == 1.0 and without < 1.0
+
+
+def test_pettingzoos_render_test_gets_the_puzzles_picture() -> None:
+    from pettingzoo.test import render_test
+    from pettingzoo.utils.conversions import parallel_to_aec
+
+    def duel(render_mode: str | None = None) -> object:
+        return parallel_to_aec(duel_env("SSL/Jigsaw-2x2-v2", render_mode=render_mode))
+
+    def describer(render_mode: str | None = None) -> object:
+        return describer_solver_env("SSL/Jigsaw-2x2-v2", render_mode=render_mode)
+
+    for make in (duel, describer):
+        render_test(make)  # type: ignore[arg-type]
+        env = make("rgb_array")
+        env.reset(seed=0)  # type: ignore[attr-defined]
+        picture = env.render()  # type: ignore[attr-defined]
+        assert isinstance(picture, np.ndarray) and picture.ndim == 3 and picture.std() > 0
+    with pytest.raises(ValueError, match="render_mode='ascii' is not valid"):
+        duel_env("SSL/Jigsaw-2x2-v2", render_mode="ascii")
+
+
+def test_pettingzoos_max_cycles_test_on_a_long_hinted_duel() -> None:
+    import types
+
+    from pettingzoo.test import max_cycles_test
+    from pettingzoo.utils.conversions import parallel_to_aec
+
+    def parallel_env(max_cycles: int | None = None) -> object:  # random answers: all wrong
+        return duel_env("SSL/Position-3x3-Hint-v2", max_turns=8, max_cycles=max_cycles)
+
+    module = types.SimpleNamespace(
+        parallel_env=parallel_env,
+        env=lambda max_cycles=None: parallel_to_aec(parallel_env(max_cycles)),
+    )
+    max_cycles_test(module)
+    env = duel_env("SSL/Position-3x3-Hint-v2", max_turns=8, max_cycles=2)
+    env.reset(seed=0)
+    env.step(dict.fromkeys(env.agents, "not an answer"))
+    *_, terminated, truncated, _ = env.step(dict.fromkeys(env.agents, "not an answer"))
+    assert all(truncated.values()) and not any(terminated.values()) and not env.agents

@@ -81,21 +81,43 @@ def duel_rewards(scores: dict[str, float]) -> dict[str, float]:
 class DuelEnv(ParallelEnv[str, Observation, str]):
     """``N`` players answer the same puzzle; reward = own score - mean of the others'."""
 
-    metadata = {"name": "ssl_gym_duel_v0", "render_modes": [], "is_parallelizable": True}  # noqa: RUF012
+    metadata = {  # noqa: RUF012
+        "name": "ssl_gym_duel_v0",
+        "render_modes": ["rgb_array"],
+        "is_parallelizable": True,
+    }
 
-    def __init__(self, env_id: str, n_agents: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        n_agents: int = 2,
+        render_mode: str | None = None,
+        max_cycles: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Build the duel.
 
         Args:
             env_id: registered ssl_gym id, e.g. ``"SSL/Jigsaw-3x3-v2"``.
             n_agents: players, 2 to 64.
+            render_mode: ``"rgb_array"`` (:meth:`render` returns the puzzle's picture),
+                ``None``, or ``"human"`` (accepted, nothing is drawn: there is no window).
+            max_cycles: steps after which every player still playing is truncated, with
+                the reward it has earned so far (``None``: the puzzle's own turn limit).
             **kwargs: passed to ``gym.make`` (config overrides, ``image_source``...).
         """
         check_int("n_agents", n_agents, 2, 64)
-        self.env_id = env_id
+        _check_render_mode(render_mode)
+        if max_cycles is not None:
+            check_int("max_cycles", max_cycles, 1, 10**6)
+        self.env_id, self.render_mode, self.max_cycles = env_id, render_mode, max_cycles
         self.possible_agents = [f"player_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
+        if render_mode == "rgb_array":
+            kwargs = {**kwargs, "render_mode": "rgb_array"}
         self._envs = {a: make_puzzle_env(env_id, **kwargs) for a in self.possible_agents}
+        self._cycles = 0
+        self._last: dict[str, float] = {}
         first = self._envs[self.possible_agents[0]]
         self._observation_spaces = {a: first.observation_space for a in self.possible_agents}
         self._action_spaces = {a: Completion() for a in self.possible_agents}
@@ -120,6 +142,7 @@ class DuelEnv(ParallelEnv[str, Observation, str]):
         episode_seed = self._seeder.next(seed)
         self.agents = list(self.possible_agents)
         self._done, self._final = dict.fromkeys(self.agents, False), {}
+        self._cycles, self._last = 0, dict.fromkeys(self.agents, 0.0)
         for agent in self.agents:
             self._obs[agent], self._infos[agent] = self._envs[agent].reset(seed=episode_seed)
         return dict(self._obs), copy.deepcopy(self._infos)
@@ -142,10 +165,18 @@ class DuelEnv(ParallelEnv[str, Observation, str]):
             raise ValueError(f"no action for player(s) still playing: {missing}")
         for agent in playing:
             self._play(agent, _check_action(agent, actions[agent]))
+        self._cycles += 1
+        cut = [a for a in self.agents if not self._done[a]]
+        if self.max_cycles is not None and self._cycles >= self.max_cycles and cut:
+            for agent in cut:  # truncated with what it has earned so far
+                self._done[agent], self._final[agent] = True, self._last[agent]
+        else:
+            cut = []
         over = all(self._done.values())
         rewards = duel_rewards(self._final) if over else dict.fromkeys(self.agents, 0.0)
-        flags = dict.fromkeys(self.agents, over)
-        out = (dict(self._obs), rewards, flags, dict.fromkeys(self.agents, False))
+        terminated = {a: over and a not in cut for a in self.agents}
+        truncated = {a: over and a in cut for a in self.agents}
+        out = (dict(self._obs), rewards, terminated, truncated)
         infos = copy.deepcopy(self._infos)
         if over:
             self.agents = []
@@ -153,14 +184,17 @@ class DuelEnv(ParallelEnv[str, Observation, str]):
 
     def _play(self, agent: str, completion: str) -> None:
         obs, reward, terminated, truncated, info = self._envs[agent].step(completion)
-        self._obs[agent] = obs
+        self._obs[agent], self._last[agent] = obs, float(reward)
         self._infos[agent] = {**info, "score_reward": float(reward)}
         if terminated or truncated:
             self._done[agent] = True
             self._final[agent] = float(reward)
 
-    def render(self) -> None:
-        """Nothing to render."""
+    def render(self) -> np.ndarray | None:
+        """The puzzle's picture (every player has the same) with ``render_mode="rgb_array"``."""
+        if self.render_mode != "rgb_array":
+            return None
+        return self._envs[self.possible_agents[0]].render()
 
     def close(self) -> None:
         """Close the players' envs."""
@@ -171,6 +205,11 @@ class DuelEnv(ParallelEnv[str, Observation, str]):
 def duel_env(env_id: str, n_agents: int = 2, **kwargs: Any) -> DuelEnv:
     """A :class:`DuelEnv`: ``n_agents`` players, one puzzle, zero-sum rewards."""
     return DuelEnv(env_id, n_agents, **kwargs)
+
+
+def _check_render_mode(render_mode: str | None) -> None:
+    if render_mode not in (None, "rgb_array", "human"):
+        raise ValueError(f"render_mode={render_mode!r} is not valid; choose None or 'rgb_array'")
 
 
 # --- describer and solver ---------------------------------------------------------------
@@ -252,21 +291,33 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
 
     metadata = {  # noqa: RUF012
         "name": "ssl_gym_describer_solver_v0",
-        "render_modes": [],
+        "render_modes": ["rgb_array"],
         "is_parallelizable": False,
     }
 
-    def __init__(self, env_id: str, max_message_chars: int = 200, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        max_message_chars: int = 200,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Build the game.
 
         Args:
             env_id: registered ssl_gym id of a one-image family (see
                 :data:`ONE_IMAGE_FAMILIES`), e.g. ``"SSL/Jigsaw-3x3-v2"``.
             max_message_chars: longest message passed on, 1 to 2000 characters.
+            render_mode: ``"rgb_array"`` (:meth:`render` returns the puzzle's picture),
+                ``None``, or ``"human"`` (accepted, nothing is drawn).
             **kwargs: passed to ``gym.make`` (config overrides, ``image_source``...).
         """
         super().__init__()
         check_int("max_message_chars", max_message_chars, 1, 2000)
+        _check_render_mode(render_mode)
+        self.render_mode = render_mode
+        if render_mode == "rgb_array":
+            kwargs = {**kwargs, "render_mode": "rgb_array"}
         self.env_id, self.max_message_chars = env_id, max_message_chars
         self._recorder = _OriginalRecorder(make_source(kwargs.pop("image_source", "procedural")))
         self._env = make_puzzle_env(env_id, image_source=self._recorder, **kwargs)
@@ -364,8 +415,9 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
             self.terminations = dict.fromkeys(self.agents, True)
             self.agent_selection = self._deads_step_first()
 
-    def render(self) -> None:
-        """Nothing to render."""
+    def render(self) -> np.ndarray | None:
+        """The puzzle's picture, as the solver sees it, with ``render_mode="rgb_array"``."""
+        return self._env.render() if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
         """Close the puzzle env."""
