@@ -186,6 +186,23 @@ def test_folder_finds_images_recursively_and_sorted(tmp_path: Path) -> None:
     assert src.spec == f"folder:{tmp_path}"
 
 
+def test_folder_never_opens_a_fifo_nor_follows_a_link_out(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "pictures"
+    _write(root / "a.png", (255, 0, 0))
+    _write(root / "b.png", (0, 255, 0))
+    os.mkfifo(root / "fifo.png")  # opening it would block every reset for ever
+    outside = tmp_path / "private.png"
+    _write(outside, (0, 0, 255))
+    (root / "leak.png").symlink_to(outside)  # a link that leaves the folder
+    (root / "alias.png").symlink_to(root / "a.png")  # a link inside it is fine
+    (root / "broken.png").symlink_to(tmp_path / "missing.png")
+    src = FolderSource(root)
+    assert [p.name for p in src.files] == ["a.png", "alias.png", "b.png"]
+    assert src.sample(np.random.default_rng(0), (8, 8)).shape == (8, 8, 3)
+
+
 def test_folder_skips_bad_files_with_one_warning(tmp_path: Path) -> None:
     _write(tmp_path / "good.png", (10, 200, 30))
     (tmp_path / "random.jpg").write_bytes(np.random.default_rng(1).bytes(2000))

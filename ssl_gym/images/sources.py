@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import io
 import os
+import stat
 import struct
 import sys
 import warnings
@@ -242,11 +243,24 @@ class FolderSource(ImageSource):
 
 
 def _list_images(root: Path) -> tuple[Path, ...]:
+    """The image files under ``root``, sorted.
+
+    Regular files only, never a FIFO or a device named like an image (opening one would
+    block), and never a link that leads out of ``root``.
+    """
     found = []
+    inside = root.resolve()
     for folder, _dirs, names in os.walk(root):
         for name in names:
             if name.lower().endswith(IMAGE_EXTENSIONS):
                 path = Path(folder, name)
+                try:
+                    mode = path.stat().st_mode
+                    target = path.resolve()
+                except OSError:  # a broken link
+                    continue
+                if not stat.S_ISREG(mode) or not target.is_relative_to(inside):
+                    continue
                 found.append((path.relative_to(root).as_posix(), path))
     return tuple(path for _key, path in sorted(found))
 
