@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -45,6 +45,17 @@ from agents.samplers.base import Request, Sample
 
 #: Compute dtypes (torch names) the learner runs its forward in.
 COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class _Pass(NamedTuple):
+    """One micro-batch's forward: its loss, metrics, token counts and logprob gap."""
+
+    loss: torch.Tensor
+    metrics: dict[str, float]
+    completion_tokens: int
+    forward_tokens: int
+    """Prompt and completion tokens run forward (for the trainer's throughput figures)."""
+    gap: float
 
 
 def check_loss_choices(cfg: LearnerConfig) -> None:
@@ -221,26 +232,25 @@ class Learner:
         return out
 
     @torch.no_grad()
-    def old_logprobs(self, batch: RolloutBatch) -> list[torch.Tensor]:
-        """Each row's old logprobs, once per rollout: the sampler's, or the learner's.
+    def old_logprobs(self, batch: RolloutBatch) -> list[list[float]] | None:
+        """Each row's old logprobs, once per rollout; ``None``: the sampler's own.
 
-        With ``recompute`` the learner's are taken before any update of the rollout.
+        With ``recompute``, the learner's, taken before any update of the rollout.
         """
-        sampled = [torch.tensor(s.logprobs, dtype=torch.float32) for s in batch.samples]
         if self.cfg.old_logprobs == "sampler":
-            return sampled
-        out = list(sampled)
+            return None
+        out: list[list[float]] = [[] for _ in batch.samples]
         for rows in self._micro_batches(np.arange(len(batch.samples))):
             chosen = rows if len(rows) else np.arange(1)  # FSDP padding: a pass to join in
             prompts, ids, mask, _ = self._batch(batch, chosen)
             logprobs, _ = self._logprobs(self.forward_vlm, prompts, ids, mask)
             for k, i in enumerate(rows):
-                out[i] = logprobs[k, : len(sampled[i])].float().cpu()
+                out[i] = logprobs[k, : len(batch.samples[i].token_ids)].float().tolist()
         return out
 
     def _micro_batch(
-        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray, old: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, float], int, float]:
+        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray, old: list[list[float]] | None
+    ) -> _Pass:
         prompts, ids, mask, sampled = self._batch(batch, rows)
         logprobs, entropy = self._logprobs(self.forward_vlm, prompts, ids, mask)
         ref = None
@@ -249,9 +259,9 @@ class Learner:
                 ref, _ = self._logprobs(self.reference, prompts, ids, mask)
         device = logprobs.device
         valid = mask.to(device)
-        old_lp = _pad([old[i].tolist() for i in rows], 0.0, torch.float32).to(device)
-        old_lp = old_lp[:, : ids.shape[1]]
         sampled = sampled.to(device)
+        old_lp = sampled if old is None else _pad([old[i] for i in rows], 0.0, torch.float32)
+        old_lp = old_lp.to(device)
         weights = None
         if self.cfg.old_logprobs == "recompute" and self.cfg.tis_cap > 0:
             weights = (old_lp - sampled).exp().clamp(max=self.cfg.tis_cap) * valid
@@ -275,11 +285,16 @@ class Learner:
         # logprobs, or (sampler's as old) this pass's, before the first optimizer step
         here = old_lp if self.cfg.old_logprobs == "recompute" else logprobs.detach()
         gap = (here - sampled).abs()[valid.bool()]
-        metrics["learner/tokens"] = float(prompts["attention_mask"].sum() + mask.sum())
-        return loss, metrics, int(mask.sum()), float(gap.max()) if gap.numel() else 0.0
+        return _Pass(
+            loss,
+            metrics,
+            completion_tokens=int(mask.sum()),
+            forward_tokens=int(prompts["attention_mask"].sum() + mask.sum()),
+            gap=float(gap.max()) if gap.numel() else 0.0,
+        )
 
     def _update(
-        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray, old: list[torch.Tensor]
+        self, batch: RolloutBatch, rows: np.ndarray, adv: np.ndarray, old: list[list[float]] | None
     ) -> tuple[dict[str, float], float, float, float]:
         """One optimizer step on one mini-batch.
 
@@ -298,17 +313,16 @@ class Learner:
         for index, chunk in enumerate(chunks):
             padding = len(chunk) == 0  # FSDP only: a weightless pass so every rank joins in
             with self._sync(index == len(chunks) - 1):
-                loss, metrics, n_tokens, chunk_gap = self._micro_batch(
-                    batch, rows[:1] if padding else chunk, adv, old
-                )
+                done = self._micro_batch(batch, rows[:1] if padding else chunk, adv, old)
                 token_mean = self.cfg.aggregation == "token_mean"
-                share = n_tokens / total_tokens if token_mean else len(chunk) / total_rows
+                share = (
+                    done.completion_tokens / total_tokens if token_mean else len(chunk) / total_rows
+                )
                 share = 0.0 if padding else share
-                (loss * share * world).backward()
-            gap = max(gap, 0.0 if padding else chunk_gap)
-            tokens_seen += 0.0 if padding else metrics["learner/tokens"]
-            del metrics["learner/tokens"]
-            for key, value in metrics.items():
+                (done.loss * share * world).backward()
+            if not padding:
+                gap, tokens_seen = max(gap, done.gap), tokens_seen + done.forward_tokens
+            for key, value in done.metrics.items():
                 sums[key] = sums.get(key, 0.0) + value * share * world
         params = [p for p in self.vlm.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)

@@ -61,7 +61,7 @@ from agents.distributed import (
     barrier,
     init_distributed,
 )
-from agents.learner import Learner
+from agents.learner import COMPUTE_DTYPES, Learner
 from agents.logs import MetricsLog, peak_flops, plot_curves
 from agents.models import VLM, load_vlm, resolve_local_dir
 from agents.policy import make_sampler, play_held_out
@@ -77,7 +77,6 @@ console = Console()
 
 #: The held-out metrics the trainer logs (as ``eval/NAME``), named as ``ssl-gym eval`` names them.
 EVAL_METRICS = ("solve_rate", "mean_score", "mean_reward", "format_rate")
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 # --- evaluation and plots ------------------------------------------------------------------
@@ -208,7 +207,7 @@ def build_learner(cfg: TrainConfig, run: Path, info: DistInfo) -> tuple[VLM, Lea
     barrier(info)  # rank 0 may have built the tiny model
     path = model_dir if cfg.model == "tiny" else cfg.model
     vlm = load_vlm(path, device=cfg.device, dtype=torch.float32)
-    compute = TORCH_DTYPES[cfg.dtype]
+    compute = COMPUTE_DTYPES[cfg.dtype]
     with_kl = cfg.learner.kl_coef > 0
     reference = load_vlm(vlm.path, device=cfg.device, dtype=compute) if with_kl else None
     return vlm, Learner(vlm, learner_config(cfg), reference, dist_info=info)

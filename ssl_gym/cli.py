@@ -58,10 +58,10 @@ def _turns_and_blind(env_id: str) -> list[str]:
     return [str(env.turns), f"{env.blind_value:.3f}"]
 
 
-def save_observation(env: PuzzleEnv, path: Path) -> None:
-    """Write the current observation's images as one PNG (parents created)."""
+def save_observation(env: gym.Env[Any, Any], path: Path) -> None:
+    """Write the current observation's images (a puzzle's, a mixture's) as one PNG."""
     picture = env.render()
-    if picture is None:
+    if not isinstance(picture, np.ndarray):
         raise RuntimeError("the env must be made with render_mode='rgb_array'")
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(path)
@@ -80,11 +80,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if inst is None:
         raise RuntimeError("reset() produced no instance")
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture = env.render()
-    if not isinstance(picture, np.ndarray):
-        raise RuntimeError(f"{args.id} rendered no picture")
-    Image.fromarray(picture).save(path)
+    save_observation(env, path)
     console.print(f"[bold]{escape(args.id)}[/] seed={args.seed} -> {escape(str(path))}")
     for label, text in (
         ("prompt", obs["prompt"]),

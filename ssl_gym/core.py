@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -77,8 +78,6 @@ def check_layout(
     """
     new = (renamed or {}).get(config.layout)
     if new is not None:
-        import warnings
-
         warnings.warn(
             f"layout={config.layout!r} is now layout={new!r}", DeprecationWarning, stacklevel=4
         )

@@ -107,14 +107,12 @@ class DuelEnv(ParallelEnv[str, Observation, str]):
             **kwargs: passed to ``gym.make`` (config overrides, ``image_source``...).
         """
         check_int("n_agents", n_agents, 2, 64)
-        _check_render_mode(render_mode)
+        kwargs = _render_kwargs(render_mode, kwargs)
         if max_cycles is not None:
             check_int("max_cycles", max_cycles, 1, 10**6)
         self.env_id, self.render_mode, self.max_cycles = env_id, render_mode, max_cycles
         self.possible_agents = [f"player_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
-        if render_mode == "rgb_array":
-            kwargs = {**kwargs, "render_mode": "rgb_array"}
         self._envs = {a: make_puzzle_env(env_id, **kwargs) for a in self.possible_agents}
         self._cycles = 0
         self._last: dict[str, float] = {}
@@ -207,9 +205,11 @@ def duel_env(env_id: str, n_agents: int = 2, **kwargs: Any) -> DuelEnv:
     return DuelEnv(env_id, n_agents, **kwargs)
 
 
-def _check_render_mode(render_mode: str | None) -> None:
+def _render_kwargs(render_mode: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The puzzle env's ``gym.make`` arguments of a game's ``render_mode`` (checked)."""
     if render_mode not in (None, "rgb_array", "human"):
         raise ValueError(f"render_mode={render_mode!r} is not valid; choose None or 'rgb_array'")
+    return {**kwargs, "render_mode": "rgb_array"} if render_mode == "rgb_array" else kwargs
 
 
 # --- describer and solver ---------------------------------------------------------------
@@ -314,10 +314,8 @@ class DescriberSolverEnv(AECEnv[str, Observation, str]):
         """
         super().__init__()
         check_int("max_message_chars", max_message_chars, 1, 2000)
-        _check_render_mode(render_mode)
         self.render_mode = render_mode
-        if render_mode == "rgb_array":
-            kwargs = {**kwargs, "render_mode": "rgb_array"}
+        kwargs = _render_kwargs(render_mode, kwargs)
         self.env_id, self.max_message_chars = env_id, max_message_chars
         self._recorder = _OriginalRecorder(make_source(kwargs.pop("image_source", "procedural")))
         self._env = make_puzzle_env(env_id, image_source=self._recorder, **kwargs)
