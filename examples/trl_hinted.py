@@ -5,7 +5,7 @@
 Builds the tiny offline Idefics3 model (``agents.tiny``; swap in any VLM checkpoint path
 with ``--model``), rows with ``ssl_gym.adapters.trl_env.to_hint_dataset`` and runs TRL's
 ``GRPOTrainer`` with ``rollout_func=HintRollout(...)``: each completion is an episode of
-``SSL/Rotation-4way-Hint-v1`` (answer, the env's reply and hint, answer again, ...), and
+``SSL/Rotation-4way-Hint-v2`` (answer, the env's reply and hint, answer again, ...), and
 its reward is the episode's (hint costs included). Prints TRL's logged reward and turns per
 step, then one episode's messages. Later turns pass the env's text reply only (TRL 1.16's
 rollout path cannot show the hint's marked images; see the module notes).
@@ -22,7 +22,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from ssl_gym.adapters.trl_env import Episode, HintRollout, episode_reward, to_hint_dataset
 
-ENV_ID = "SSL/Rotation-4way-Hint-v1"
+ENV_ID = "SSL/Rotation-4way-Hint-v2"
 OVERRIDES = {"answer_format": "plain", "size": 64}
 
 

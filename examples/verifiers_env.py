@@ -6,7 +6,7 @@ it then gets the env's feedback and hint as the next user turn and answers right
 reward shows the hint cost). With ``--base-url`` the rollouts go to a real server, e.g.
 ``vllm serve`` of a multimodal model.
 
-    python examples/verifiers_env.py --env-id SSL/Rotation-4way-Hint-v1 --num-examples 4
+    python examples/verifiers_env.py --env-id SSL/Rotation-4way-Hint-v2 --num-examples 4
     python examples/verifiers_env.py --base-url http://127.0.0.1:8000/v1 --model tiny
 """
 
@@ -68,7 +68,7 @@ async def rollouts(env: Any, tasks: list[vf.Task], ctx: vf.ModelContext) -> list
 def main() -> None:
     """Roll out a few tasks and print their rewards."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env-id", default="SSL/Rotation-4way-Hint-v1")
+    parser.add_argument("--env-id", default="SSL/Rotation-4way-Hint-v2")
     parser.add_argument("--num-examples", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base-url", default=None, help="an OpenAI-compatible /v1 URL")

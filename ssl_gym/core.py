@@ -418,6 +418,9 @@ class Puzzle(ABC, Generic[C]):
     """Family name as it appears in ids, e.g. ``Jigsaw``."""
     version: ClassVar[int] = 0
     """Bumped when generation or scoring changes; the ``vN`` of every id of the family."""
+    hint_version: ClassVar[int | None] = None
+    """The ``vN`` of the family's ``-Hint`` ids when it differs from :attr:`version`: bumped
+    when hinted play's rewards change but the puzzles do not."""
     config_cls: ClassVar[type[PuzzleConfig]]
     presets: ClassVar[Mapping[str, Preset]]
 

@@ -82,7 +82,7 @@ def test_duel_reward_is_own_score_minus_the_mean_of_the_others() -> None:
 
 
 def test_duel_with_hints_pays_out_when_the_last_player_is_done() -> None:
-    env = duel_env("SSL/Rotation-4way-Hint-v1", n_agents=2, **KW)
+    env = duel_env("SSL/Rotation-4way-Hint-v2", n_agents=2, **KW)
     _, infos = env.reset(seed=2)
     answer = infos["player_0"]["answer"]
     wrong = next(c for c in infos["player_0"]["choices"] if c != answer)
@@ -228,14 +228,14 @@ def test_pettingzoos_max_cycles_test_on_a_long_hinted_duel() -> None:
     from pettingzoo.utils.conversions import parallel_to_aec
 
     def parallel_env(max_cycles: int | None = None) -> object:  # random answers: all wrong
-        return duel_env("SSL/Position-3x3-Hint-v2", max_turns=8, max_cycles=max_cycles)
+        return duel_env("SSL/Position-3x3-Hint-v3", max_turns=8, max_cycles=max_cycles)
 
     module = types.SimpleNamespace(
         parallel_env=parallel_env,
         env=lambda max_cycles=None: parallel_to_aec(parallel_env(max_cycles)),
     )
     max_cycles_test(module)
-    env = duel_env("SSL/Position-3x3-Hint-v2", max_turns=8, max_cycles=2)
+    env = duel_env("SSL/Position-3x3-Hint-v3", max_turns=8, max_cycles=2)
     env.reset(seed=0)
     env.step(dict.fromkeys(env.agents, "not an answer"))
     *_, terminated, truncated, _ = env.step(dict.fromkeys(env.agents, "not an answer"))

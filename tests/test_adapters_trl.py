@@ -76,7 +76,7 @@ def test_reward_rejects_other_ids_and_missing_info() -> None:
     with pytest.raises(ValueError, match="info"):
         reward(None, ["90"])
     with pytest.raises(ValueError, match="multi-turn"):
-        reward_funcs("SSL/Rotation-4way-Hint-v1")
+        reward_funcs("SSL/Rotation-4way-Hint-v2")
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from ssl_gym.adapters.trl_env import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV_ID = "SSL/Rotation-4way-Hint-v1"
+ENV_ID = "SSL/Rotation-4way-Hint-v2"
 OVER = {"answer_format": "plain", "size": 64}
 ANGLES = ("0", "90", "180", "270")
 

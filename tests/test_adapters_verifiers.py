@@ -124,7 +124,7 @@ def test_bad_arguments_are_clear_errors() -> None:
         ("SSL/Jigsaw-2x2-Hint-v2", ["ORACLE"]),
         ("SSL/Jigsaw-2x2-Hint-v2", ["1,2,3,4", "ORACLE"]),
         ("SSL/Jigsaw-2x2-Hint-v2", ["garbage", "4,3,2,1", "ORACLE"]),
-        ("SSL/Rotation-4way-Hint-v1", ["WRONG"] * 8),
+        ("SSL/Rotation-4way-Hint-v2", ["WRONG"] * 8),
     ],
     ids=lambda v: v if isinstance(v, str) else "+".join(v),
 )
@@ -153,7 +153,7 @@ def test_the_example_rolls_out_offline() -> None:
             sys.executable,
             "examples/verifiers_env.py",
             "--env-id",
-            "SSL/Rotation-4way-Hint-v1",
+            "SSL/Rotation-4way-Hint-v2",
             "--num-examples",
             "2",
         ],

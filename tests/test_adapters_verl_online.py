@@ -37,7 +37,7 @@ from ssl_gym.adapters._records import build_records
 from ssl_gym.adapters.verl_online import AGENT_NAME, PuzzleAgentLoop, PuzzleDataset
 from ssl_gym.seeds import SEED_LIMIT, eval_seeds
 
-ROTATION, ROTATION_HINT = "SSL/Rotation-4way-v1", "SSL/Rotation-4way-Hint-v1"
+ROTATION, ROTATION_HINT = "SSL/Rotation-4way-v1", "SSL/Rotation-4way-Hint-v2"
 POSITION, JIGSAW = "SSL/Position-2x2-v2", "SSL/Jigsaw-2x2-v2"
 END = "<|im_end|>"
 

@@ -215,13 +215,13 @@ def test_repr_names_the_id_and_the_changed_settings() -> None:
     assert repr(gym.make("SSL/Jigsaw-3x3-v2", size=96).unwrapped) == (
         "PuzzleEnv('SSL/Jigsaw-3x3-v2', size=96)"
     )
-    hinted = repr(gym.make("SSL/Rotation-4way-Hint-v1", answer_format="plain").unwrapped)
+    hinted = repr(gym.make("SSL/Rotation-4way-Hint-v2", answer_format="plain").unwrapped)
     assert (
-        hinted == "PuzzleEnv('SSL/Rotation-4way-Hint-v1', answer_format='plain', max_turns='auto')"
+        hinted == "PuzzleEnv('SSL/Rotation-4way-Hint-v2', answer_format='plain', max_turns='auto')"
     )
 
 
-@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-v1", "SSL/Rotation-4way-Hint-v1"])
+@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-v1", "SSL/Rotation-4way-Hint-v2"])
 def test_async_vector_env_returns_the_true_prompts(env_id: str) -> None:
     """Gymnasium's shared memory used to hand back 8,192 ``a`` s for every prompt."""
     vec = gym.make_vec(env_id, num_envs=3, vectorization_mode="async")
@@ -235,3 +235,18 @@ def test_async_vector_env_returns_the_true_prompts(env_id: str) -> None:
         assert list(obs["prompt"]) == after
     finally:
         vec.close()
+
+
+def test_hinted_ids_carry_their_own_version_and_map_back_to_their_puzzle() -> None:
+    from ssl_gym.envs import single_turn_id
+    from ssl_gym.puzzles import FAMILIES
+
+    for cls in FAMILIES.values():
+        hint = cls.version if cls.hint_version is None else cls.hint_version
+        for variant in cls.presets:
+            hinted = f"SSL/{cls.family}-{variant}-Hint-v{hint}"
+            assert hinted in gym.registry
+            assert single_turn_id(hinted) == f"SSL/{cls.family}-{variant}-v{cls.version}"
+    # Position's hinted rewards moved on (v3) while its puzzles did not (v2)
+    assert single_turn_id("SSL/Position-3x3-Hint-v3") == "SSL/Position-3x3-v2"
+    assert "SSL/Position-3x3-Hint-v2" not in gym.registry

@@ -96,7 +96,7 @@ def test_page_shows_every_example_escaped(gallery: Path) -> None:
     assert len(pictures) == (len(IDS) - 1) * N + HINT_PICTURES
 
 
-@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-Hint-v1", "SSL/Jigsaw-3x3-Hint-v2"])
+@pytest.mark.parametrize("env_id", ["SSL/Rotation-4way-Hint-v2", "SSL/Jigsaw-3x3-Hint-v2"])
 def test_scripted_episode_is_wrong_then_right(env_id: str, tmp_path: Path) -> None:
     env = gym.make(env_id, render_mode="rgb_array").unwrapped
     assert isinstance(env, PuzzleEnv)
@@ -121,7 +121,7 @@ def test_ids_globs_and_errors(tmp_path: Path) -> None:
     assert every == [e.id for e in entries(hinted=True)] + named_mixtures
     assert gallery_ids(["SSL/Rotation-2way*"]) == [
         "SSL/Rotation-2way-v1",
-        "SSL/Rotation-2way-Hint-v1",
+        "SSL/Rotation-2way-Hint-v2",
     ]
     assert cli_main(["gallery", "--out", str(tmp_path), "--ids", "SSL/Nope-*"]) == 2
     assert cli_main(["gallery", "--out", str(tmp_path), "--n", "0"]) == 2

@@ -18,23 +18,52 @@ from ssl_gym.puzzles.rotation import Rotation
 from ssl_gym.render import DIHEDRAL, MARK, orient, orient_box
 
 
-def _enumerate(answers: int, turns: int, cost: float) -> float:
-    """Mean reward of trying the answers in turn, over every place of the right one."""
-    total = 0.0
+def _enumeration(answers: int, turns: int, cost: float) -> np.ndarray:
+    """Rewards of trying the answers in turn, one for every place of the right one."""
+    out = []
     for right in range(answers):
         wrong = min(right, turns - 1)
-        total += (1.0 if right < turns else 0.0) - cost * wrong
-    return total / answers
+        out.append((1.0 if right < turns else 0.0) - cost * wrong)
+    return np.array(out)
+
+
+def _enumerate(answers: int, turns: int, cost: float) -> float:
+    """Mean reward of trying the answers in turn, over every place of the right one."""
+    return float(_enumeration(answers, turns, cost).mean())
 
 
 @pytest.mark.parametrize(("answers", "turns"), [(2, 3), (4, 4), (4, 3), (8, 4), (9, 4)])
 def test_the_retry_cost_holds_enumeration_to_chance(answers: int, turns: int) -> None:
     chance = 1.0 / answers
-    cost = retry_cost(answers, turns, chance)
+    cost = retry_cost(answers, turns, chance, check_episodes=None)
     assert blind_value(answers, turns, chance, cost) == pytest.approx(chance)
     assert _enumerate(answers, turns, cost) == pytest.approx(chance)
     assert retry_cost(answers, turns, chance, floor=2.0) == 2.0
-    assert retry_cost(4, 4, 0.25) == pytest.approx(0.5)  # the worked example
+    assert retry_cost(4, 4, 0.25, check_episodes=None) == pytest.approx(0.5)  # worked example
+
+
+@pytest.mark.parametrize(("answers", "turns"), [(2, 3), (4, 4), (4, 3), (8, 4), (9, 3), (6, 5)])
+def test_the_margin_keeps_a_200_episode_blind_check_within_chance_plus_005(
+    answers: int, turns: int
+) -> None:
+    """The mean of 200 blind episodes stays under chance + 0.05 at 2.33 standard errors,
+    with no more margin than that (hints are not priced dearer than the check needs)."""
+    chance = 1.0 / answers
+    exact = retry_cost(answers, turns, chance, check_episodes=None)
+    cost = retry_cost(answers, turns, chance)
+    rewards = _enumeration(answers, turns, cost)  # brute force, not the module's model
+    bound = rewards.mean() + 2.326 * rewards.std() / np.sqrt(200)
+    assert bound == pytest.approx(chance + 0.05, abs=1e-6)
+    assert cost > exact
+    # with the exact-chance cost the same check fails by luck more than 5% of the time
+    spread = _enumeration(answers, turns, exact).std() / np.sqrt(200)
+    assert 0.5 * math.erfc(0.05 / spread / math.sqrt(2)) > 0.05
+
+
+def test_a_narrow_spread_needs_no_margin() -> None:
+    # 30 answers, 2 turns: the blind player's rewards spread little, the exact cost stands
+    assert retry_cost(30, 2, 1 / 30) == retry_cost(30, 2, 1 / 30, check_episodes=None)
+    assert retry_cost(20, 2, 0.05) > retry_cost(20, 2, 0.05, check_episodes=None)
 
 
 def _best_order_value(credit: np.ndarray, turns: int, cost: float) -> float:
@@ -52,15 +81,18 @@ def _best_order_value(credit: np.ndarray, turns: int, cost: float) -> float:
 
 
 def test_the_retry_cost_holds_the_best_order_to_chance_under_partial_credit() -> None:
-    env = gym.make("SSL/FlipPatch-2x2-Hint-v2").unwrapped
+    env = gym.make("SSL/FlipPatch-2x2-Hint-v3").unwrapped
     env.reset(seed=0)
     credit, turns = env.puzzle.credit(env.instance), env.turns
     chance = float(env.instance.metadata["chance_score"])
     assert credit is not None and credit.max(initial=0.0, where=~np.eye(8, dtype=bool)) == 0.5
-    assert _best_order_value(credit, turns, env.retry_cost) == pytest.approx(chance)
-    assert env.blind_value == pytest.approx(chance)
+    exact = retry_cost(credit.shape[0], turns, chance, credit=credit, check_episodes=None)
+    assert _best_order_value(credit, turns, exact) == pytest.approx(chance)
+    # the env prices in the check's margin: the best order earns less than chance
+    assert _best_order_value(credit, turns, env.retry_cost) == pytest.approx(env.blind_value)
+    assert env.blind_value < chance - 0.02
     # priced as if every wrong answer earned the mean partial credit, the best order wins
-    naive = retry_cost(credit.shape[0], turns, chance)
+    naive = retry_cost(credit.shape[0], turns, chance, check_episodes=None)
     assert _best_order_value(credit, turns, naive) > chance + 0.015
 
 

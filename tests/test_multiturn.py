@@ -86,7 +86,7 @@ def _answers(infos: dict[str, Any], right: list[bool], fmt: str = "tags") -> lis
 )
 def test_hinted_vector_env_with_mixed_episode_lengths(mode: AutoresetMode) -> None:
     envs = gym.make_vec(
-        "SSL/Rotation-4way-Hint-v1",
+        "SSL/Rotation-4way-Hint-v2",
         num_envs=3,
         vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": mode},

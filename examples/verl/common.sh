@@ -31,7 +31,7 @@ CKPT_ROOT="${CKPT_ROOT:-checkpoints/ssl_gym}"
 # SSL4RL's prompts and <answer> tags.
 SSL4RL_IDS="[SSL/Rotation-4way-v1,SSL/Position-2x2-v2,SSL/Jigsaw-2x2-v2,SSL/Contrastive-Weak-v2]"
 # The same tasks played with hints: a wrong answer earns a hint and another turn.
-HINTED_IDS="[SSL/Rotation-4way-Hint-v1,SSL/Position-2x2-Hint-v2,SSL/Jigsaw-2x2-Hint-v2,SSL/Contrastive-Weak-Hint-v2]"
+HINTED_IDS="[SSL/Rotation-4way-Hint-v2,SSL/Position-2x2-Hint-v3,SSL/Jigsaw-2x2-Hint-v2,SSL/Contrastive-Weak-Hint-v3]"
 # SSL4RL's puzzle settings (its mixture's), for every id.
 SSL4RL_PUZZLE_SETTINGS="{answer_format:tags,prompt_style:ssl4rl}"
 

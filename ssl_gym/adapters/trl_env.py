@@ -3,7 +3,7 @@
     from trl import GRPOConfig, GRPOTrainer
     from ssl_gym.adapters.trl_env import HintRollout, episode_reward, to_hint_dataset
 
-    ds = to_hint_dataset("SSL/Rotation-4way-Hint-v1", n=1000)
+    ds = to_hint_dataset("SSL/Rotation-4way-Hint-v2", n=1000)
     trainer = GRPOTrainer(model=..., reward_funcs=[episode_reward], train_dataset=ds,
                           rollout_func=HintRollout(max_turn_tokens=64),
                           args=GRPOConfig(max_completion_length=1024, ...))
@@ -223,7 +223,7 @@ def to_hint_dataset(
     ``"ssl_gym"`` field.
 
     Args:
-        env_id: A registered single-puzzle id, e.g. ``"SSL/Rotation-4way-Hint-v1"``.
+        env_id: A registered single-puzzle id, e.g. ``"SSL/Rotation-4way-Hint-v2"``.
         n: Number of rows.
         seed: Seed of the export (as ``to_dataset``).
         split: ``"train"`` or ``"test"``.

@@ -9,7 +9,7 @@ verl's rollout servers. Launch (verl 0.9.1; ``+`` adds keys verl's config does n
         data.custom_cls.path=pkg://ssl_gym.adapters.verl_online \
         data.custom_cls.name=PuzzleDataset \
         data.train_files=ssl_gym:train data.val_files=ssl_gym:validation \
-        '+data.ssl_gym.ids=[SSL/Rotation-4way-Hint-v1,SSL/Jigsaw-2x2-Hint-v2]' \
+        '+data.ssl_gym.ids=[SSL/Rotation-4way-Hint-v2,SSL/Jigsaw-2x2-Hint-v2]' \
         +data.ssl_gym.train_size=100000 +data.ssl_gym.seed=0 \
         data.filter_overlong_prompts=False \
         actor_rollout_ref.rollout.agent.default_agent_loop=ssl_gym_puzzle \
@@ -158,7 +158,7 @@ class OnlineSettings:
         if not isinstance(raw, Mapping):
             raise ValueError(
                 f"PuzzleDataset needs data.{CONFIG_KEY} (ids, train_size, ...); "
-                f"add e.g. '+data.{CONFIG_KEY}.ids=[SSL/Rotation-4way-Hint-v1]'"
+                f"add e.g. '+data.{CONFIG_KEY}.ids=[SSL/Rotation-4way-Hint-v2]'"
             )
         unknown = sorted(set(raw) - _KEYS)
         if unknown:

@@ -7,9 +7,11 @@ played over several turns with hints (``max_turns="auto"``, see ``PuzzleEnv``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 
+from ssl_gym.core import Puzzle
 from ssl_gym.envs.mixture import MIXTURES
 from ssl_gym.puzzles import FAMILIES, build_puzzle
 
@@ -41,7 +43,12 @@ def single_turn_id(eid: str) -> str:
     spec = gym.registry.get(eid)
     if spec is None or "preset" not in spec.kwargs or spec.kwargs.get("max_turns", 1) == 1:
         return eid
-    return env_id(spec.kwargs["family"], spec.kwargs["preset"], spec.version or 0)
+    family = spec.kwargs["family"]
+    return env_id(family, spec.kwargs["preset"], FAMILIES[family].version)
+
+
+def _hint_version(cls: type[Puzzle[Any]]) -> int:
+    return cls.version if cls.hint_version is None else cls.hint_version
 
 
 def entries(hinted: bool = False) -> list[EnvEntry]:
@@ -58,7 +65,7 @@ def entries(hinted: bool = False) -> list[EnvEntry]:
         if hinted:
             out += [
                 EnvEntry(
-                    env_id(e.family, f"{e.variant}-Hint", cls.version),
+                    env_id(e.family, f"{e.variant}-Hint", _hint_version(cls)),
                     e.family,
                     e.variant,
                     e.difficulty,
@@ -78,7 +85,7 @@ def register_all() -> list[str]:
     for cls in FAMILIES.values():
         for variant in cls.presets:
             eid = env_id(cls.family, variant, cls.version)
-            hint_id = env_id(cls.family, f"{variant}-Hint", cls.version)
+            hint_id = env_id(cls.family, f"{variant}-Hint", _hint_version(cls))
             single = {"family": cls.family, "preset": variant}
             for key, kwargs in ((eid, single), (hint_id, {**single, "max_turns": "auto"})):
                 if key not in gym.registry:

@@ -37,8 +37,8 @@ means the same set everywhere.
 ``mean_reward``, ``mean_score`` (puzzle score, partial credit included), ``solve_rate``
 (score 1), ``format_rate`` (the final answer well formed and readable), ``chance``,
 ``normalised_score`` = (score - chance) / (1 - chance) (0 = chance, 1 = solved; on a
-``-Hint`` id the episode reward against the blind-optimal reward, which is ``chance``
-there),
+``-Hint`` id the episode reward against the blind-optimal reward, the chance less the
+margin of :mod:`ssl_gym.multiturn`),
 ``pass@k`` (unbiased estimator of Chen et al. 2021, from K samples), ``mean_turns``.
 
 ## Output and resuming

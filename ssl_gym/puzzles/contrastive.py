@@ -177,6 +177,7 @@ class Contrastive(Puzzle[ContrastiveConfig]):
 
     family = "Contrastive"
     version = 2
+    hint_version = 3  # retries priced for the 200-episode blind check
     config_cls = ContrastiveConfig
     compares_sources = True
 

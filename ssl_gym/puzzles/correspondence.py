@@ -220,6 +220,7 @@ class Correspondence(ChoicePuzzle[CorrespondenceConfig]):
 
     family = "Correspondence"
     version = 1
+    hint_version = 2  # retries priced for the 200-episode blind check
     config_cls = CorrespondenceConfig
 
     @property

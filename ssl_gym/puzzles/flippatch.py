@@ -215,6 +215,7 @@ class FlipPatch(Puzzle[FlipPatchConfig]):
 
     family = "FlipPatch"
     version = 2
+    hint_version = 3  # retries priced for the 200-episode blind check
     config_cls = FlipPatchConfig
 
     @property

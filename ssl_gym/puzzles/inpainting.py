@@ -246,6 +246,7 @@ class Inpainting(ChoicePuzzle[InpaintingConfig]):
 
     family = "Inpainting"
     version = 1
+    hint_version = 2  # retries priced for the 200-episode blind check
     config_cls = InpaintingConfig
 
     @property

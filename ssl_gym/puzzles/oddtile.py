@@ -191,6 +191,7 @@ class OddTile(ChoicePuzzle[OddTileConfig]):
 
     family = "OddTile"
     version = 1
+    hint_version = 2  # retries priced for the 200-episode blind check
     config_cls = OddTileConfig
     compares_sources = True
 

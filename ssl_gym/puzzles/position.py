@@ -184,6 +184,7 @@ class Position(Puzzle[PositionConfig]):
 
     family = "Position"
     version = 2
+    hint_version = 3  # retries priced for the 200-episode blind check
     config_cls = PositionConfig
 
     @property

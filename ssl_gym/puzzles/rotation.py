@@ -163,6 +163,7 @@ class Rotation(Puzzle[RotationConfig]):
 
     family = "Rotation"
     version = 1
+    hint_version = 2  # retries priced for the 200-episode blind check
     config_cls = RotationConfig
 
     @property

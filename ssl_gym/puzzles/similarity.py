@@ -207,6 +207,7 @@ class Similarity(ChoicePuzzle[SimilarityConfig]):
 
     family = "Similarity"
     version = 2
+    hint_version = 3  # retries priced for the 200-episode blind check
     config_cls = SimilarityConfig
     compares_sources = True
 
