@@ -17,8 +17,10 @@
   resumes.
 * **Held-out evaluation** (:func:`eval_seeds`): above :data:`SEED_LIMIT`, fixed per id,
   shared by ``ssl-gym eval`` and the trainer's held-out evaluation.
-* **Exported records** (:func:`record_seed`): a bijection of ``(split, index)`` below
-  :data:`SEED_LIMIT`, so train and test records never share a puzzle.
+* **Exported records** (:func:`record_seed`): a bijection of ``(export seed, split,
+  index)`` onto ``[2**62, 2**63)``, so train and test records, the shards of an export and
+  exports with different seeds never share a puzzle, nor share one with training or
+  held-out seeds.
 * **A policy's own draws** (:func:`policy_rng`): a stream apart from every env's.
 """
 
@@ -34,6 +36,9 @@ from ssl_gym.envs import single_turn_id
 
 #: Training seeds lie below this; held-out evaluation seeds are taken above it.
 SEED_LIMIT = 2**30
+#: Held-out sets :func:`eval_seeds` offers: their seeds all stay below ``2**62``, where the
+#: exported records' seeds begin (:data:`RECORD_SEED_BASE`).
+EVAL_SETS = 2**31
 #: The splits of an export, in the order :func:`record_seed` numbers them.
 SPLITS = ("train", "test")
 
@@ -75,8 +80,10 @@ def eval_seeds(env_id: str, episodes: int, seed: int = 0) -> list[int]:
         raise ValueError(f"episodes must be a non-negative integer, got {episodes!r}")
     if episodes > SEED_LIMIT:
         raise ValueError(f"at most {SEED_LIMIT} held-out episodes per id, got {episodes}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"the evaluation seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < EVAL_SETS:
+        raise ValueError(
+            f"the evaluation seed must be an integer from 0 to {EVAL_SETS - 1}, got {seed!r}"
+        )
     offset = zlib.crc32(single_turn_id(env_id).encode("utf-8"))
     base = (seed + 1) * SEED_LIMIT
     return [base + (offset + i) % SEED_LIMIT for i in range(episodes)]
@@ -84,39 +91,55 @@ def eval_seeds(env_id: str, episodes: int, seed: int = 0) -> list[int]:
 
 #: Records per split an export can hold (the indices :func:`record_seed` maps).
 RECORDS_PER_SPLIT = 2**29
-_HALF_BITS = 15
+#: Export seeds :func:`record_seed` keeps apart (``0 .. EXPORT_SEEDS - 1``).
+EXPORT_SEEDS = 2**32
+#: Exported records' env seeds lie in ``[RECORD_SEED_BASE, 2 * RECORD_SEED_BASE)``: above
+#: every training seed (below :data:`SEED_LIMIT`) and every held-out one (below ``2**62``),
+#: and below ``2**63``, so they fit the int64 columns of parquet and Arrow.
+RECORD_SEED_BASE = 2**62
+_HALF_BITS = 31
 _HALF_MASK = (1 << _HALF_BITS) - 1
+_FEISTEL_KEY = b"ssl_gym.record_seed.v2"
 
 
-def _round_key(seed: int, round_: int, half: int) -> int:
-    digest = hashlib.blake2b(f"{seed}:{round_}:{half}".encode(), digest_size=4).digest()
+def _round_key(round_: int, half: int) -> int:
+    digest = hashlib.blake2b(
+        half.to_bytes(4, "big"), digest_size=4, key=_FEISTEL_KEY, person=bytes([round_]) * 16
+    ).digest()
     return int.from_bytes(digest, "big") & _HALF_MASK
 
 
 def record_seed(seed: int, split: str, index: int) -> int:
-    """The env seed of record ``index`` of ``split``: distinct across splits and indices.
+    """The env seed of record ``index`` of ``split`` of the export seeded ``seed``.
+
+    The scheme: ``(seed, split, index)`` is packed into 62 bits (``seed`` in the top 32,
+    ``index`` in the next 29, the split's code last) and passed through one fixed
+    permutation of 62 bits (a four-round Feistel network keyed by BLAKE2b). A permutation
+    maps distinct inputs to distinct outputs, so every ``(seed, split, index)`` gets its
+    own env seed: train and test never meet, no seed repeats within a split, and exports
+    with different ``--seed`` (or the shards of one export, which are index ranges) never
+    share a puzzle. The seeds look random, so neighbouring indices are unrelated puzzles.
 
     Args:
-        seed: The export's seed (a non-negative int).
+        seed: The export's seed, in ``[0, 2**32)``.
         split: ``"train"`` or ``"test"``.
         index: The record's index in its split, below ``2**29``.
 
     Returns:
-        An int in ``[0, 2**30)``; a bijection of ``(split, index)`` for a fixed ``seed``
-        (a four-round Feistel network on 30 bits).
+        An int in ``[RECORD_SEED_BASE, 2 * RECORD_SEED_BASE)``.
 
     Raises:
         ValueError: If an argument is out of range.
     """
-    check_int("seed", seed, 0)
+    check_int("seed", seed, 0, EXPORT_SEEDS - 1)
     check_int("index", index, 0, RECORDS_PER_SPLIT - 1)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    x = 2 * index + SPLITS.index(split)
+    x = (seed << 30) | (index << 1) | SPLITS.index(split)
     left, right = x >> _HALF_BITS, x & _HALF_MASK
     for round_ in range(4):
-        left, right = right, left ^ _round_key(seed, round_, right)
-    return (left << _HALF_BITS) | right
+        left, right = right, left ^ _round_key(round_, right)
+    return RECORD_SEED_BASE + ((left << _HALF_BITS) | right)
 
 
 #: First word of a policy's seed sequence. ``default_rng([s, 0])`` and ``default_rng(s)``

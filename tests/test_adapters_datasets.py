@@ -21,7 +21,7 @@ from ssl_gym.adapters import export as export_mod
 from ssl_gym.adapters._records import build_records, split_source
 from ssl_gym.adapters.datasets import to_dataset
 from ssl_gym.adapters.export import FORMATS, export, main
-from ssl_gym.seeds import record_seed
+from ssl_gym.seeds import EVAL_SETS, RECORD_SEED_BASE, SEED_LIMIT, eval_seeds, record_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,22 +38,33 @@ def _decode(blob: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
 
 
-def test_record_seeds_never_repeat_within_or_across_splits() -> None:
-    n = 5000
-    for seed in (0, 1, 123456):
+def test_record_seeds_never_repeat_within_or_across_splits_or_export_seeds() -> None:
+    n = 3000
+    seen: set[int] = set()
+    for seed in (0, 1, 2, 123456, 2**32 - 1):
         train = [record_seed(seed, "train", i) for i in range(n)]
         test = [record_seed(seed, "test", i) for i in range(n)]
         assert len(set(train)) == n and len(set(test)) == n
         assert not set(train) & set(test)
-        assert all(0 <= s < 2**30 for s in train + test)
-    assert [record_seed(0, "train", i) for i in range(50)] != [
-        record_seed(1, "train", i) for i in range(50)
-    ]
+        # exports with other seeds (or other shards) never meet this one's puzzles
+        assert not (set(train) | set(test)) & seen
+        seen |= set(train) | set(test)
+        assert all(RECORD_SEED_BASE <= s < 2**63 for s in train + test)
+    # apart from training seeds and from every held-out set's
+    top_eval = eval_seeds("SSL/Rotation-4way-v1", 1, seed=EVAL_SETS - 1)[0] + SEED_LIMIT
+    assert SEED_LIMIT <= top_eval < RECORD_SEED_BASE
+    with pytest.raises(ValueError, match="evaluation seed"):
+        eval_seeds("SSL/Rotation-4way-v1", 1, seed=EVAL_SETS)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [((-1, "train", 0), "seed"), ((0, "val", 0), "split"), ((0, "train", 2**29), "index")],
+    [
+        ((-1, "train", 0), "seed"),
+        ((2**32, "train", 0), "seed"),
+        ((0, "val", 0), "split"),
+        ((0, "train", 2**29), "index"),
+    ],
 )
 def test_record_seed_rejects_bad_arguments(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -155,19 +166,32 @@ def test_a_split_without_images_is_a_clear_error(tmp_path: Path) -> None:
         split_source(f"folder:{tmp_path / 'pics'}", "test", 0.0)
 
 
-def test_a_failed_export_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_export_leaves_no_output_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = []
 
-    def failing(record: object) -> dict:
+    def failing(record: object, png_level: int) -> dict:
         calls.append(record)
-        if len(calls) > 3:
+        if len(calls) > 20:
             raise RuntimeError("disk full")
-        return export_mod.hf_row(record)  # type: ignore[arg-type]
+        return export_mod.hf_row(record, png_level)  # type: ignore[arg-type]
 
+    monkeypatch.setattr(export_mod, "PART_ROWS", 8)
+    monkeypatch.setattr(export_mod, "BATCH", 4)
     monkeypatch.setitem(export_mod.ROW_BUILDERS, "parquet", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        export("SSL/Jigsaw-2x2-v2", tmp_path / "out", n=8, progress=False)
-    assert list(tmp_path.iterdir()) == []
+        export("SSL/Jigsaw-2x2-v2", tmp_path / "out", n=30, n_test=0, progress=False)
+    assert not (tmp_path / "out").exists()  # no output that looks finished
+    (partial,) = tmp_path.iterdir()
+    assert partial.name.startswith(".out.partial-")
+    assert len(list((partial / "parts").glob("*.arrow"))) == 2  # 16 of 30 rows kept
+    monkeypatch.setitem(export_mod.ROW_BUILDERS, "parquet", export_mod.hf_row)
+    calls.clear()
+    export("SSL/Jigsaw-2x2-v2", tmp_path / "out", n=30, n_test=0, progress=False)
+    export("SSL/Jigsaw-2x2-v2", tmp_path / "whole", n=30, n_test=0, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "whole"]  # partial gone
+    assert _digests(tmp_path / "out") == _digests(tmp_path / "whole")
 
 
 def test_export_refuses_a_non_empty_folder_and_bad_ids(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from agents.models import load_processor
 from agents.tiny import build_tiny_model
 from ssl_gym.adapters._records import build_records
 from ssl_gym.adapters.verl_online import AGENT_NAME, PuzzleAgentLoop, PuzzleDataset
-from ssl_gym.seeds import SEED_LIMIT, eval_seeds
+from ssl_gym.seeds import RECORD_SEED_BASE, SEED_LIMIT, eval_seeds
 
 ROTATION, ROTATION_HINT = "SSL/Rotation-4way-v1", "SSL/Rotation-4way-Hint-v2"
 POSITION, JIGSAW = "SSL/Position-2x2-v2", "SSL/Jigsaw-2x2-v2"
@@ -144,7 +144,8 @@ def test_validation_rows_are_the_held_out_puzzles(processor: Any) -> None:
     val_seeds = [val.dataframe[i]["extra_info"]["seed"] for i in range(8)]
     assert val_seeds == [eval_seeds(ids[i % 2], 4, 2)[i // 2] for i in range(8)]
     train_seeds = {train.dataframe[i]["extra_info"]["seed"] for i in range(40)}
-    assert all(s >= SEED_LIMIT for s in val_seeds) and all(s < SEED_LIMIT for s in train_seeds)
+    assert all(SEED_LIMIT <= s < RECORD_SEED_BASE for s in val_seeds)
+    assert all(s >= RECORD_SEED_BASE for s in train_seeds)
     assert not train_seeds & set(val_seeds)
     assert {val.dataframe[i]["extra_info"]["split"] for i in range(8)} == {"validation"}
     assert len(dataset(processor, "validation", ids=ids, train_size=1)) == 200  # 100 per id

@@ -7,11 +7,11 @@ to any ecosystem earns exactly the reward the env gives for the same completion.
 Design notes:
 
 - Seeds. Record ``index`` of split ``split`` is the env reset with
-  ``seed=record_seed(seed, split, index)``: a keyed permutation (a 4-round Feistel
-  network over 30 bits) of ``2 * index + split_code``. A permutation maps distinct
-  inputs to distinct outputs, so train and test seeds never meet (the inputs differ in
-  parity) and no seed repeats within a split, by construction; and ``env.reset(seed=...)``
-  with the record's seed rebuilds the record's instance in any process.
+  ``seed=record_seed(seed, split, index)`` (:func:`ssl_gym.seeds.record_seed`): one fixed
+  permutation of ``(export seed, split, index)``, so no two records of any exports share
+  a seed, and ``env.reset(seed=...)`` with the record's seed rebuilds its instance in any
+  process. A mixture id's record is the mixture reset with that seed: the row holds the
+  puzzle it drew, under that puzzle's id.
 - Source images. With a folder, Hugging Face dataset or in-memory source, each source
   image belongs to one split by a hash of its bytes (:func:`split_source`): about
   ``test_fraction`` of the images are test images, and a test record only ever draws
@@ -39,6 +39,8 @@ import numpy as np
 
 from ssl_gym.core import Instance, Puzzle, Verdict, check_float, check_int
 from ssl_gym.envs import PuzzleEnv, make_puzzle_env, single_turn_id
+from ssl_gym.envs.mixture import MixtureEnv
+from ssl_gym.envs.registration import MIXTURE_ENTRY_POINT
 from ssl_gym.images import (
     ArraySource,
     FolderSource,
@@ -200,7 +202,7 @@ def check_exportable(env_id: str) -> Mapping[str, Any]:
         raise ValueError(f"{env_id!r} is not a registered id; see `ssl-gym list`") from err
     kwargs = dict(spec.kwargs)
     if spec.entry_point != "ssl_gym.envs.puzzle_env:PuzzleEnv" or "family" not in kwargs:
-        raise ValueError(f"{env_id!r} is not a single puzzle id; export its ids one by one")
+        raise ValueError(f"{env_id!r} is not a puzzle id (nor a mixture); see `ssl-gym list`")
     if kwargs.get("max_turns", 1) != 1:
         single = single_turn_id(env_id)
         raise ValueError(
@@ -228,6 +230,84 @@ def make_env(
     """The unwrapped env of a single-turn id with puzzle overrides (validated)."""
     check_exportable(env_id)
     return make_puzzle_env(env_id, image_source=image_source, **_check_overrides(overrides or {}))
+
+
+#: Settings of a mixture itself; the others go to every puzzle it draws.
+MIXTURE_KEYS = frozenset({"ids", "weights", "canvas"})
+
+
+def is_mixture(env_id: str) -> bool:
+    """Whether ``env_id`` is a registered mixture (``SSL/Mix-*``)."""
+    spec = gym.registry.get(env_id)
+    return spec is not None and spec.entry_point == MIXTURE_ENTRY_POINT
+
+
+def mixture_settings(
+    env_id: str, overrides: Mapping[str, Any] | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """A mixture's ids and the puzzle settings its puzzles share, checked for export.
+
+    Raises:
+        ValueError: If the mixture has no ids, or one of them cannot be exported.
+    """
+    over = _check_overrides(overrides or {})
+    merged = {**gym.spec(env_id).kwargs, **over}
+    ids = merged.get("ids")
+    if not ids or isinstance(ids, str):
+        raise ValueError(
+            f'{env_id!r} needs its ids, e.g. --set \'ids=["SSL/Rotation-4way-v1", '
+            f'"SSL/Jigsaw-2x2-v2"]\'; see `ssl-gym list`'
+        )
+    for task in ids:
+        check_exportable(str(task))
+    return [str(t) for t in ids], {k: v for k, v in merged.items() if k not in MIXTURE_KEYS}
+
+
+class RecordMaker:
+    """Builds the records of one split of an export, one index at a time, in any order.
+
+    One env (a puzzle's, or a mixture's) on the split's part of the image source; record
+    ``index`` is the env reset with :func:`record_seed`. Workers of a parallel export
+    each hold one and build any index range.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        split: str,
+        image_source: str | ImageSource = "procedural",
+        test_fraction: float = 0.1,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        over = _check_overrides(overrides or {})
+        source = split_source(image_source, split, test_fraction)
+        self.env_id, self.split = env_id, split
+        self.mixture: MixtureEnv | None = None
+        if is_mixture(env_id):
+            _, self.overrides = mixture_settings(env_id, over)
+            env = gym.make(env_id, image_source=source, **over).unwrapped
+            assert isinstance(env, MixtureEnv)
+            self.mixture = env
+        else:
+            self.overrides = over
+            self.env = make_env(env_id, over, source)
+
+    def record(self, seed: int, index: int) -> Record:
+        """Record ``index`` of the export seeded ``seed``."""
+        s = record_seed(seed, self.split, index)
+        extra: dict[str, Any] = {"split": self.split, "index": index, "seed": s}
+        if self.mixture is not None:
+            _, info = self.mixture.reset(seed=s)
+            env, env_id = self.mixture.current, str(info["task_id"])
+            extra["mixture"] = self.env_id
+        else:
+            self.env.reset(seed=s)
+            env, env_id = self.env, self.env_id
+        inst = None if env is None else env.instance
+        if inst is None:
+            raise RuntimeError("reset() produced no instance")
+        payload = instance_payload(env_id, self.overrides, inst, **extra)
+        return Record(env_id, self.split, index, s, inst.images, inst.prompt, inst.answer, payload)
 
 
 def instance_payload(
@@ -258,17 +338,20 @@ def build_records(
     image_source: str | ImageSource = "procedural",
     test_fraction: float = 0.1,
     overrides: Mapping[str, Any] | None = None,
+    start: int = 0,
 ) -> Iterator[Record]:
-    """The ``n`` records of one split, in index order (deterministic, see module notes).
+    """Records ``start .. start + n - 1`` of one split, in index order (see module notes).
 
     Args:
-        env_id: A registered single-turn id, e.g. ``"SSL/Rotation-4way-v1"``.
+        env_id: A registered single-turn id, e.g. ``"SSL/Rotation-4way-v1"``, or a
+            mixture (``SSL/Mix-SSL4RL-v0``; each record is the puzzle its reset drew).
         n: Number of records.
         seed: The export's seed.
         split: ``"train"`` or ``"test"``.
         image_source: Source spec or source; split by image hash (see :func:`split_source`).
         test_fraction: Share of a finite source's images reserved for the test split.
         overrides: Puzzle config overrides (e.g. ``{"answer_format": "boxed"}``).
+        start: Index of the first record.
 
     Yields:
         One :class:`Record` per index.
@@ -276,26 +359,11 @@ def build_records(
     Raises:
         ValueError: On a bad id, count, split or override.
     """
-    check_int("n", n, 0, RECORDS_PER_SPLIT)
-    over = _check_overrides(overrides or {})
-    env = make_env(env_id, over, split_source(image_source, split, test_fraction))
-    for index in range(n):
-        s = record_seed(seed, split, index)
-        env.reset(seed=s)
-        inst = env.instance
-        if inst is None:
-            raise RuntimeError("reset() produced no instance")
-        extra = {"split": split, "index": index, "seed": s}
-        yield Record(
-            env_id,
-            split,
-            index,
-            s,
-            inst.images,
-            inst.prompt,
-            inst.answer,
-            instance_payload(env_id, over, inst, **extra),
-        )
+    check_int("start", start, 0, RECORDS_PER_SPLIT)
+    check_int("n", n, 0, RECORDS_PER_SPLIT - start)
+    maker = RecordMaker(env_id, split, image_source, test_fraction, overrides)
+    for index in range(start, start + n):
+        yield maker.record(seed, index)
 
 
 # --- scoring ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from ssl_gym.adapters._records import Record, build_records, dumps
 from ssl_gym.images import ImageSource, make_source
-from ssl_gym.render import png_bytes
+from ssl_gym.render import PNG_LEVEL, png_bytes
 
 COLUMNS = ("data_source", "images", "prompt", "answer", "info")
 
@@ -52,11 +52,11 @@ def features() -> datasets.Features:
     )
 
 
-def hf_row(record: Record) -> dict[str, Any]:
+def hf_row(record: Record, png_level: int = PNG_LEVEL) -> dict[str, Any]:
     """One record as a row of the dataset, images as PNG bytes (no paths)."""
     return {
         "data_source": record.id,
-        "images": [{"bytes": png_bytes(im), "path": None} for im in record.images],
+        "images": [{"bytes": png_bytes(im, png_level), "path": None} for im in record.images],
         "prompt": [{"role": "user", "content": record.prompt}],
         "answer": record.answer,
         "info": record.info,

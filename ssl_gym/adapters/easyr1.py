@@ -34,24 +34,24 @@ from typing import Any, overload
 import pyarrow as pa
 
 from ssl_gym.adapters._records import Record, image_placeholders, score_completion
-from ssl_gym.render import png_bytes
+from ssl_gym.render import PNG_LEVEL, png_bytes
 
 SCHEMA = pa.schema(
     [
         ("problem", pa.string()),
         ("answer", pa.string()),
-        ("images", pa.list_(pa.struct([("bytes", pa.binary())]))),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
     ]
 )
 """The parquet schema of an EasyR1 export."""
 
 
-def easyr1_row(record: Record) -> dict[str, Any]:
+def easyr1_row(record: Record, png_level: int = PNG_LEVEL) -> dict[str, Any]:
     """One record as a row of EasyR1's dataset (``answer`` holds the scorer's payload)."""
     return {
         "problem": image_placeholders(record.prompt, len(record.images)),
         "answer": record.info,
-        "images": [{"bytes": png_bytes(im)} for im in record.images],
+        "images": [{"bytes": png_bytes(im, png_level), "path": None} for im in record.images],
     }
 
 

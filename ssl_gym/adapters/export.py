@@ -1,8 +1,11 @@
-"""``ssl-gym export``: write puzzles of one id as a dataset for another ecosystem.
+"""``ssl-gym export``: write puzzles of one id, or of a mixture, as a dataset.
 
     ssl-gym export SSL/Jigsaw-3x3-v2 --n 10000 --n-test 500 --seed 0 --format verl --out DIR
+    ssl-gym export SSL/Mix-SSL4RL-v0 --n 100000 --workers 8 --out DIR    # SSL4RL's four tasks
+    ssl-gym export SSL/Mix-SSLR1-v0 --n 591000 --shard 3/16 --out DIR    # one of 16 machines
 
-Formats (files ``DIR/train.*`` and ``DIR/test.*``, plus ``DIR/ssl_gym_export.json``):
+Formats (files ``DIR/train.*`` and ``DIR/test.*``, ``DIR/ssl_gym_export.json`` and the
+dataset card ``DIR/README.md``):
 
 - ``hf``: a ``datasets.DatasetDict`` saved with ``save_to_disk`` (``load_from_disk(DIR)``);
 - ``parquet``: the same columns as parquet files (``load_dataset("parquet", ...)``
@@ -11,22 +14,44 @@ Formats (files ``DIR/train.*`` and ``DIR/test.*``, plus ``DIR/ssl_gym_export.jso
 - ``verl``: verl's RLHF layout (:mod:`ssl_gym.adapters.verl`);
 - ``easyr1``: EasyR1's layout (:mod:`ssl_gym.adapters.easyr1`).
 
-Images are embedded (PNG bytes, never paths). The output is deterministic: the same
-arguments give byte-identical files. Train and test never share a seed and, with a
-folder or dataset image source, never share a source image. Files are written to a
-hidden sibling folder that is renamed to ``DIR`` only once complete, so a partial
-export is never mistaken for a finished one.
+Images are embedded (PNG bytes at ``--png-level``, never paths); the parquet files of
+every format declare them as Hugging Face ``Image`` features, so ``datasets`` and the
+Hub's viewer show pictures (verl's and EasyR1's loaders take those too). A mixture's rows
+are the puzzles its resets drew, each under its own id (``data_source``), so every
+scorer dispatches by row.
+
+Guarantees:
+
+- Deterministic: the same arguments give byte-identical files, whatever ``--workers``.
+  Row ``i`` of a split is the env reset with :func:`ssl_gym.seeds.record_seed`, distinct
+  for every (export seed, split, index): train and test, shards and exports with other
+  seeds never share a puzzle; with a folder or dataset source train and test never share
+  a source image either.
+- Parallel: ``--workers N`` builds rows in N processes, written in order.
+- Shards: ``--shard I/N`` writes the I-th of N contiguous parts of every split
+  (``train-0000I-of-0000N.parquet``; not for ``hf``); the N shards' rows, in shard order,
+  are the whole export's, and they may share one ``--out`` folder.
+- Resumable: rows are built into parts of :data:`PART_ROWS` in a hidden sibling folder
+  (``.DIR.partial-KEY``), each part written whole. A killed export, rerun with the same
+  arguments, keeps the finished parts and builds the rest; leftovers of other arguments
+  are removed. ``DIR`` appears only once complete (a shard's files, each atomically).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as futures
+import hashlib
 import json
+import multiprocessing
 import os
+import re
 import shutil
+import socket
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,23 +63,227 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import ssl_gym
 from ssl_gym.adapters import easyr1, verl
-from ssl_gym.adapters._records import Record, build_records, check_exportable, dumps
+from ssl_gym.adapters._card import dataset_card
+from ssl_gym.adapters._records import (
+    Record,
+    RecordMaker,
+    check_exportable,
+    dumps,
+    is_mixture,
+    mixture_settings,
+)
 from ssl_gym.adapters.datasets import features, fingerprint, hf_row, table_to_dataset
 from ssl_gym.core import check_int
 from ssl_gym.images import make_source
 from ssl_gym.overrides import add_set_option
-from ssl_gym.render import png_data_url
+from ssl_gym.render import PNG_LEVEL, png_data_url
+from ssl_gym.seeds import EXPORT_SEEDS, SPLITS
 
 FORMATS = ("hf", "parquet", "jsonl", "verl", "easyr1")
 MANIFEST = "ssl_gym_export.json"
+CARD = "README.md"
 BATCH = 64
-"""Rows per written batch (parquet row group, Arrow record batch)."""
+"""Rows per written batch (parquet row group, Arrow record batch) and per worker task."""
+PART_ROWS = 1024
+"""Rows per resumable part (a multiple of :data:`BATCH`)."""
+SEED_SCHEME = 2
+"""Which :func:`ssl_gym.seeds.record_seed` built the rows (recorded in the manifest)."""
+
+RowBuilder = Callable[[Record, int], dict[str, Any]]
+ROW_BUILDERS: dict[str, RowBuilder] = {
+    "hf": hf_row,
+    "parquet": hf_row,
+    "jsonl": hf_row,
+    "verl": verl.verl_row,
+    "easyr1": easyr1.easyr1_row,
+}
+
+
+def _with_image_features(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with Hugging Face feature metadata: its ``images`` are ``Image``s."""
+    import datasets
+
+    feats = datasets.Features.from_arrow_schema(schema)
+    feats["images"] = datasets.List(datasets.Image())
+    return feats.arrow_schema
+
+
+def schema(fmt: str) -> pa.Schema:
+    """The Arrow schema of a format's rows (images declared as ``Image`` features)."""
+    if fmt in ("hf", "parquet", "jsonl"):
+        return features().arrow_schema
+    return _with_image_features({"verl": verl.SCHEMA, "easyr1": easyr1.SCHEMA}[fmt])
+
+
+# --- what determines an export ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportArgs:
+    """Everything that determines an export's bytes, and which shard this process writes."""
+
+    id: str
+    n: int
+    n_test: int
+    seed: int
+    format: str
+    image_source: str
+    test_fraction: float
+    overrides: dict[str, Any]
+    png_level: int = PNG_LEVEL
+    shard: tuple[int, int] = (0, 1)
+    counts: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", {"train": self.n, "test": self.n_test})
+
+    @property
+    def key(self) -> str:
+        """A hash of what determines the whole export's bytes (not the shard)."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("shard", "counts")}
+        return hashlib.sha256(dumps({**data, "scheme": SEED_SCHEME}).encode()).hexdigest()[:16]
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this process writes one of several shards."""
+        return self.shard[1] > 1
+
+    def suffix(self) -> str:
+        """``-0000I-of-0000N`` for a shard, else empty."""
+        i, k = self.shard
+        return f"-{i:05d}-of-{k:05d}" if self.sharded else ""
+
+    def span(self, split: str) -> tuple[int, int]:
+        """The index range ``[start, stop)`` of ``split`` this shard writes."""
+        count, (i, k) = self.counts[split], self.shard
+        return count * i // k, count * (i + 1) // k
+
+    def splits(self) -> list[str]:
+        """The splits with rows in this shard."""
+        return [s for s in SPLITS if self.span(s)[1] > self.span(s)[0]]
+
+    def manifest(self, files: list[str]) -> dict[str, Any]:
+        """The manifest written beside the data (no times, no paths: deterministic)."""
+        out = {
+            "ssl_gym_version": ssl_gym.__version__,
+            "id": self.id,
+            "format": self.format,
+            "seed": self.seed,
+            "seed_scheme": SEED_SCHEME,
+            "rows": {"train": self.n, "test": self.n_test},
+            "image_source": self.image_source,
+            "test_fraction": self.test_fraction,
+            "overrides": self.overrides,
+            "png_level": self.png_level,
+            "export_key": self.key,
+            "files": sorted(files),
+        }
+        if self.sharded:
+            out["shard"] = {"index": self.shard[0], "count": self.shard[1]}
+            out["shard_rows"] = {s: list(self.span(s)) for s in SPLITS}
+        return out
+
+
+# --- building rows, in this process or in workers --------------------------------------
+
+_MAKERS: dict[tuple[str, str], RecordMaker] = {}
+_ARGS: ExportArgs | None = None
+
+
+def _init_worker(args: ExportArgs) -> None:
+    global _ARGS
+    _ARGS = args
+    _MAKERS.clear()
+
+
+def _build_rows(split: str, start: int, stop: int) -> list[dict[str, Any]]:
+    """Rows ``start .. stop - 1`` of ``split`` (runs in a worker or in this process)."""
+    args = _ARGS
+    assert args is not None, "_init_worker was not called"
+    maker = _MAKERS.get((args.key, split))
+    if maker is None:
+        maker = RecordMaker(args.id, split, args.image_source, args.test_fraction, args.overrides)
+        _MAKERS[(args.key, split)] = maker
+    build = ROW_BUILDERS[args.format]
+    return [build(maker.record(args.seed, i), args.png_level) for i in range(start, stop)]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """``PART_ROWS`` rows (or fewer, at a split's end) saved whole as one Arrow file."""
+
+    split: str
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.start:09d}-{self.stop:09d}.arrow"
+
+    def batches(self) -> list[tuple[int, int]]:
+        return [(a, min(a + BATCH, self.stop)) for a in range(self.start, self.stop, BATCH)]
+
+
+def _parts(args: ExportArgs) -> list[_Part]:
+    out = []
+    for split in args.splits():
+        start, stop = args.span(split)
+        out += [_Part(split, a, min(a + PART_ROWS, stop)) for a in range(start, stop, PART_ROWS)]
+    return out
+
+
+def _save_part(folder: Path, part: _Part, rows: list[dict[str, Any]], sch: pa.Schema) -> None:
+    tmp = folder / f"{part.name}.tmp"
+    table = pa.Table.from_pylist(rows, schema=sch)
+    with ipc.new_file(str(tmp), sch) as writer:
+        for a, b in part.batches():
+            writer.write_table(table.slice(a - part.start, b - a))
+    os.replace(tmp, folder / part.name)
+
+
+def _build_parts(
+    args: ExportArgs, folder: Path, todo: list[_Part], workers: int, advance: Callable[[int], None]
+) -> None:
+    """Build every part of ``todo``; ``workers`` processes build batches, in order."""
+    sch = schema(args.format)
+    jobs = [(part, a, b) for part in todo for a, b in part.batches()]
+    rows: list[dict[str, Any]] = []
+
+    def collect(part: _Part, batch: list[dict[str, Any]], last: bool) -> None:
+        rows.extend(batch)
+        advance(len(batch))
+        if last:
+            _save_part(folder, part, rows, sch)
+            rows.clear()
+
+    if workers == 1:
+        _init_worker(args)
+        for part, a, b in jobs:
+            collect(part, _build_rows(part.split, a, b), b == part.stop)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+    with futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(args,)
+    ) as pool:
+        pending: deque[tuple[_Part, int, futures.Future[list[dict[str, Any]]]]] = deque()
+        queue = iter(jobs)
+        for part, a, b in queue:  # keep 2 batches per worker in flight, take them in order
+            pending.append((part, b, pool.submit(_build_rows, part.split, a, b)))
+            if len(pending) >= 2 * workers:
+                done_part, stop, job = pending.popleft()
+                collect(done_part, job.result(), stop == done_part.stop)
+        while pending:
+            done_part, stop, job = pending.popleft()
+            collect(done_part, job.result(), stop == done_part.stop)
+
+
+# --- writing the final files -----------------------------------------------------------
 
 
 class Sink(Protocol):
     """Where the rows of one split go."""
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, table: pa.Table) -> None:
         """Append rows."""
 
     def close(self) -> list[str]:
@@ -64,14 +293,13 @@ class Sink(Protocol):
 class ParquetSink:
     """Rows as one parquet file with a fixed schema."""
 
-    def __init__(self, folder: Path, split: str, schema: pa.Schema) -> None:
-        self.name = f"{split}.parquet"
-        self.schema = schema
-        self.writer = pq.ParquetWriter(folder / self.name, schema)
+    def __init__(self, folder: Path, name: str, sch: pa.Schema) -> None:
+        self.name = name
+        self.writer = pq.ParquetWriter(folder / name, sch)
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, table: pa.Table) -> None:
         """Append rows as one row group."""
-        self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        self.writer.write_table(table)
 
     def close(self) -> list[str]:
         """Close the file."""
@@ -82,13 +310,13 @@ class ParquetSink:
 class JsonlSink:
     """Rows as JSON lines; images as PNG data URLs."""
 
-    def __init__(self, folder: Path, split: str) -> None:
-        self.name = f"{split}.jsonl"
-        self.file = (folder / self.name).open("w", encoding="utf-8", newline="\n")
+    def __init__(self, folder: Path, name: str) -> None:
+        self.name = name
+        self.file = (folder / name).open("w", encoding="utf-8", newline="\n")
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, table: pa.Table) -> None:
         """Append rows, one line each."""
-        for row in rows:
+        for row in table.to_pylist():
             line = {**row, "images": [png_data_url(im["bytes"]) for im in row["images"]]}
             self.file.write(dumps(line) + "\n")
 
@@ -102,14 +330,13 @@ class HFSink:
     """Rows streamed to an Arrow file; saved with ``save_to_disk`` when all splits are done."""
 
     def __init__(self, folder: Path, split: str, fp: str) -> None:
-        self.folder, self.split, self.fp = folder, split, fp
+        self.split, self.fp = split, fp
         self.staging = folder / f".{split}.staging.arrow"
-        self.schema = features().arrow_schema
-        self.writer = ipc.new_stream(str(self.staging), self.schema)
+        self.writer = ipc.new_stream(str(self.staging), features().arrow_schema)
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, table: pa.Table) -> None:
         """Append rows as one record batch."""
-        self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        self.writer.write_table(table)
 
     def close(self) -> list[str]:
         """Close the staging file (the dataset is saved by :func:`_save_hf`)."""
@@ -137,111 +364,169 @@ def _save_hf(folder: Path, sinks: Sequence[HFSink]) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-@dataclass(frozen=True)
-class ExportArgs:
-    """Everything that determines an export's bytes."""
-
-    id: str
-    n: int
-    n_test: int
-    seed: int
-    format: str
-    image_source: str
-    test_fraction: float
-    overrides: dict[str, Any]
-
-    def manifest(self, files: list[str]) -> dict[str, Any]:
-        """The manifest written beside the data (no times, no paths: deterministic)."""
-        return {
-            "ssl_gym_version": ssl_gym.__version__,
-            "id": self.id,
-            "format": self.format,
-            "seed": self.seed,
-            "rows": {"train": self.n, "test": self.n_test},
-            "image_source": self.image_source,
-            "test_fraction": self.test_fraction,
-            "overrides": self.overrides,
-            "files": sorted(files),
-        }
-
-
-ROW_BUILDERS: dict[str, Callable[[Record], dict[str, Any]]] = {
-    "hf": hf_row,
-    "parquet": hf_row,
-    "jsonl": hf_row,
-    "verl": verl.verl_row,
-    "easyr1": easyr1.easyr1_row,
-}
-
-
 def _sink(args: ExportArgs, folder: Path, split: str) -> Sink:
     if args.format == "hf":
         fp = fingerprint(
-            id=args.id, n=args.n if split == "train" else args.n_test, seed=args.seed,
-            split=split, source=args.image_source, test_fraction=args.test_fraction,
-            overrides=args.overrides,
+            id=args.id, n=args.counts[split], seed=args.seed, split=split,
+            source=args.image_source, test_fraction=args.test_fraction,
+            overrides=args.overrides, png_level=args.png_level,
         )  # fmt: skip
         return HFSink(folder, split, fp)
+    ext = "jsonl" if args.format == "jsonl" else "parquet"
+    name = f"{split}{args.suffix()}.{ext}"
     if args.format == "jsonl":
-        return JsonlSink(folder, split)
-    schema = {"parquet": features().arrow_schema, "verl": verl.SCHEMA, "easyr1": easyr1.SCHEMA}
-    return ParquetSink(folder, split, schema[args.format])
+        return JsonlSink(folder, name)
+    return ParquetSink(folder, name, schema(args.format))
 
 
-def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _write_split(
-    args: ExportArgs, folder: Path, split: str, count: int, advance: Callable[[], None]
-) -> Sink:
-    sink = _sink(args, folder, split)
-    records = build_records(
-        args.id, count, args.seed, split, args.image_source, args.test_fraction, args.overrides
-    )
-    build = ROW_BUILDERS[args.format]
-
-    def rows() -> Iterator[dict[str, Any]]:
-        for record in records:
-            yield build(record)
-            advance()
-
-    for batch in _batches(rows(), BATCH):
-        sink.write(batch)
-    return sink
-
-
-def _write_all(args: ExportArgs, folder: Path, advance: Callable[[], None]) -> list[str]:
-    sinks = [
-        _write_split(args, folder, split, count, advance)
-        for split, count in (("train", args.n), ("test", args.n_test))
-        if count > 0
-    ]
-    files = [name for sink in sinks for name in sink.close()]
+def _assemble(args: ExportArgs, parts_dir: Path, out: Path) -> list[str]:
+    """The final files, from the parts in order (same row groups whoever built them)."""
+    files: list[str] = []
+    sinks: list[Sink] = []
+    for split in args.splits():
+        sink = _sink(args, out, split)
+        for part in (p for p in _parts(args) if p.split == split):
+            with ipc.open_file(str(parts_dir / part.name)) as reader:
+                for i in range(reader.num_record_batches):
+                    sink.write(pa.Table.from_batches([reader.get_batch(i)]))
+        files += sink.close()
+        sinks.append(sink)
     if args.format == "hf":
-        files = _save_hf(folder, [s for s in sinks if isinstance(s, HFSink)])
-    manifest = args.manifest(files)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        files = _save_hf(out, [s for s in sinks if isinstance(s, HFSink)])
     return files
 
 
-def _prepare_out(out: Path, overwrite: bool) -> Path:
+# --- the partial folder: resume, leftovers, lock ---------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(folder: Path) -> int | None:
+    """The pid of a live process on this host that holds ``folder``'s lock, if any."""
+    try:
+        host, pid = (folder / "lock").read_text(encoding="utf-8").split()
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return int(pid)  # another machine's: assume it is alive
+    return int(pid) if _pid_alive(int(pid)) and int(pid) != os.getpid() else None
+
+
+_OLD_PARTIAL = re.compile(r"\d+")
+
+
+def _partial_folder(args: ExportArgs, out: Path) -> Path:
+    """The partial folder of this export and shard, taken and locked; stale ones removed.
+
+    A partial folder of the same ``out`` is stale when nobody holds it and it is from
+    other arguments for the same shard (or an unsharded export), or from a killed run of
+    an older ssl_gym (``.partial-PID``). Other shards' partial folders are left alone.
+    """
+    shard_tag = f"shard{args.shard[0]}of{args.shard[1]}" if args.sharded else "whole"
+    mine = out.parent / f".{out.name}.partial-{shard_tag}-{args.key}"
+    for old in out.parent.glob(f".{out.name}.partial-*"):
+        tag = old.name.removeprefix(f".{out.name}.partial-")
+        stale = _OLD_PARTIAL.fullmatch(tag) is not None or (
+            tag.startswith(f"{shard_tag}-") and old != mine
+        )
+        if stale and old.is_dir() and _owner(old) is None:
+            shutil.rmtree(old, ignore_errors=True)
+    mine.mkdir(parents=True, exist_ok=True)
+    holder = _owner(mine)
+    if holder is not None:
+        raise ValueError(f"another export (pid {holder}) is writing {str(out)!r}; wait for it")
+    (mine / "lock").write_text(f"{socket.gethostname()} {os.getpid()}", encoding="utf-8")
+    for tmp in mine.rglob("*.tmp"):
+        tmp.unlink()
+    return mine
+
+
+def _check_out(args: ExportArgs, out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"--out {str(out)!r} is not empty; pass --overwrite to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    return tmp
+    if not out.exists() or not any(out.iterdir()) or overwrite:
+        return
+    if args.sharded:  # other shards of the same export may be there already
+        keys = set()
+        for m in out.glob("ssl_gym_export*.json"):
+            try:
+                keys.add(json.loads(m.read_text(encoding="utf-8")).get("export_key"))
+            except (OSError, ValueError):
+                keys.add(None)
+        if keys <= {args.key}:
+            return
+        raise ValueError(
+            f"--out {str(out)!r} holds another export; use another folder or --overwrite"
+        )
+    raise ValueError(f"--out {str(out)!r} is not empty; pass --overwrite to replace it")
+
+
+def _remove_other_exports(args: ExportArgs, out: Path) -> None:
+    """Delete what another export left in ``out`` (other shards of this one stay)."""
+    if not out.is_dir():
+        return
+    for m in out.glob("ssl_gym_export*.json"):
+        try:
+            data = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        if data.get("export_key") == args.key:
+            continue
+        for name in data.get("files", []):
+            (out / name).unlink(missing_ok=True)
+        m.unlink()
+
+
+def _finish(args: ExportArgs, partial: Path, out: Path, overwrite: bool) -> list[str]:
+    """Write the final files and move them in: the whole folder, or a shard's files."""
+    staging = partial / "out"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    files = _assemble(args, partial / "parts", staging)
+    name = f"ssl_gym_export{args.suffix()}.json"
+    manifest = args.manifest([*files, CARD])
+    (staging / name).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    card = dataset_card(args, files)
+    (staging / CARD).write_text(card, encoding="utf-8")
+    if not args.sharded:
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(out)
+    else:
+        if overwrite:
+            _remove_other_exports(args, out)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in [*files, name, CARD]:  # README.md: every shard writes the same card
+            os.replace(staging / f, out / f)
+    shutil.rmtree(partial)
+    return files
+
+
+# --- the entry points -------------------------------------------------------------------
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` as ``(I, N)`` with ``0 <= I < N``; a clear error otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if match is None or not int(match[1]) < int(match[2]):
+        raise ValueError(f"--shard takes I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def _check_id(env_id: str, overrides: Mapping[str, Any]) -> None:
+    if is_mixture(env_id):
+        mixture_settings(env_id, overrides)
+    else:
+        check_exportable(env_id)
 
 
 def export(
@@ -256,21 +541,30 @@ def export(
     overrides: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] | str = (0, 1),
+    png_level: int = PNG_LEVEL,
 ) -> Path:
     """Write ``n`` train and ``n_test`` test puzzles of ``env_id`` to the folder ``out``.
 
     Args:
-        env_id: A registered single-turn id.
-        out: Output folder (must be empty or absent unless ``overwrite``).
-        n: Train rows.
+        env_id: A registered single-turn id, or a mixture id (``SSL/Mix-SSL4RL-v0``;
+            ``SSL/Mix-v0`` with ``overrides={"ids": [...]}``).
+        out: Output folder (must be empty or absent unless ``overwrite``; shards of one
+            export may share it).
+        n: Train rows (of the whole export, over all shards).
         n_test: Test rows (default ``n // 10``).
-        seed: Seed of the export.
+        seed: Seed of the export, in ``[0, 2**32)``.
         format: One of :data:`FORMATS`.
         image_source: Image source spec (folder and dataset sources are split by image).
         test_fraction: Share of a finite source's images reserved for the test split.
-        overrides: Puzzle config overrides.
+        overrides: Puzzle config overrides (and a mixture's ``ids``/``weights``).
         overwrite: Replace a non-empty ``out``.
         progress: Show a progress bar on stderr.
+        workers: Processes that build rows (the files do not depend on it).
+        shard: ``(I, N)`` or ``"I/N"``: write the I-th of N parts of every split.
+        png_level: zlib level of the images' PNG encoding, 0 to 9.
 
     Returns:
         The output folder.
@@ -280,54 +574,104 @@ def export(
     """
     if format not in FORMATS:
         raise ValueError(f"format {format!r} is not one of {', '.join(FORMATS)}")
-    check_exportable(env_id)
+    over = dict(overrides or {})
+    _check_id(env_id, over)
     make_source(image_source)
     n_test = n // 10 if n_test is None else n_test
     check_int("n", n, 0)
     check_int("n_test", n_test, 0)
+    check_int("seed", seed, 0, EXPORT_SEEDS - 1)
+    check_int("workers", workers, 1, 256)
+    check_int("png_level", png_level, 0, 9)
+    part: tuple[int, int] = parse_shard(shard) if isinstance(shard, str) else tuple(shard)  # type: ignore[assignment]
+    if len(part) != 2 or not 0 <= part[0] < part[1]:
+        raise ValueError(f"shard must be (I, N) with 0 <= I < N, got {shard!r}")
+    if part[1] > 1 and format == "hf":
+        raise ValueError("--shard writes parquet or jsonl files; use --format parquet, not hf")
     if n + n_test == 0:
         raise ValueError("nothing to export: n and n_test are both 0")
     args = ExportArgs(
-        env_id, n, n_test, seed, format, image_source, test_fraction, dict(overrides or {})
-    )
-    next(build_records(env_id, 1, seed, "train", "procedural", test_fraction, args.overrides))
+        env_id, n, n_test, seed, format, image_source, test_fraction, over, png_level,
+        (int(part[0]), int(part[1])),
+    )  # fmt: skip
+    RecordMaker(env_id, "train", "procedural", test_fraction, over).record(seed, 0)  # checks
     target = Path(out)
-    tmp = _prepare_out(target, overwrite)
+    _check_out(args, target, overwrite)
+    partial = _partial_folder(args, target)
+    parts_dir = partial / "parts"
+    parts_dir.mkdir(exist_ok=True)
+    parts = _parts(args)
+    todo = [p for p in parts if not (parts_dir / p.name).is_file()]
+    total = sum(p.stop - p.start for p in parts)
+    where = f", shard {part[0]}/{part[1]}" if args.sharded else ""
+    label = f"exporting {env_id} ({format}{where})"
     try:
         with Progress(
-            TextColumn(f"exporting {env_id} ({format})"),
+            TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             disable=not progress,
         ) as bar:
-            task = bar.add_task("records", total=n + n_test)
-            _write_all(args, tmp, lambda: bar.advance(task))
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
+            task = bar.add_task(
+                "rows", total=total, completed=total - sum(p.stop - p.start for p in todo)
+            )
+            _build_parts(args, parts_dir, todo, workers, lambda k: bar.advance(task, k))
+        _finish(args, partial, target, overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (partial / "lock").unlink(missing_ok=True)  # the parts stay: rerun to resume
         raise
     return target
+
+
+def iter_rows(
+    env_id: str,
+    split: str,
+    start: int,
+    stop: int,
+    seed: int = 0,
+    format: str = "parquet",
+    image_source: str = "procedural",
+    test_fraction: float = 0.1,
+    overrides: Mapping[str, Any] | None = None,
+    png_level: int = PNG_LEVEL,
+) -> Iterator[dict[str, Any]]:
+    """Rows ``start .. stop - 1`` of one split, exactly as :func:`export` writes them."""
+    over = dict(overrides or {})
+    _check_id(env_id, over)
+    maker = RecordMaker(env_id, split, image_source, test_fraction, over)
+    build = ROW_BUILDERS[format]
+    for i in range(start, stop):
+        yield build(maker.record(seed, i), png_level)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ssl-gym export``."""
     p = argparse.ArgumentParser(
         prog="ssl-gym export",
-        description="Write puzzles of one id as a dataset (hf, parquet, jsonl, verl, easyr1).",
+        description="Write puzzles of one id or a mixture as a dataset "
+        "(hf, parquet, jsonl, verl, easyr1).",
     )
-    p.add_argument("id", help="a single-turn id, e.g. SSL/Jigsaw-3x3-v2 (see ssl-gym list)")
+    p.add_argument(
+        "id", help="a single-turn id (SSL/Jigsaw-3x3-v2) or a mixture (SSL/Mix-SSL4RL-v0)"
+    )
     p.add_argument("--n", type=int, required=True, help="train rows")
     p.add_argument("--n-test", type=int, default=None, help="test rows (default: n // 10)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=FORMATS, default="parquet")
+    p.add_argument("--seed", type=int, default=0, help="export seed, 0 to 2**32 - 1 (default: 0)")
+    p.add_argument("--format", choices=FORMATS, default="parquet", help="(default: parquet)")
     p.add_argument("--out", required=True, help="output folder (created; renamed in when done)")
     p.add_argument("--image-source", default="procedural", help="procedural, folder:PATH, ...")
     p.add_argument(
         "--test-fraction", type=float, default=0.1, help="share of source images held out"
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes building rows (default: 1)")
+    p.add_argument("--shard", default="0/1", help="I/N: write the I-th of N parts (default: 0/1)")
+    p.add_argument(
+        "--png-level",
+        type=int,
+        default=PNG_LEVEL,
+        help=f"PNG zlib level 0-9 (default: {PNG_LEVEL})",
     )
     add_set_option(p, "overrides", "puzzle setting, e.g. --set answer_format=boxed")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
@@ -351,10 +695,20 @@ def main(argv: list[str] | None = None) -> int:
             dict(args.overrides),
             args.overwrite,
             not args.no_progress,
+            workers=args.workers,
+            shard=args.shard,
+            png_level=args.png_level,
         )
     except ValueError as err:
         print(f"ssl-gym export: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "ssl-gym export: interrupted; the finished parts are kept: rerun the same "
+            "command to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(f"wrote {out}/ ({args.format})")
     return 0
 

@@ -38,7 +38,7 @@ from ssl_gym.adapters._records import (
     load_payload,
     score_completion,
 )
-from ssl_gym.render import png_bytes
+from ssl_gym.render import PNG_LEVEL, png_bytes
 
 ABILITY = "visual_ssl"
 
@@ -46,7 +46,7 @@ SCHEMA = pa.schema(
     [
         ("data_source", pa.string()),
         ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("images", pa.list_(pa.struct([("bytes", pa.binary())]))),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
         ("ability", pa.string()),
         ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
         (
@@ -65,13 +65,13 @@ SCHEMA = pa.schema(
 """The parquet schema of a verl export."""
 
 
-def verl_row(record: Record) -> dict[str, Any]:
+def verl_row(record: Record, png_level: int = PNG_LEVEL) -> dict[str, Any]:
     """One record as a row of verl's RLHF dataset."""
     content = image_placeholders(record.prompt, len(record.images))
     return {
         "data_source": record.id,
         "prompt": [{"role": "user", "content": content}],
-        "images": [{"bytes": png_bytes(im)} for im in record.images],
+        "images": [{"bytes": png_bytes(im, png_level), "path": None} for im in record.images],
         "ability": ABILITY,
         "reward_model": {"style": "rule", "ground_truth": record.answer},
         "extra_info": {
