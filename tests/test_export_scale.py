@@ -48,6 +48,16 @@ def test_any_number_of_workers_writes_the_same_bytes(tmp_path: Path) -> None:
         export(ROTATION, tmp_path / f"w{w}", workers=w, **kwargs)  # type: ignore[arg-type]
     assert _digests(tmp_path / "w1") == _digests(tmp_path / "w2") == _digests(tmp_path / "w3")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # a folder source: the parent splits it once and the workers draw from its parts
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(pics / f"{i}.png")
+    folder = {"n": 70, "n_test": 6, "image_source": f"folder:{pics}", "test_fraction": 0.3}
+    export(ROTATION, tmp_path / "f1", progress=False, **folder)  # type: ignore[arg-type]
+    export(ROTATION, tmp_path / "f2", workers=2, progress=False, **folder)  # type: ignore[arg-type]
+    assert _digests(tmp_path / "f1") == _digests(tmp_path / "f2")
 
 
 def test_shards_are_disjoint_and_together_the_whole(tmp_path: Path) -> None:

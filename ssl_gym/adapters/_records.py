@@ -139,8 +139,22 @@ def split_source(source: str | ImageSource, split: str, test_fraction: float) ->
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     src = make_source(source)
-    if isinstance(src, ProceduralSource):
+    if isinstance(src, ProceduralSource) or getattr(src, SPLIT_MARK, None) == split:
         return src
+    part = _split(src, split, test_fraction)
+    return src if part is src else _mark(part, split)
+
+
+SPLIT_MARK = "_ssl_gym_split"
+"""Attribute naming the split a source was cut to (so workers can take it as it is)."""
+
+
+def _mark(src: ImageSource, split: str) -> ImageSource:
+    setattr(src, SPLIT_MARK, split)
+    return src
+
+
+def _split(src: ImageSource, split: str, test_fraction: float) -> ImageSource:
     if isinstance(src, FolderSource):
         files = src.files
         kept = tuple(f for f in files if image_split(f.read_bytes(), test_fraction) == split)
@@ -159,7 +173,7 @@ def split_source(source: str | ImageSource, split: str, test_fraction: float) ->
     warnings.warn(
         f"cannot tell which images {src!r} holds; train and test differ by seed only",
         RuntimeWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
     return src
 

@@ -71,10 +71,11 @@ from ssl_gym.adapters._records import (
     dumps,
     is_mixture,
     mixture_settings,
+    split_source,
 )
 from ssl_gym.adapters.datasets import features, fingerprint, hf_row, table_to_dataset
 from ssl_gym.core import check_int
-from ssl_gym.images import make_source
+from ssl_gym.images import ImageSource, make_source
 from ssl_gym.overrides import add_set_option
 from ssl_gym.render import PNG_LEVEL, png_data_url
 from ssl_gym.seeds import EXPORT_SEEDS, SPLITS
@@ -188,11 +189,19 @@ class ExportArgs:
 
 _MAKERS: dict[tuple[str, str], RecordMaker] = {}
 _ARGS: ExportArgs | None = None
+_SOURCES: dict[str, ImageSource] = {}
 
 
-def _init_worker(args: ExportArgs) -> None:
+def _init_worker(args: ExportArgs, sources: Mapping[str, ImageSource]) -> None:
+    """Set up a worker: the export's arguments and each split's part of the source.
+
+    The parent cuts the source into splits once (for a folder that reads every file to
+    hash it) and hands the parts over, so workers do not read the whole folder again.
+    """
     global _ARGS
     _ARGS = args
+    _SOURCES.clear()
+    _SOURCES.update(sources)
     _MAKERS.clear()
 
 
@@ -202,7 +211,8 @@ def _build_rows(split: str, start: int, stop: int) -> list[dict[str, Any]]:
     assert args is not None, "_init_worker was not called"
     maker = _MAKERS.get((args.key, split))
     if maker is None:
-        maker = RecordMaker(args.id, split, args.image_source, args.test_fraction, args.overrides)
+        source = _SOURCES.get(split, args.image_source)
+        maker = RecordMaker(args.id, split, source, args.test_fraction, args.overrides)
         _MAKERS[(args.key, split)] = maker
     build = ROW_BUILDERS[args.format]
     return [build(maker.record(args.seed, i), args.png_level) for i in range(start, stop)]
@@ -247,6 +257,8 @@ def _build_parts(
     """Build every part of ``todo``; ``workers`` processes build batches, in order."""
     sch = schema(args.format)
     jobs = [(part, a, b) for part in todo for a, b in part.batches()]
+    splits = {part.split for part in todo}
+    sources = {s: split_source(args.image_source, s, args.test_fraction) for s in splits}
     rows: list[dict[str, Any]] = []
 
     def collect(part: _Part, batch: list[dict[str, Any]], last: bool) -> None:
@@ -257,13 +269,13 @@ def _build_parts(
             rows.clear()
 
     if workers == 1:
-        _init_worker(args)
+        _init_worker(args, sources)
         for part, a, b in jobs:
             collect(part, _build_rows(part.split, a, b), b == part.stop)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     with futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(args,)
+        workers, mp_context=context, initializer=_init_worker, initargs=(args, sources)
     ) as pool:
         pending: deque[tuple[_Part, int, futures.Future[list[dict[str, Any]]]]] = deque()
         queue = iter(jobs)
