@@ -20,8 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from rich.console import Console
 
+import ssl_gym  # noqa: F401  (registers the ids the settings name)
+from ssl_gym.core import did_you_mean
+from ssl_gym.envs import unknown_id
 from ssl_gym.fields import field_docs
 from ssl_gym.overrides import add_set_option
 
@@ -336,6 +340,15 @@ def load_config(argv: Sequence[str] | None) -> TrainConfig:
     return make_config(settings)
 
 
+def _check_env(cfg: TrainConfig) -> None:
+    """The training id must be registered and take the puzzle settings (one-line errors)."""
+    if cfg.curriculum:
+        return
+    if cfg.env not in gym.registry:
+        raise ValueError(unknown_id(cfg.env))
+    gym.make(cfg.env, disable_env_checker=True, **cfg.env_kwargs).close()
+
+
 def make_config(settings: dict[str, Any]) -> TrainConfig:
     """A config from settings, naming unknown keys and bad values.
 
@@ -351,11 +364,13 @@ def make_config(settings: dict[str, Any]) -> TrainConfig:
     unknown = sorted((set(settings) - train_names - learner_names) | (set(nested) - learner_names))
     if unknown:
         valid = ", ".join(sorted(train_names | learner_names))
-        raise ValueError(f"unknown setting(s) {unknown}; valid: {valid}")
+        hint = did_you_mean(unknown[0], train_names | learner_names)
+        raise ValueError(f"unknown setting(s) {unknown}{hint}; valid: {valid}")
     nested.update({k: v for k, v in settings.items() if k in learner_names})
     learner = dataclasses.replace(TRAIN_LEARNER, **nested)
     settings = {k: v for k, v in settings.items() if k in train_names}
     cfg = TrainConfig(**settings, learner=learner)
+    _check_env(cfg)
     if cfg.sampler != "vllm" and (cfg.vllm_sleep or cfg.vllm_tensor_parallel_size != 1):
         raise ValueError("vllm_sleep and vllm_tensor_parallel_size need --sampler vllm")
     if cfg.vllm_tensor_parallel_size > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:

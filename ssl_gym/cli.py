@@ -20,8 +20,8 @@ from rich.progress import track
 from rich.table import Table
 
 import ssl_gym
-from ssl_gym.core import Puzzle, format_answer
-from ssl_gym.envs import PuzzleEnv, entries, make_puzzle_env, mixture_ids
+from ssl_gym.core import Puzzle, did_you_mean, format_answer
+from ssl_gym.envs import PuzzleEnv, entries, make_puzzle_env, mixture_ids, unknown_id
 from ssl_gym.overrides import add_set_option
 from ssl_gym.seeds import policy_rng
 
@@ -30,6 +30,12 @@ console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print every registered id with its family, difficulty and chance score."""
+    families = sorted({e.family for e in entries()})
+    if args.family and args.family.lower() not in {f.lower() for f in families}:
+        raise ValueError(
+            f"unknown --family {args.family!r}{did_you_mean(args.family, families)}; "
+            f"families: {', '.join(families)}"
+        )
     table = Table(title=f"ssl_gym {ssl_gym.__version__}: registered puzzles")
     columns = ("id", "family", "difficulty", "chance", "turns")
     for col in (*columns, *(("blind",) if args.hints else ()), "description"):
@@ -70,7 +76,7 @@ def save_observation(env: gym.Env[Any, Any], path: Path) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     """Render one instance (of a puzzle or a mixture) to a picture; print its prompt and answer."""
     if args.id not in gym.registry:
-        raise ValueError(f"unknown env id {args.id!r}; see `ssl-gym list`")
+        raise ValueError(unknown_id(args.id))
     settings = dict(args.settings)
     made = gym.make(args.id, render_mode="rgb_array", image_source=args.image_source, **settings)
     env = made.unwrapped
@@ -156,7 +162,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     every = [e.id for e in entries(hinted=args.strong)]
     ids = [i for pat in (args.ids or ["*"]) for i in every if fnmatch.fnmatch(i, pat)]
     if not ids:
-        raise ValueError(f"no registered id matches {args.ids}; see `ssl-gym list`")
+        raise ValueError(unknown_id(" ".join(args.ids), "id or pattern"))
     if args.strong:
         return _strong_audit(args, ids)
     results = run_audit(ids, n=args.n, seed=args.seed, out=args.out, workers=args.workers)

@@ -17,12 +17,13 @@ raising :class:`Rejected` when the draw is ambiguous) instead of ``generate``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -53,6 +54,19 @@ FORMAT_INSTRUCTIONS = {
 
 
 # --- validation helpers (shared by every family's config) -------------------------------
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``options`` to ``name``, else ``""``.
+
+    Case is ignored, and a glob's wildcards are dropped before comparing.
+    """
+    pool = {o.lower(): o for o in options}
+    key = name.lower().replace("*", "").replace("?", "")
+    close = difflib.get_close_matches(key, list(pool), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(pool[c]) for c in close)}?)"
 
 
 def check_choice(name: str, value: object, options: Sequence[object]) -> None:
@@ -141,7 +155,10 @@ class PuzzleConfig:
         unknown = sorted(set(overrides) - set(cls.field_names()))
         if unknown:
             valid = ", ".join(sorted(cls.field_names()))
-            raise ValueError(f"unknown setting(s) {unknown} for {cls.__name__}; valid: {valid}")
+            hint = did_you_mean(unknown[0], cls.field_names())
+            raise ValueError(
+                f"unknown setting(s) {unknown} for {cls.__name__}{hint}; valid: {valid}"
+            )
         return cls(**overrides)
 
 

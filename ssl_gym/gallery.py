@@ -34,7 +34,7 @@ from rich.progress import track
 
 import ssl_gym
 from ssl_gym.core import Instance, Puzzle, format_answer
-from ssl_gym.envs import MixtureEnv, PuzzleEnv, entries, mixture_ids
+from ssl_gym.envs import MixtureEnv, PuzzleEnv, entries, mixture_ids, unknown_id
 from ssl_gym.files import write_atomic
 
 #: How many wrong answers the scripted player gives before the right one (when allowed).
@@ -89,7 +89,7 @@ def gallery_ids(patterns: Sequence[str]) -> list[str]:
     every = [e.id for e in entries(hinted=True)] + [m for m in mixture_ids() if m != "SSL/Mix-v0"]
     chosen = [i for i in every if any(fnmatch.fnmatch(i, p) for p in patterns)]
     if not chosen:
-        raise ValueError(f"no registered id matches {list(patterns)}; see `ssl-gym list --hints`")
+        raise ValueError(unknown_id(" ".join(patterns), "id or pattern"))
     return chosen
 
 
@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="outputs/gallery-html", help="folder for index.html")
     parser.add_argument("--n", type=int, default=3, help="examples per id")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first example")
-    parser.add_argument("--ids", nargs="+", default=["*"], help="ids or globs (default: all)")
+    parser.add_argument("ids", nargs="*", help="ids or globs (default: all)")
+    parser.add_argument("--ids", dest="more_ids", nargs="+", default=[], help="the same")
     parser.add_argument("--image-source", default="procedural", help="image source spec")
     return parser
 
@@ -325,8 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ssl-gym gallery``."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
+        patterns = [*args.ids, *args.more_ids] or ["*"]
         page = build_gallery(
-            Path(args.out), gallery_ids(args.ids), args.n, args.seed, args.image_source
+            Path(args.out), gallery_ids(patterns), args.n, args.seed, args.image_source
         )
     except (ValueError, gym.error.Error) as err:
         console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)

@@ -69,3 +69,48 @@ def test_show_takes_set_and_mixture_ids(tmp_path: Path, monkeypatch: pytest.Monk
     ids = '["SSL/Rotation-4way-v1"]'
     assert cli.main(["show", "SSL/Mix-v0", "--set", f"ids={ids}", "--out", str(picture)]) == 0
     assert cli.main(["show", "SSL/Nope-v0"]) == 2
+
+
+TYPO = "SSL/Rotaton-4way-v1"
+SUGGESTION = "did you mean 'SSL/Rotation-4way-v1'"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", TYPO],
+        ["eval", "--policy", "random", "--envs", TYPO, "--episodes", "1"],
+        ["export", TYPO, "--n", "1", "--out", "never"],
+        ["audit", TYPO, "--n", "4"],
+        ["gallery", TYPO, "--out", "never"],
+        ["train", "--env", TYPO, "--dry-run"],
+    ],
+)
+def test_every_command_suggests_the_closest_id_in_one_line(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "console", Console(width=400, force_terminal=False))
+    assert cli.main(argv) == 2
+    captured = capfd.readouterr()
+    text = " ".join((captured.out + captured.err).split())
+    assert SUGGESTION in text and "Traceback" not in text
+    assert not (tmp_path / "never").exists()
+
+
+def test_unknown_family_and_config_keys_name_the_closest_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "console", Console(width=400, force_terminal=False))
+    assert cli.main(["list", "--family", "Rotaton"]) == 2
+    assert "did you mean 'Rotation'" in capfd.readouterr().out
+    (tmp_path / "run.toml").write_text("lrr = 1e-6\n")
+    with pytest.raises(ValueError, match="did you mean 'lr'"):
+        load_config(["--config", str(tmp_path / "run.toml")])
+    with pytest.raises(ValueError, match="did you mean 'size'"):
+        load_config(["--set", "sizee=64"])
+    with pytest.raises(ValueError, match="did you mean 'size'"):
+        gym.make("SSL/Rotation-4way-v1", sizee=64)

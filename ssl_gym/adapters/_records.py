@@ -38,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from ssl_gym.core import Instance, Puzzle, Verdict, check_float, check_int
-from ssl_gym.envs import PuzzleEnv, make_puzzle_env, single_turn_id
+from ssl_gym.envs import PuzzleEnv, make_puzzle_env, single_turn_id, unknown_id
 from ssl_gym.envs.mixture import MixtureEnv
 from ssl_gym.envs.registration import MIXTURE_ENTRY_POINT
 from ssl_gym.images import (
@@ -213,7 +213,7 @@ def check_exportable(env_id: str) -> Mapping[str, Any]:
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as err:
-        raise ValueError(f"{env_id!r} is not a registered id; see `ssl-gym list`") from err
+        raise ValueError(unknown_id(env_id)) from err
     kwargs = dict(spec.kwargs)
     if spec.entry_point != "ssl_gym.envs.puzzle_env:PuzzleEnv" or "family" not in kwargs:
         raise ValueError(f"{env_id!r} is not a puzzle id (nor a mixture); see `ssl-gym list`")

@@ -62,7 +62,7 @@ import numpy as np
 
 from ssl_gym.adapters._records import dumps, split_source
 from ssl_gym.adapters.datasets import features, to_dataset
-from ssl_gym.envs import make_puzzle_env, single_turn_id
+from ssl_gym.envs import make_puzzle_env, single_turn_id, unknown_id
 from ssl_gym.envs.registration import ENTRY_POINT as PUZZLE_ENTRY_POINT
 from ssl_gym.images import ImageSource, make_source
 
@@ -124,7 +124,7 @@ def check_puzzle_id(env_id: str) -> None:
     """Check that ``env_id`` is a registered single-puzzle id (one-line ``ValueError``)."""
     spec = gym.registry.get(env_id)
     if spec is None:
-        raise ValueError(f"unknown env id {env_id!r}; see `ssl-gym list`")
+        raise ValueError(unknown_id(env_id))
     if spec.entry_point != PUZZLE_ENTRY_POINT or "family" not in spec.kwargs:
         raise ValueError(f"{env_id!r} is not a single-puzzle id; play its puzzles' ids one by one")
 

@@ -49,6 +49,7 @@ from verifiers.v1.dialects.chat import message_to_wire
 
 import ssl_gym  # noqa: F401 - registers the SSL/ ids
 from ssl_gym.core import check_int
+from ssl_gym.envs import unknown_id
 from ssl_gym.render import png_data_url
 from ssl_gym.seeds import SPLITS, record_seed
 
@@ -175,7 +176,7 @@ class PuzzleTaskset(vf.Taskset[PuzzleTask, PuzzleTasksetConfig]):
 
     def __init__(self, config: PuzzleTasksetConfig) -> None:
         if config.env_id not in gym.registry:
-            raise ValueError(f"unknown env id {config.env_id!r}; see ssl_gym.envs.entries()")
+            raise ValueError(unknown_id(config.env_id))
         if config.num_examples is not None:
             check_int("num_examples", config.num_examples, 1)
         if config.split not in SPLITS:

@@ -12,6 +12,7 @@ from ssl_gym.envs.registration import (
     register_all,
     registered_ids,
     single_turn_id,
+    unknown_id,
 )
 from ssl_gym.envs.spaces import Completion, observation_space
 
@@ -28,4 +29,5 @@ __all__ = [
     "register_all",
     "registered_ids",
     "single_turn_id",
+    "unknown_id",
 ]

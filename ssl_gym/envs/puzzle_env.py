@@ -295,7 +295,9 @@ def make_puzzle_env(env_id: str, **kwargs: Any) -> PuzzleEnv:
             mixture holds several puzzles).
     """
     if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; see `ssl-gym list`")
+        from ssl_gym.envs.registration import unknown_id  # registration imports this module
+
+        raise ValueError(unknown_id(env_id))
     env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
     if not isinstance(env, PuzzleEnv):
         raise ValueError(

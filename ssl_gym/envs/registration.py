@@ -11,7 +11,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from ssl_gym.core import Puzzle
+from ssl_gym.core import Puzzle, did_you_mean
 from ssl_gym.envs.mixture import MIXTURES
 from ssl_gym.puzzles import FAMILIES, build_puzzle
 
@@ -115,3 +115,12 @@ def register_mixtures() -> list[str]:
 def registered_ids() -> list[str]:
     """All ``SSL/*`` ids currently in Gymnasium's registry."""
     return [k for k in gym.registry if k.startswith(f"{NAMESPACE}/")]
+
+
+def unknown_id(name: str, what: str = "id") -> str:
+    """The one-line error for an id (or glob) that names nothing.
+
+    It names the closest registered ids, and where to look.
+    """
+    hint = did_you_mean(name, registered_ids())
+    return f"unknown {what} {name!r}{hint}; see `ssl-gym list --hints`"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssl_gym.envs import EnvEntry, entries, make_puzzle_env
+from ssl_gym.envs import EnvEntry, entries, make_puzzle_env, unknown_id
 from ssl_gym.evaluation.policies import Outcome, Policy, make_policy
 from ssl_gym.evaluation.report import summarize, write_summary
 from ssl_gym.files import write_atomic
@@ -26,8 +26,8 @@ def match_ids(patterns: Sequence[str]) -> list[str]:
     for pat in patterns:
         if not any(fnmatch.fnmatch(i, pat) for i in every):
             raise ValueError(
-                f"no registered puzzle id matches {pat!r}; see `ssl-gym list --hints` "
-                "(ids look like 'SSL/Jigsaw-3x3-v2'; mixtures are not evaluated)"
+                unknown_id(pat, "puzzle id or pattern")
+                + " (ids look like 'SSL/Jigsaw-3x3-v2'; mixtures are not evaluated)"
             )
     return [i for i in every if any(fnmatch.fnmatch(i, pat) for pat in patterns)]
 

@@ -54,6 +54,10 @@ is not the odd one, drawn on the images; the text is the same for every instance
 
 ## Version History
 
+* -Hint v2 (the single-turn ids keep their version): each wrong answer costs enough
+  that the mean of 200 blind episodes stays within chance + 0.05 at 2.33 standard
+  errors (``ssl_gym.multiturn``); at exactly chance, blind play's wide spread passed
+  that check only about six times in seven.
 * v0: initial release.
 * v1: the two images are told apart by source-picture key, not by an aligned pixel
   difference; each tile's own jitter is stronger (0.4, with hue, grayscale and blur; v0:

@@ -46,6 +46,10 @@ two angles open), level 1 an arrow to the scene's original top.
 
 ## Version History
 
+* -Hint v2 (the single-turn ids keep their version): each wrong answer costs enough
+  that the mean of 200 blind episodes stays within chance + 0.05 at 2.33 standard
+  errors (``ssl_gym.multiturn``); at exactly chance, blind play's wide spread passed
+  that check only about six times in seven.
 * v1: hints are marks drawn on the picture (the up-down axis, then an arrow to the top)
   with texts that are the same for every instance; the level-0 text used to name where
   the top went, which a player who never looks could read. 8-way: the disc, the
