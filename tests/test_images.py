@@ -25,6 +25,7 @@ from ssl_gym.images import (
     ProceduralSource,
     fit,
     make_source,
+    procedural,
     to_rgb_array,
 )
 from ssl_gym.images import base as images_base
@@ -145,6 +146,23 @@ def test_procedural_sample_raw_and_repr() -> None:
     src = ProceduralSource()
     assert src._sample_raw(np.random.default_rng(0)).shape[2] == 3
     assert repr(src) == "ProceduralSource('procedural')"
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (32, 32), (37, 90), (224, 224)])
+def test_procedural_noise_is_the_plain_sum(shape: tuple[int, int]) -> None:
+    """The fused noise is canvas + clip(luma + colour + 128, 0, 255) - 128, clipped, per channel."""
+    h, w = shape
+    rng = np.random.default_rng(3)
+    canvas = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    ramp = 20.0 * (0.5 - (np.arange(w) + 0.5) / w)
+    fused, plain = np.random.default_rng(11), np.random.default_rng(11)
+    got = procedural._add_noise(canvas, fused, ramp)
+    lum = procedural._luma_noise(plain, h, w, ramp).astype(np.int64)
+    noise = [np.clip(col + lum + 128, 0, 255) for col in procedural._colour_noise(plain, h, w)]
+    want = np.clip(np.asarray(canvas) + np.stack(noise, axis=-1) - 128, 0, 255)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.uint8 and got.flags.writeable and got.flags.c_contiguous
+    assert fused.random() == plain.random()
 
 
 # --- folder ------------------------------------------------------------------------------
@@ -391,6 +409,96 @@ def test_array_source_batch_array() -> None:
 def test_array_source_rejects_bad_input(images: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         ArraySource(images)
+
+
+# --- the resize cache of stored sources ---------------------------------------------------
+
+
+def _gradients(count: int, shape: tuple[int, int] = (40, 60)) -> list[np.ndarray]:
+    """Different pictures with detail everywhere, so every resize of each is distinct."""
+    rng = np.random.default_rng(7)
+    return [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(count)]
+
+
+@pytest.mark.parametrize("kind", ["photos", "arrays"])
+def test_cached_draws_are_the_uncached_bytes_and_numbers(kind: str) -> None:
+    """A stored source draws what plain ``fit`` would, from the same generator numbers."""
+    src = PhotosSource() if kind == "photos" else ArraySource(_gradients(3))
+    for shape in [(32, 32), (224, 224), (20, 90), (32, 32), (224, 224)] * 3:
+        for seed in range(4):
+            cached, plain = np.random.default_rng(seed), np.random.default_rng(seed)
+            image, key = src.draw(cached, shape)
+            plain_key, raw = src._draw_raw(plain)
+            np.testing.assert_array_equal(image, fit(raw, shape, plain))
+            assert key == plain_key and cached.random() == plain.random()
+    assert src.resized.hits > 0
+
+
+def test_resize_cache_keeps_keys_sizes_and_arrays_apart() -> None:
+    cache = images_base.ResizeCache()
+    a, b = (_read_only_copy(im) for im in _gradients(2))
+    outs = {
+        (key, size): cache.resize(key, image, size)
+        for key, image in (("a", a), ("b", b))
+        for size in ((16, 24), (24, 16), (80, 120))
+    }
+    for (key, size), out in outs.items():
+        image = a if key == "a" else b
+        assert out.shape[:2] == size and not out.flags.writeable
+        np.testing.assert_array_equal(out, images_base.resize_bilinear(image, size))
+        assert cache.resize(key, image, size) is out  # a hit returns the kept result
+    digests = {out.tobytes() for out in outs.values()}
+    assert len(digests) == len(outs)
+    # the same key with other pixels is resized afresh, never answered by the old entry
+    other = _read_only_copy(255 - a)
+    np.testing.assert_array_equal(
+        cache.resize("a", other, (16, 24)), images_base.resize_bilinear(other, (16, 24))
+    )
+    # a writable picture could change in place: resized every time, never kept
+    writable = a.copy()
+    first = cache.resize("w", writable, (16, 24))
+    writable[:] = 0
+    assert int(cache.resize("w", writable, (16, 24)).max()) == 0 < int(first.max())
+
+
+def _read_only_copy(image: np.ndarray) -> np.ndarray:
+    out = image.copy()
+    out.flags.writeable = False
+    return out
+
+
+def test_resize_cache_is_bounded_and_drops_the_least_recently_used() -> None:
+    entry = 16 * 16 * 3
+    cache = images_base.ResizeCache(max_bytes=3 * entry)
+    pictures = [_read_only_copy(im) for im in _gradients(5)]
+    for i, picture in enumerate(pictures[:3]):
+        cache.resize(str(i), picture, (16, 16))
+    cache.resize("0", pictures[0], (16, 16))  # used again: "1" is now the oldest
+    cache.resize("3", pictures[3], (16, 16))
+    assert len(cache) == 3 and cache.nbytes <= cache.max_bytes
+    hits = cache.hits
+    cache.resize("0", pictures[0], (16, 16))
+    cache.resize("1", pictures[1], (16, 16))
+    assert cache.hits == hits + 1  # "0" was kept, "1" was dropped
+    cache.resize("big", pictures[4], (64, 64))  # larger than the whole cache: not kept
+    assert cache.nbytes <= cache.max_bytes and len(cache) == 3
+    cache.clear()
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_resize_cache_is_per_source_and_never_aliased() -> None:
+    first, second = ArraySource(_gradients(1)), ArraySource(_gradients(1))
+    assert first.resized is not second.resized
+    before = first.draw(np.random.default_rng(0), (80, 120))[0].copy()
+    for seed in range(6):  # full-width crops would be views of the kept picture
+        out, _ = first.draw(np.random.default_rng(seed), (80, 120))
+        assert out.flags.writeable
+        out[:] = 0
+    np.testing.assert_array_equal(first.draw(np.random.default_rng(0), (80, 120))[0], before)
+    assert len(second.resized) == 0
+    copied = pickle.loads(pickle.dumps(first))
+    assert len(copied.resized) == 0 and copied.resized.max_bytes == first.resized.max_bytes
+    np.testing.assert_array_equal(copied.draw(np.random.default_rng(0), (80, 120))[0], before)
 
 
 # --- Hugging Face datasets ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from PIL import Image
 from ssl_gym.audit.strong import identity_error
 from ssl_gym.core import Instance
 from ssl_gym.images.base import ImageSource, content_key
+from ssl_gym.puzzles import _similarity_views as views
 from ssl_gym.puzzles._matching import colour_histograms, similar_group
 from ssl_gym.puzzles.similarity import (
     PRESETS,
@@ -248,6 +249,23 @@ def test_rejections_are_counted() -> None:
     metas = [generate(puzzle(**FAST), seed, SometimesFlat()).metadata for seed in range(5)]
     assert sum(m["rejections"] for m in metas) > 0
     assert all(m["rejections"] == m["rejection_reasons"].get("flat_image", 0) for m in metas)
+
+
+def test_a_distractor_pool_of_one_measures_no_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing to choose among, the colour statistics are skipped (they draw no
+    numbers, so the instance is the same); a larger pool still measures them."""
+    calls: list[int] = []
+    measure = views.view_statistics
+
+    def counted(image: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return measure(image)
+
+    monkeypatch.setattr(views, "view_statistics", counted)
+    generate(puzzle(candidates=4, **FAST), 0)
+    assert not calls
+    inst = generate(puzzle(candidates=4, distractor_pool=3, **FAST), 0)
+    assert len(calls) == 2 + 3 * 3 and len(inst.images) == 5
 
 
 # --- hard negatives ----------------------------------------------------------------------

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -89,17 +93,113 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
-def fit(image: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Resize so the image covers ``shape`` (aspect kept), then crop at a random offset."""
+Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
+"""A function resizing an image to ``(height, width)``, as :func:`fit` calls it."""
+
+
+def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (height, width) by PIL's bilinear filter (read-only)."""
+    height, width = size
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def fit(
+    image: np.ndarray,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    resize: Resize = resize_bilinear,
+) -> np.ndarray:
+    """Resize so the image covers ``shape`` (aspect kept), then crop at a random offset.
+
+    ``resize`` does the resizing (a :class:`ResizeCache`'s, to reuse earlier results);
+    the generator draws the same numbers whichever it is.
+    """
     h, w = image.shape[:2]
     th, tw = shape
     if (h, w) != (th, tw):
         scale = max(th / h, tw / w)
         nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
         if (nh, nw) != (h, w):
-            pil = Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR)
-            image = np.asarray(pil)
+            image = resize(image, (nh, nw))
         top = int(rng.integers(0, nh - th + 1))
         left = int(rng.integers(0, nw - tw + 1))
         image = image[top : top + th, left : left + tw]
     return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+class ResizeCache:
+    """The resized copies of a source's stored pictures, least recently used dropped first.
+
+    A source whose pictures never change (the ``photos``, arrays) resizes each picture
+    to the same few sizes again and again (``Similarity``'s hard negatives draw every
+    picture as a thumbnail, then again at full size); this keeps the results, bounded by
+    ``max_bytes``. An entry is found by the picture's key and the size, and used only if
+    it was made from the very same array (``is``), so a key drawn with other pixels is
+    resized afresh; writable arrays, which could change in place, are never kept. The
+    results are the same bytes as :func:`resize_bilinear`'s, read-only and shared:
+    callers copy before writing (``fit`` crops, then :meth:`ImageSource.draw` copies).
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._empty()
+
+    def _empty(self) -> None:
+        self.hits = 0
+        """How many resizes were answered from the cache."""
+        self._entries: OrderedDict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]]
+        self._entries = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the resized pictures kept."""
+        return self._bytes
+
+    def resizer(self, key: str) -> Resize:
+        """A :data:`Resize` for the picture ``key``, for :func:`fit`."""
+        return lambda image, size: self.resize(key, image, size)
+
+    def resize(self, key: str, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """``image``, the picture ``key``, resized to ``size`` (height, width), read-only."""
+        slot = (key, int(size[0]), int(size[1]))
+        with self._lock:
+            entry = self._entries.get(slot)
+            if entry is not None and entry[0] is image:
+                self._entries.move_to_end(slot)
+                self.hits += 1
+                return entry[1]
+        out = resize_bilinear(image, size)
+        if out.flags.writeable:
+            out = out.copy()
+            out.flags.writeable = False
+        if image.flags.writeable or out.nbytes > self.max_bytes:
+            return out
+        with self._lock:
+            old = self._entries.pop(slot, None)
+            if old is not None:
+                self._bytes -= old[1].nbytes
+            self._entries[slot] = (image, out)
+            self._bytes += out.nbytes
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped.nbytes
+        return out
+
+    def clear(self) -> None:
+        """Drop every resized picture."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (or copied) empty: the pictures are cheap to resize again."""
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.max_bytes = state["max_bytes"]
+        self._empty()

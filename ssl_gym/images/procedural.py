@@ -113,8 +113,12 @@ def _luma(c: Color) -> float:
 
 def _ink(c: Color) -> tuple[int, int, int]:
     """A colour as PIL wants it: clipped integer RGB."""
-    r, g, b = c
-    return (min(255, max(0, int(r))), min(255, max(0, int(g))), min(255, max(0, int(b))))
+    r, g, b = int(c[0]), int(c[1]), int(c[2])
+    return (
+        0 if r < 0 else 255 if r > 255 else r,
+        0 if g < 0 else 255 if g > 255 else g,
+        0 if b < 0 else 255 if b > 255 else b,
+    )
 
 
 # --- noise -------------------------------------------------------------------------------
@@ -180,9 +184,8 @@ def _luma_noise(rng: np.random.Generator, h: int, w: int, ramp: np.ndarray) -> n
     for (gh, gw), (_cells, amp) in zip(dims, _LUMA_LAYERS, strict=True):
         grid[r : r + gh, c : c + gw] = rng.uniform(-amp, amp, (gh, gw))
         r, c = r + gh, c + gw
-    lum = _matmul(_matmul(ry, grid), rxt)
-    lum += ramp
-    out = lum.astype(np.int16)
+    out = np.empty((h, w), dtype=np.int16)
+    np.add(_matmul(_matmul(ry, grid), rxt), ramp, out=out, casting="unsafe")  # truncates
     if h <= _GRAIN_SIZE and w <= _GRAIN_SIZE:
         top, left = rng.integers(0, _GRAIN_SIZE - h + 1), rng.integers(0, _GRAIN_SIZE - w + 1)
         out += _grain_texture()[top : top + h, left : left + w]
@@ -200,19 +203,19 @@ def _colour_noise(rng: np.random.Generator, h: int, w: int) -> list[np.ndarray]:
 
 
 def _add_noise(canvas: Image.Image, rng: np.random.Generator, ramp: np.ndarray) -> np.ndarray:
-    """The canvas with all the noise added, as a new uint8 (H, W, 3) array."""
+    """The canvas with all the noise added, as a new uint8 (H, W, 3) array.
+
+    Each channel's noise (luminance plus its colour noise) is clipped to [-128, 127],
+    added to the canvas and the sum clipped to [0, 255], in one int16 buffer.
+    """
     w, h = canvas.size
     lum = _luma_noise(rng, h, w, ramp)
-    lum += 128
-    planes = []
-    for col in _colour_noise(rng, h, w):
-        col += lum
-        np.clip(col, 0, 255, out=col)
-        planes.append(Image.fromarray(col.astype(np.uint8)))
-    noise = np.asarray(Image.merge("RGB", planes))
-    out = np.add(np.asarray(canvas), noise, dtype=np.int16)
-    np.clip(out, 128, 383, out=out)
-    out -= 128
+    out = np.empty((h, w, 3), dtype=np.int16)
+    for channel, col in enumerate(_colour_noise(rng, h, w)):
+        np.add(col, lum, out=out[:, :, channel])
+    np.clip(out, -128, 127, out=out)
+    out += np.asarray(canvas)
+    np.clip(out, 0, 255, out=out)
     return out.astype(np.uint8)
 
 
@@ -228,7 +231,7 @@ class _Scene:
 
     def __init__(self, rng: np.random.Generator, shape: tuple[int, int]) -> None:
         self.rng = rng
-        self._pool = iter(rng.random(_POOL).tolist())
+        self._next = iter(rng.random(_POOL).tolist()).__next__
         self.h, self.w = shape
         self.s = float(min(shape))
         self.light = 1.0 if self.chance(0.5) else -1.0
@@ -241,14 +244,17 @@ class _Scene:
     def rand(self) -> float:
         """A uniform draw in [0, 1)."""
         try:
-            return next(self._pool)
+            return self._next()
         except StopIteration:
-            self._pool = iter(self.rng.random(_POOL).tolist())
-            return next(self._pool)
+            self._next = iter(self.rng.random(_POOL).tolist()).__next__
+            return self._next()
 
     def u(self, lo: float, hi: float) -> float:
         """A uniform draw in [lo, hi)."""
-        return lo + (hi - lo) * self.rand()
+        try:
+            return lo + (hi - lo) * self._next()
+        except StopIteration:
+            return lo + (hi - lo) * self.rand()
 
     def count(self, lo: int, hi: int) -> int:
         """A uniform integer in [lo, hi)."""

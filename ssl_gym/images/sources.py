@@ -15,14 +15,14 @@ import struct
 import sys
 import warnings
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from ssl_gym.images.base import ImageSource, fit, to_rgb_array
+from ssl_gym.images.base import ImageSource, ResizeCache, fit, to_rgb_array
 
 PHOTOS_HINT = 'the "photos" image source needs scikit-image: pip install "ssl-gym[photos]"'
 DATASETS_HINT = 'the "hf" image source needs the datasets library: pip install "ssl-gym[datasets]"'
@@ -63,11 +63,25 @@ def _read_only(image: np.ndarray) -> np.ndarray:
 
 
 class _StoredSource(ImageSource):
-    """A source that keeps pictures in memory; samples never alias them."""
+    """A source that keeps pictures in memory; samples never alias them.
+
+    Its pictures never change, so their resized copies are kept (:class:`ResizeCache`,
+    one per source) and a picture drawn again at a size it was drawn at before is only
+    cropped.
+    """
+
+    @cached_property
+    def resized(self) -> ResizeCache:
+        """This source's resized pictures."""
+        return ResizeCache()
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
         """A random picture fitted to ``shape`` (writable) and its key."""
-        out, key = super().draw(rng, shape)
+        if type(self).sample is not ImageSource.sample:  # a subclass's own sample
+            out, key = super().draw(rng, shape)
+        else:
+            key, raw = self._draw_raw(rng)
+            out = fit(raw, shape, rng, self.resized.resizer(key))
         return (out if out.flags.writeable else out.copy()), key
 
 

@@ -76,14 +76,17 @@ def draw_views(
     """The reference view (of ``sources[index]``), then one view per candidate.
 
     The right candidate's view is drawn just after the reference; each wrong one is
-    picked by :func:`draw_distractor` against the pair's colour statistics.
+    picked by :func:`draw_distractor` against the pair's colour statistics (measured
+    only when there is a choice, ``distractor_pool`` above 1: they draw no numbers).
 
     Returns:
         The views, their crop windows and their augmentations, the reference first.
     """
     ref_view, ref_box, ref_ops = draw_view(rng, sources[index], None, cfg)
     true = draw_view(rng, sources[index], ref_box, cfg)
-    targets = (view_statistics(ref_view), view_statistics(true[0]))
+    targets = (
+        (view_statistics(ref_view), view_statistics(true[0])) if cfg.distractor_pool > 1 else None
+    )
     views, boxes, ops = [ref_view], [ref_box], [ref_ops]
     for slot in range(cfg.candidates):
         view, box, applied = (
@@ -99,15 +102,22 @@ def draw_distractor(
     rng: np.random.Generator,
     image: np.ndarray,
     ref_box: Window,
-    targets: tuple[np.ndarray, np.ndarray],
+    targets: tuple[np.ndarray, np.ndarray] | None,
     cfg: SimilarityConfig,
 ) -> View:
     """A view of ``image`` whose colour statistics tell it from the right candidate's.
 
     Of ``distractor_pool`` views, the one whose statistical gap to the reference
-    (``targets[0]``) is nearest the right candidate's (``targets[1]``).
+    (``targets[0]``) is nearest the right candidate's (``targets[1]``); the one view
+    drawn when the pool is 1 (``targets`` may then be ``None``).
     """
     pool = [draw_view(rng, image, ref_box, cfg) for _ in range(cfg.distractor_pool)]
+    if len(pool) == 1:
+        return pool[0]
+    if targets is None:
+        raise ValueError(
+            "a distractor pool above 1 needs the reference's and the match's statistics"
+        )
     pick = matched_index(*targets, [view_statistics(view) for view, _, _ in pool])
     return pool[pick]
 
