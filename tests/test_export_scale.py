@@ -242,3 +242,14 @@ def test_ray_data_builds_the_same_rows_as_the_local_export(tmp_path: Path) -> No
         want = pq.read_table(local / f"{split}.parquet")
         assert got.num_rows == want.num_rows
         assert got.to_pylist() == want.to_pylist()
+
+
+def test_a_mixture_draw_is_its_reset_without_the_canvas() -> None:
+    env = gym.make("SSL/Mix-SSLR1-v0").unwrapped
+    for seed in range(6):
+        obs, info = env.draw(seed=seed)
+        drawn = [im.copy() for im in obs["images"]]
+        _, info_reset = env.reset(seed=seed)
+        assert info["task_id"] == info_reset["task_id"]
+        shown = env.current.instance.images
+        assert all(np.array_equal(a, b) for a, b in zip(drawn, shown, strict=True))

@@ -311,7 +311,7 @@ class RecordMaker:
         s = record_seed(seed, self.split, index)
         extra: dict[str, Any] = {"split": self.split, "index": index, "seed": s}
         if self.mixture is not None:
-            _, info = self.mixture.reset(seed=s)
+            _, info = self.mixture.draw(seed=s)  # the reset's puzzle, no canvas drawn
             env, env_id = self.mixture.current, str(info["task_id"])
             extra["mixture"] = self.env_id
         else:

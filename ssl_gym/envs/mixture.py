@@ -123,6 +123,20 @@ class MixtureEnv(gym.Env[Observation, str]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Observation, dict[str, Any]]:
         """Draw a task (or take the active one), then its puzzle, from the env's generator."""
+        obs, info = self.draw(seed=seed, options=options)
+        self._picture = letterbox(composite(obs["images"]), self.canvas)
+        return {"images": (self._picture,), "prompt": obs["prompt"]}, info
+
+    def draw(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
+        """What :meth:`reset` draws, without the composite picture.
+
+        Returns the puzzle's own observation (its images as they are) and the reset's
+        info. The same generator calls as :meth:`reset`, so ``current`` then holds the very
+        puzzle a reset with ``seed`` shows. Exports use it: a dataset row keeps the
+        puzzle's own images, and the canvas is not worth drawing.
+        """
         super().reset(seed=seed)
         index = self.active
         if options and "level" in options:
@@ -131,8 +145,8 @@ class MixtureEnv(gym.Env[Observation, str]):
             index = int(self.np_random.choice(len(self.ids), p=self.weights))
         self._index, self._current = index, self.envs[index]
         obs, info = self._current.reset(seed=int(self.np_random.integers(2**31)))
-        self._picture = letterbox(composite(obs["images"]), self.canvas)
-        return {"images": (self._picture,), "prompt": obs["prompt"]}, {**info, **self._task()}
+        self._picture = None
+        return obs, {**info, **self._task()}
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Play the turn in the current task's env."""
