@@ -60,6 +60,7 @@ test: lint typecheck pytest
 # Every benchmark; each writes benchmarks/results/<name>.json (see docs for the summary).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
+	$(BIN)/python benchmarks/export_vs_ssl4rl.py
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(BIN)/python benchmarks/sampler_throughput.py
 	$(BIN)/python benchmarks/grpo_step.py
 	$(BIN)/python benchmarks/shortcut_audit.py

@@ -1,4 +1,4 @@
-"""Env throughput: instances per second for every registered id.
+"""Env throughput: instances per second for every registered id, and ratios to baselines.
 
 Every id: the single-turn puzzles, their ``-Hint`` twins (episodes answered right at the
 first turn, so the figure is the hinted shell's overhead) and the mixtures (except
@@ -9,34 +9,43 @@ the OS allows it):
 * ``sync``: the same through ``gym.make_vec(..., vectorization_mode="sync")``;
 * ``async``: through an async vector env with ``--workers`` subprocesses (this one uses
   that many cores; the figure is also reported per worker);
-* ``episode_over_copy``: an episode (reset + step) in units of copying its pixels once;
-* ``shell_over_copy``: what the env shell adds on top of the puzzle's own work
-  (generate + verify), in units of copying the observation's pixels once (single-turn
-  ids only).
+* ``reset_over_jpeg_decode``: one ``reset`` in units of one PIL decode of a 224 x 224
+  JPEG of a photograph (quality 90; the same unit for every id);
+* ``episode_over_copy``: an episode (reset + step) in units of copying its pixels once.
 
-Also the procedural image source alone at 224 px. Prints a table and writes
-``benchmarks/results/env_throughput.json``.
+The two ratios are measured in the same run as their baselines, in turns (short slices of
+reset, episode, JPEG decode and pixel copy, alternating), so a slow spell of a shared
+machine falls on both sides of each ratio. ``single`` is the episode figure of that run.
 
-    python benchmarks/env_throughput.py [--ids 'SSL/Jigsaw-*'] [--seconds 0.5] [--quick]
+Also the procedural image source alone at 224 px. Prints a table; a full run (every id,
+no ``--quick``) writes ``benchmarks/results/env_throughput.json``, a partial one writes
+only where ``--out`` says.
+
+    python benchmarks/env_throughput.py [--ids 'SSL/Jigsaw-*' ...] [--seconds 0.5] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import io
 import json
 import os
 import platform
 import time
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from PIL import Image
 
 import ssl_gym
 from ssl_gym.core import format_answer
 from ssl_gym.envs import entries, mixture_ids
-from ssl_gym.images import ProceduralSource
+from ssl_gym.files import write_atomic
+from ssl_gym.images import ProceduralSource, make_source
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -63,18 +72,6 @@ def right_answers(infos: dict, formats: list[str], n: int) -> list[str]:
     return [format_answer(infos["answer"][i], formats[int(tasks[i])]) for i in range(n)]
 
 
-def single_rate(env_id: str, seconds: float) -> float:
-    env = gym.make(env_id, disable_env_checker=True).unwrapped
-    formats = answer_formats(env_id)
-    seed = iter(range(10**9))
-
-    def one() -> None:
-        _, info = env.reset(seed=next(seed))
-        env.step(format_answer(info["answer"], formats[info.get("task_index", 0)]))
-
-    return rate(one, seconds)
-
-
 def vector_rate(env_id: str, mode: str, num_envs: int, seconds: float) -> float:
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
     formats = answer_formats(env_id)
@@ -92,30 +89,75 @@ def vector_rate(env_id: str, mode: str, num_envs: int, seconds: float) -> float:
         envs.close()
 
 
-def copy_ratios(env_id: str, seconds: float) -> tuple[float, float]:
-    """(episode / pixel copy, env shell overhead / pixel copy).
+def in_turns(
+    fns: dict[str, Callable[[], object]], seconds: float, rounds: int = 5
+) -> dict[str, float]:
+    """Seconds per call of each function, measured in turns.
 
-    The shell overhead is an env episode (reset + step) minus the same puzzle work done
-    directly (generate + verify): what the Gymnasium layer adds on top of the puzzle.
+    After one warm-up call each, ``rounds`` rounds give every function in turn a slice of
+    ``seconds / rounds`` (at least one call), so machine noise falls on all of them alike.
+    """
+    for fn in fns.values():
+        fn()
+    calls, spent = dict.fromkeys(fns, 0), dict.fromkeys(fns, 0.0)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            n, start = 0, time.perf_counter()
+            while n == 0 or (elapsed := time.perf_counter() - start) < seconds / rounds:
+                fn()
+                n += 1
+            calls[name] += n
+            spent[name] += elapsed
+    return {name: spent[name] / calls[name] for name in fns}
+
+
+@lru_cache(maxsize=1)
+def photo_jpeg(shape: tuple[int, int] = (224, 224)) -> bytes:
+    """A JPEG (quality 90) of a photograph fitted to ``shape``; procedural without skimage."""
+    try:
+        source = make_source("photos")
+    except ImportError:
+        source = ProceduralSource()
+    buf = io.BytesIO()
+    Image.fromarray(source.sample(np.random.default_rng(0), shape)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    """The pixels of a JPEG, decoded by PIL."""
+    return np.asarray(Image.open(io.BytesIO(jpeg)))
+
+
+def single_and_ratios(env_id: str, seconds: float) -> dict[str, float]:
+    """Episodes/s on one env, and reset and episode times over the same run's baselines.
+
+    Reset, episode (reset + ``step`` with the right answer), a 224 px JPEG decode and a
+    copy of the observation's pixels, in turns.
     """
     env = gym.make(env_id, disable_env_checker=True).unwrapped
+    formats = answer_formats(env_id)
     obs, _ = env.reset(seed=0)
-    puzzle, source = env.puzzle, env.source
-    oracle = puzzle.oracle(env.instance)
-    seeds = iter(range(10**9))
+    jpeg = photo_jpeg()
+    seeds = iter(range(1, 10**9))
 
-    def direct() -> None:
-        inst = puzzle.generate(np.random.default_rng(next(seeds)), source)
-        puzzle.verify(inst, oracle)
+    def episode() -> None:
+        _, info = env.reset(seed=next(seeds))
+        env.step(format_answer(info["answer"], formats[info.get("task_index", 0)]))
 
-    def shell() -> None:
-        env.reset(seed=next(seeds))
-        env.step(oracle)
-
-    copy = rate(lambda: [np.array(im, copy=True) for im in obs["images"]], seconds / 2)
-    through_env, bare = rate(shell, seconds), rate(direct, seconds)
-    overhead = max(1.0 / through_env - 1.0 / bare, 0.0)
-    return copy / through_env, overhead * copy
+    t = in_turns(
+        {
+            "reset": lambda: env.reset(seed=next(seeds)),
+            "episode": episode,
+            "jpeg_decode": lambda: decode(jpeg),
+            "copy": lambda: [np.array(im, copy=True) for im in obs["images"]],
+        },
+        seconds,
+    )
+    return {
+        "single": 1.0 / t["episode"],
+        "reset_over_jpeg_decode": t["reset"] / t["jpeg_decode"],
+        "episode_over_copy": t["episode"] / t["copy"],
+    }
 
 
 def pin_one_core() -> set[int]:
@@ -140,39 +182,44 @@ def procedural_rate(seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ids", default="*", help="glob over registered ids")
+    parser.add_argument("--ids", nargs="+", default=["*"], help="globs over registered ids")
     parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
     parser.add_argument("--quick", action="store_true", help="0.1 s per measurement")
     parser.add_argument("--workers", type=int, default=2, help="async vector env workers")
-    parser.add_argument("--out", type=Path, default=RESULTS / "env_throughput.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results JSON (default: benchmarks/results/env_throughput.json for a full run, "
+        "none for a partial or --quick one)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds = 0.1
     every = [e.id for e in entries(hinted=True)] + mixture_ids()[:-1]  # Mix-v0 needs ids
-    ids = [i for i in every if fnmatch.fnmatch(i, args.ids)]
+    ids = [i for i in every if any(fnmatch.fnmatch(i, glob) for glob in args.ids)]
+    if not ids:
+        parser.error(f"no registered id matches {' '.join(args.ids)}")
+    full = len(ids) == len(every) and not args.quick
+    out = args.out or (RESULTS / "env_throughput.json" if full else None)
     all_cores = pin_one_core()
     results = {"procedural_images_per_s_224": procedural_rate(args.seconds), "ids": {}}
     print(f"procedural source, 224x224: {results['procedural_images_per_s_224']:.0f} images/s")
     print(
         f"{'id':32s} {'single':>8s} {'sync x4':>8s} {'async x' + str(args.workers):>9s}"
-        f" {'episode/copy':>12s} {'shell/copy':>10s}"
+        f" {'reset/jpeg':>10s} {'episode/copy':>12s}"
     )
     for env_id in ids:
         pin_one_core()
-        row = {
-            "single": single_rate(env_id, args.seconds),
-            "sync": vector_rate(env_id, "sync", 4, args.seconds),
-        }
-        if "-Hint-" not in env_id and "/Mix-" not in env_id:
-            row["episode_over_copy"], row["shell_over_copy"] = copy_ratios(env_id, args.seconds)
+        row = single_and_ratios(env_id, args.seconds)
+        row["sync"] = vector_rate(env_id, "sync", 4, args.seconds)
         unpin(all_cores)  # async workers inherit the affinity: give them every core
         row["async"] = vector_rate(env_id, "async", args.workers, args.seconds)
         row["async_per_worker"] = row["async"] / args.workers
         results["ids"][env_id] = row
         print(
             f"{env_id:32s} {row['single']:8.0f} {row['sync']:8.0f} {row['async']:9.0f}"
-            f" {row.get('episode_over_copy', float('nan')):12.0f}"
-            f" {row.get('shell_over_copy', float('nan')):10.1f}"
+            f" {row['reset_over_jpeg_decode']:10.1f} {row['episode_over_copy']:12.0f}"
         )
     results["meta"] = {
         "ssl_gym": ssl_gym.__version__,
@@ -180,13 +227,13 @@ def main() -> None:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "seconds_per_measurement": args.seconds,
-        "unit": "instances/s",
+        "unit": "instances/s; ratios: time of one reset (episode) over one JPEG decode (copy)",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    if out is None:
+        print("partial or --quick run: results not written (pass --out to keep them)")
+        return
+    write_atomic(out, json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

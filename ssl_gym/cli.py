@@ -137,9 +137,34 @@ DELEGATED_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("agents.train", "train", "GRPO-train a VLM on a puzzle"),
     "make-tiny-model": ("agents.tiny", "train", "build a tiny random VLM offline"),
     "export": ("ssl_gym.adapters.export", "adapters", "write puzzles as a dataset file"),
-    "eval": ("agents.policy", "", "score a policy on held-out puzzles"),
+    "eval": ("ssl_gym.evaluation.cli", "", "score a policy on held-out puzzles"),
     "gallery": ("ssl_gym.gallery", "", "an HTML page with examples of every id"),
 }
+
+
+def _any_policy(spec: str, *args: Any, **kwargs: Any) -> Any:
+    """``ssl-gym eval``'s policies: ssl_gym's own, or a model policy of ``agents``.
+
+    ``random``, ``oracle`` and ``blind`` need nothing but ``ssl_gym``; ``hf:DIR``,
+    ``vllm:DIR`` and ``openai:URL`` import :mod:`agents.policy` (torch) only when asked.
+    """
+    from ssl_gym.evaluation import make_policy
+    from ssl_gym.evaluation.policies import MODEL_POLICIES
+
+    kind, sep, target = spec.partition(":")
+    if kind not in MODEL_POLICIES or not sep or not target:
+        return make_policy(spec, *args, **kwargs)
+    try:
+        from agents.policy import make_policy as make_model_policy
+    except ImportError as err:
+        raise ValueError(
+            f'the {kind}: policy needs a missing package (pip install "ssl-gym[train]"): {err}'
+        ) from err
+    return make_model_policy(spec, *args, **kwargs)
+
+
+#: Keyword arguments a delegated command's ``main`` gets beside its arguments.
+DELEGATED_KWARGS: dict[str, dict[str, Any]] = {"eval": {"policies": _any_policy}}
 
 
 def _delegated_command(name: str, argv: list[str]) -> int:
@@ -152,7 +177,7 @@ def _delegated_command(name: str, argv: list[str]) -> int:
         message = f"`ssl-gym {name}` needs a missing package{hint}: {err}"
         console.print(f"[red]error:[/] {escape(message)}")
         return 2
-    return int(run(argv))
+    return int(run(argv, **DELEGATED_KWARGS.get(name, {})))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
