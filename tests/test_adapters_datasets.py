@@ -19,6 +19,7 @@ from PIL import Image
 
 from ssl_gym.adapters import export as export_mod
 from ssl_gym.adapters._records import build_records, split_source
+from ssl_gym.adapters._rows import hf_row
 from ssl_gym.adapters.datasets import to_dataset
 from ssl_gym.adapters.export import FORMATS, export, main
 from ssl_gym.seeds import EVAL_SETS, RECORD_SEED_BASE, SEED_LIMIT, eval_seeds, record_seed
@@ -175,7 +176,7 @@ def test_a_failed_export_leaves_no_output_and_resumes(
         calls.append(record)
         if len(calls) > 20:
             raise RuntimeError("disk full")
-        return export_mod.hf_row(record, png_level)  # type: ignore[arg-type]
+        return hf_row(record, png_level)  # type: ignore[arg-type]
 
     monkeypatch.setattr(export_mod, "PART_ROWS", 8)
     monkeypatch.setattr(export_mod, "BATCH", 4)
@@ -186,7 +187,7 @@ def test_a_failed_export_leaves_no_output_and_resumes(
     (partial,) = tmp_path.iterdir()
     assert partial.name.startswith(".out.partial-")
     assert len(list((partial / "parts").glob("*.arrow"))) == 2  # 16 of 30 rows kept
-    monkeypatch.setitem(export_mod.ROW_BUILDERS, "parquet", export_mod.hf_row)
+    monkeypatch.setitem(export_mod.ROW_BUILDERS, "parquet", hf_row)
     calls.clear()
     export("SSL/Jigsaw-2x2-v2", tmp_path / "out", n=30, n_test=0, progress=False)
     export("SSL/Jigsaw-2x2-v2", tmp_path / "whole", n=30, n_test=0, progress=False)

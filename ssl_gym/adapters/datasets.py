@@ -32,8 +32,8 @@ import datasets
 import pyarrow as pa
 
 from ssl_gym.adapters._records import Record, build_records, dumps
+from ssl_gym.adapters._rows import hf_row
 from ssl_gym.images import ImageSource, make_source
-from ssl_gym.render import PNG_LEVEL, png_bytes
 
 COLUMNS = ("data_source", "images", "prompt", "answer", "info")
 
@@ -50,17 +50,6 @@ def features() -> datasets.Features:
             "info": datasets.Value("string"),
         }
     )
-
-
-def hf_row(record: Record, png_level: int = PNG_LEVEL) -> dict[str, Any]:
-    """One record as a row of the dataset, images as PNG bytes (no paths)."""
-    return {
-        "data_source": record.id,
-        "images": [{"bytes": png_bytes(im, png_level), "path": None} for im in record.images],
-        "prompt": [{"role": "user", "content": record.prompt}],
-        "answer": record.answer,
-        "info": record.info,
-    }
 
 
 def rows_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:

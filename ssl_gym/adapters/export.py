@@ -65,7 +65,6 @@ import ssl_gym
 from ssl_gym.adapters import easyr1, verl
 from ssl_gym.adapters._card import dataset_card
 from ssl_gym.adapters._records import (
-    Record,
     RecordMaker,
     check_exportable,
     dumps,
@@ -73,9 +72,10 @@ from ssl_gym.adapters._records import (
     mixture_settings,
     split_source,
 )
-from ssl_gym.adapters.datasets import features, fingerprint, hf_row, table_to_dataset
+from ssl_gym.adapters._rows import ROW_BUILDERS, build_rows, init_worker
+from ssl_gym.adapters.datasets import features, fingerprint, table_to_dataset
 from ssl_gym.core import check_int
-from ssl_gym.images import ImageSource, make_source
+from ssl_gym.images import make_source
 from ssl_gym.overrides import add_set_option
 from ssl_gym.render import PNG_LEVEL, png_data_url
 from ssl_gym.seeds import EXPORT_SEEDS, SPLITS
@@ -89,15 +89,6 @@ PART_ROWS = 1024
 """Rows per resumable part (a multiple of :data:`BATCH`)."""
 SEED_SCHEME = 2
 """Which :func:`ssl_gym.seeds.record_seed` built the rows (recorded in the manifest)."""
-
-RowBuilder = Callable[[Record, int], dict[str, Any]]
-ROW_BUILDERS: dict[str, RowBuilder] = {
-    "hf": hf_row,
-    "parquet": hf_row,
-    "jsonl": hf_row,
-    "verl": verl.verl_row,
-    "easyr1": easyr1.easyr1_row,
-}
 
 
 def _with_image_features(schema: pa.Schema) -> pa.Schema:
@@ -187,36 +178,6 @@ class ExportArgs:
 
 # --- building rows, in this process or in workers --------------------------------------
 
-_MAKERS: dict[tuple[str, str], RecordMaker] = {}
-_ARGS: ExportArgs | None = None
-_SOURCES: dict[str, ImageSource] = {}
-
-
-def _init_worker(args: ExportArgs, sources: Mapping[str, ImageSource]) -> None:
-    """Set up a worker: the export's arguments and each split's part of the source.
-
-    The parent cuts the source into splits once (for a folder that reads every file to
-    hash it) and hands the parts over, so workers do not read the whole folder again.
-    """
-    global _ARGS
-    _ARGS = args
-    _SOURCES.clear()
-    _SOURCES.update(sources)
-    _MAKERS.clear()
-
-
-def _build_rows(split: str, start: int, stop: int) -> list[dict[str, Any]]:
-    """Rows ``start .. stop - 1`` of ``split`` (runs in a worker or in this process)."""
-    args = _ARGS
-    assert args is not None, "_init_worker was not called"
-    maker = _MAKERS.get((args.key, split))
-    if maker is None:
-        source = _SOURCES.get(split, args.image_source)
-        maker = RecordMaker(args.id, split, source, args.test_fraction, args.overrides)
-        _MAKERS[(args.key, split)] = maker
-    build = ROW_BUILDERS[args.format]
-    return [build(maker.record(args.seed, i), args.png_level) for i in range(start, stop)]
-
 
 @dataclass(frozen=True)
 class _Part:
@@ -268,19 +229,24 @@ def _build_parts(
             _save_part(folder, part, rows, sch)
             rows.clear()
 
+    settings = {
+        "id": args.id, "seed": args.seed, "format": args.format,
+        "image_source": args.image_source, "test_fraction": args.test_fraction,
+        "overrides": args.overrides, "png_level": args.png_level,
+    }  # fmt: skip
     if workers == 1:
-        _init_worker(args, sources)
+        init_worker(settings, sources)
         for part, a, b in jobs:
-            collect(part, _build_rows(part.split, a, b), b == part.stop)
+            collect(part, build_rows(part.split, a, b), b == part.stop)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     with futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(args, sources)
+        workers, mp_context=context, initializer=init_worker, initargs=(settings, sources)
     ) as pool:
         pending: deque[tuple[_Part, int, futures.Future[list[dict[str, Any]]]]] = deque()
         queue = iter(jobs)
         for part, a, b in queue:  # keep 2 batches per worker in flight, take them in order
-            pending.append((part, b, pool.submit(_build_rows, part.split, a, b)))
+            pending.append((part, b, pool.submit(build_rows, part.split, a, b)))
             if len(pending) >= 2 * workers:
                 done_part, stop, job = pending.popleft()
                 collect(done_part, job.result(), stop == done_part.stop)
