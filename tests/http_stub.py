@@ -6,7 +6,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
 
@@ -53,9 +53,14 @@ def chat_choices(texts: list[str], **extra: Any) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def serve(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve ``handler`` on a free port in a thread; yields the ``/v1`` base URL."""
-    httpd = HTTPServer(("127.0.0.1", 0), handler)
+def serve(handler: Callable[..., BaseHTTPRequestHandler], threaded: bool = False) -> Iterator[str]:
+    """Serve ``handler`` on a free port in a thread; yields the ``/v1`` base URL.
+
+    ``threaded`` answers each connection in its own thread, so a slow reply (a trickle the
+    client gives up on) does not hold back the next request.
+    """
+    server = ThreadingHTTPServer if threaded else HTTPServer
+    httpd = server(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"

@@ -114,3 +114,58 @@ def test_unknown_family_and_config_keys_name_the_closest_one(
         load_config(["--set", "sizee=64"])
     with pytest.raises(ValueError, match="did you mean 'size'"):
         gym.make("SSL/Rotation-4way-v1", sizee=64)
+
+
+def _five_minutes() -> list[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The first five minutes", 1)[1].split("```bash", 1)[1]
+    return [line.split("  #")[0].strip() for line in section.split("```", 1)[0].splitlines()]
+
+
+@pytest.mark.slow
+def test_the_first_five_minutes_need_no_extras(tmp_path: Path) -> None:
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    blocker = Path(__file__).parent / "scripts" / "no_extras"
+    env = {**os.environ, "PYTHONPATH": str(blocker), "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "ssl_gym.cli"]
+    lines = [line for line in _five_minutes() if line and not line.startswith("pip ")]
+    assert [line.split()[0] for line in lines] == ["ssl-gym", "ssl-gym", "python", "ssl-gym"]
+    # the blocker really blocks: a model policy asks for the train extra
+    blocked = subprocess.run(
+        [*cli, "eval", "--policy", "hf:x", "--envs", ROTATION_ID],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert blocked.returncode == 2 and 'pip install "ssl-gym[train]"' in blocked.stderr
+    for line in lines:
+        words = shlex.split(line)
+        argv = [sys.executable, *words[1:]] if words[0] == "python" else [*cli, *words[1:]]
+        run = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert run.returncode == 0, f"{line}:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
+    assert (tmp_path / "jigsaw.png").is_file()
+
+
+ROTATION_ID = "SSL/Rotation-4way-v1"
+
+
+def test_the_readme_shows_all_nine_families_with_current_strips() -> None:
+    import subprocess
+    import sys
+
+    from ssl_gym.puzzles import FAMILIES
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for family in FAMILIES:
+        strip = f"docs/strips/{family.lower()}.png"
+        assert f"![{family}]({strip})" in readme and (root / strip).is_file()
+    check = subprocess.run(
+        [sys.executable, str(root / "docs" / "gen_strips.py"), "--check"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
