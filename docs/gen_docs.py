@@ -171,12 +171,12 @@ def family_page(family: type[Puzzle], every: Sequence[EnvEntry], img_dir: Path) 
             f"# {family.family}\n\n{rst_to_markdown(first)}\n",
             f"Module `{family.__module__}`, version {family.version}, "
             f"{len(family.presets)} presets.\n",
+            "## Examples of every preset\n\nSeed 0, the default procedural images.\n",
+            *examples,
             rst_to_markdown(body) + "\n",
             f"## Registered ids\n\n{ids_table(family.family, every)}",
             "Every id takes config fields as keyword arguments of `gym.make`.\n",
             f"## Config fields\n\n{config_table(family)}",
-            "## Examples of every preset\n\nSeed 0, the default procedural images.\n",
-            *examples,
         ]
     )
 
@@ -284,7 +284,18 @@ def examples_section() -> str:
     return "\n".join(parts)
 
 
+def family_grid() -> str:
+    """The landing page's grid: every family's strip (``docs/strips``), linked to its page."""
+    cards = "".join(
+        f"[![{name}](strips/{name.lower()}.png)<br>**{name}**](families/{slug(name)}.md)\n"
+        f"{{ .family-card }}\n\n"
+        for name in FAMILIES
+    )
+    return f'<div class="family-grid" markdown>\n\n{cards}</div>\n'
+
+
 GENERATED: dict[str, Callable[[], str]] = {
+    "family-grid": family_grid,
     "recipes": recipes_table,
     "train-options": train_options,
     "adapters": adapters_section,
@@ -407,6 +418,20 @@ def _strong_results() -> str:
     return head + "\n" + (md_path.read_text(encoding="utf-8") if md_path.exists() else "")
 
 
+def gallery_page(src: Path) -> str:
+    """The gallery (``ssl-gym gallery``, one example of every id) and its page in the nav."""
+    from ssl_gym.gallery import build_gallery, gallery_ids
+
+    build_gallery(src / "gallery", gallery_ids(["*"]), 1, 0, back="../index.html")
+    return (
+        "# Gallery\n\nOne example of every id (seed 0, procedural images): the observation, "
+        "the prompt and the answer, and for every `-Hint` id a scripted episode (wrong, "
+        "then right) with the images each hint brings. `ssl-gym gallery --n 3` writes the "
+        "same page with more examples.\n\n"
+        "[Open the gallery](gallery/index.html){ .md-button .md-button--primary }\n"
+    )
+
+
 # --- assembling the site ----------------------------------------------------------------------
 
 #: Hand-written pages in nav order (title, file); the generated ones are placed around them.
@@ -441,6 +466,7 @@ def nav(family_paths: Sequence[str]) -> list[Any]:
     pages.append({"Puzzle families": [{"All ids": "ids.md"}, *families]})
     pages += [{t: f} for t, f in HAND_WRITTEN[2:]]
     pages += [{"Benchmarks": "benchmarks.md"}, {"Shortcut audit": "audit.md"}]
+    pages.append({"Gallery": "gallery.md"})
     return pages
 
 
@@ -473,6 +499,7 @@ def generate(out: Path, site_dir: Path | None = None) -> Path:
     (src / "ids.md").write_text(ids_page(every), encoding="utf-8")
     (src / "benchmarks.md").write_text(benchmarks_page(), encoding="utf-8")
     (src / "audit.md").write_text(audit_page(), encoding="utf-8")
+    (src / "gallery.md").write_text(gallery_page(src), encoding="utf-8")
     missing = set(registered_ids()) - set((src / "ids.md").read_text().split("`"))
     if missing:
         raise RuntimeError(f"ids missing from the ids page: {sorted(missing)}")

@@ -177,8 +177,18 @@ def make_example(env_id: str, seed: int, out: Path, image_source: str) -> Exampl
 # --- the page -------------------------------------------------------------------------------
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 0 2rem 2rem; color: #222; }
-h1 { margin-bottom: 0.2rem; }
+body {
+  font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif;
+  margin: 0; color: rgba(0, 0, 0, 0.87); line-height: 1.5;
+}
+main { margin: 0 2rem 2rem; }
+header.bar { background: #4051b5; color: #fff; padding: 0.6rem 2rem; display: flex;
+  align-items: baseline; gap: 1.5rem; box-shadow: 0 0 0.2rem rgba(0, 0, 0, 0.2); }
+header.bar h1 { font-size: 1.1rem; font-weight: 500; margin: 0; }
+header.bar a { color: #fff; opacity: 0.85; }
+a { color: #4051b5; text-decoration: none; }
+a:hover { text-decoration: underline; }
+h2 { font-weight: 400; color: rgba(0, 0, 0, 0.7); }
 nav { columns: 4 16rem; font-size: 0.85rem; margin: 1rem 0; }
 nav a { display: block; }
 section.id { border-top: 1px solid #ccc; padding-top: 0.5rem; margin-top: 1.5rem; }
@@ -258,8 +268,13 @@ def render_example(ex: Example) -> str:
     return "".join(parts)
 
 
-def render_page(examples: Sequence[Example], descriptions: dict[str, str]) -> str:
-    """The whole HTML page: a table of contents, then one section per id."""
+def render_page(
+    examples: Sequence[Example], descriptions: dict[str, str], back: str | None = None
+) -> str:
+    """The whole HTML page: a table of contents, then one section per id.
+
+    ``back`` links the header to a documentation site (the docs' copy of the gallery).
+    """
     ids = list(dict.fromkeys(ex.env_id for ex in examples))
     nav = "".join(f'<a href="#{_anchor(i)}">{_esc(i)}</a>' for i in ids)
     sections = []
@@ -271,13 +286,15 @@ def render_page(examples: Sequence[Example], descriptions: dict[str, str]) -> st
             f'<div class="examples">{cards}</div></section>'
         )
     title = f"ssl_gym {ssl_gym.__version__} gallery"
+    home = f'<a href="{_esc(back)}">documentation</a>' if back else ""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(title)}</title><style>{STYLE}</style>"
         f"<script>{CHECK_SCRIPT}</script></head><body>"
-        f"<h1>{_esc(title)}</h1><p>{len(ids)} ids, {len(examples)} examples.</p>"
+        f'<header class="bar"><h1>{_esc(title)}</h1>{home}</header><main>'
+        f"<p>{len(ids)} ids, {len(examples)} examples.</p>"
         f"<nav>{nav}</nav>{''.join(sections)}"
-        f'<footer id="status">checking pictures...</footer></body></html>\n'
+        f'<footer id="status">checking pictures...</footer></main></body></html>\n'
     )
 
 
@@ -307,9 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_gallery(
-    out: Path, ids: Sequence[str], n: int, seed: int, image_source: str = "procedural"
+    out: Path,
+    ids: Sequence[str],
+    n: int,
+    seed: int,
+    image_source: str = "procedural",
+    back: str | None = None,
 ) -> Path:
-    """Write ``out/index.html`` with ``n`` examples (seeds ``seed``...) of each of ``ids``."""
+    """Write ``out/index.html`` with ``n`` examples (seeds ``seed``...) of each of ``ids``.
+
+    ``back``: a link to the documentation for the header (the docs site's copy).
+    """
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     jobs = [(i, seed + k) for i in ids for k in range(n)]
@@ -318,7 +343,7 @@ def build_gallery(
         for env_id, s in track(jobs, description="rendering the gallery", console=console)
     ]
     page = out / "index.html"
-    write_atomic(page, render_page(examples, _descriptions()))
+    write_atomic(page, render_page(examples, _descriptions(), back))
     return page
 
 

@@ -136,3 +136,29 @@ def test_python_examples_in_the_docs_run(page: str, tmp_path: Path) -> None:
 
 def test_the_docs_have_python_examples() -> None:
     assert {"index.md", "env-api.md"} <= set(PAGES_WITH_CODE)
+
+
+def test_the_landing_page_opens_with_a_grid_of_the_nine_families(site: Path) -> None:
+    from ssl_gym.puzzles import FAMILIES
+
+    index = (site / "site" / "index.html").read_text(encoding="utf-8")
+    grid = index.split('class="family-grid"', 1)[1].split("</div>", 1)[0]
+    assert index.index("family-grid") < index.index('id="getting-started"')
+    for family in FAMILIES:
+        assert f'href="families/{family.lower()}.html"' in grid
+        assert f'src="strips/{family.lower()}.png"' in grid
+        assert (site / "site" / "strips" / f"{family.lower()}.png").is_file()
+
+
+def test_family_pages_show_their_examples_above_their_tables(site: Path) -> None:
+    page = (site / "site" / "families" / "jigsaw.html").read_text(encoding="utf-8")
+    assert page.index("examples-of-every-preset") < page.index('id="registered-ids"')
+    assert page.index("examples-of-every-preset") < page.index('id="config-fields"')
+
+
+def test_the_gallery_is_part_of_the_site_and_links_back(site: Path) -> None:
+    page = (site / "site" / "gallery.html").read_text(encoding="utf-8")
+    assert 'href="gallery/index.html"' in page
+    gallery = (site / "site" / "gallery" / "index.html").read_text(encoding="utf-8")
+    assert '<a href="../index.html">documentation</a>' in gallery
+    assert "SSL/Rotation-4way-Hint-v2" in gallery
