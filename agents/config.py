@@ -436,13 +436,17 @@ def memory_estimate(
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText
 
-    from agents.models import LOGPROB_CHUNK_TOKENS, resolve_local_dir
+    from agents.models import (
+        LOGPROB_CHUNK_TOKENS,
+        resolve_local_dir,
+        spend_default_config_warnings,
+    )
 
     if cfg.model == "tiny":
         raise ValueError("the tiny model is built at run time; give --model DIR to estimate")
-    config = AutoConfig.from_pretrained(
-        str(resolve_local_dir(cfg.model)), local_files_only=True, trust_remote_code=False
-    )
+    root = resolve_local_dir(cfg.model)
+    spend_default_config_warnings(root)
+    config = AutoConfig.from_pretrained(str(root), local_files_only=True, trust_remote_code=False)
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
     params = sum(p.numel() for p in model.parameters())

@@ -20,14 +20,20 @@ def peak_flops(device: str) -> float | None:
     return next((t * 1e12 for key, t in PEAK_TFLOPS.items() if key in name), None)
 
 
-def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None:
-    """Reward and held-out accuracy by step, as a PNG."""
-    import matplotlib
+def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> Any:
+    """Reward and held-out accuracy by step, as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The legend sits beside the axes, and the step axis has whole-number ticks only.
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    Returns:
+        The matplotlib ``Figure`` written to ``path``.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from ssl_gym.evaluation.report import agg_figure, legend_beside
+
+    fig = agg_figure(8.5, 4)
+    ax = fig.add_subplot()
     for key, label in (
         ("rollout/reward_mean", "rollout reward"),
         ("eval/solve_rate", "held-out greedy solve rate"),
@@ -41,10 +47,10 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", label="chance")
     ax.set(xlabel="step", ylabel="score", ylim=(-0.02, 1.02), title=title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    legend_beside(ax)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 # --- the run -------------------------------------------------------------------------------

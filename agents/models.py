@@ -31,6 +31,7 @@ Design notes:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,8 +50,10 @@ from transformers import (
     PreTrainedModel,
     ProcessorMixin,
 )
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.qwen2_5_vl import Qwen2_5_VLProcessor
 from transformers.utils import is_torchvision_available
+from transformers.utils import logging as hf_logging
 
 PLACEHOLDER_TOKENS = (
     "<image>",
@@ -163,9 +166,42 @@ def resolve_local_dir(path: str | Path) -> Path:
     return checked
 
 
+def spend_default_config_warnings(path: str | Path) -> None:
+    """Builds the default config of a checkpoint's family once, transformers' logs muted.
+
+    Loading a config logs it (``Model config ...``: formatted even with info logs off),
+    and formatting diffs it against the family's default config, built then and there.
+    The default ``Idefics3Config`` pairs Llama's 32000-token vocabulary with pad id
+    128002, so the first Idefics3 load of a process warned ``pad_token_id must be `None`
+    or an integer within the vocabulary (between 0 and 31999), got 128002`` about a config
+    that is no checkpoint's. That warning is a ``warning_once``: building the default
+    here, muted, spends it, while warnings about a checkpoint's own ids (its numbers, so
+    other messages) still print. Every loader of this module calls it first; it does
+    nothing for a family transformers does not know.
+    """
+    try:
+        model_type = json.loads((Path(path) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        return
+    config_class = CONFIG_MAPPING[model_type]
+    if config_class.has_no_defaults_at_init:
+        return
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        config_class()
+    except Exception:  # a family whose defaults do not build: nothing to spend
+        pass
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def load_processor(path: str | Path) -> Any:
     """Loads the processor of a local checkpoint, image-only for Qwen2.5-VL without torchvision."""
     root = resolve_local_dir(path)
+    spend_default_config_warnings(root)
     model_type = AutoConfig.from_pretrained(
         root, local_files_only=True, trust_remote_code=False
     ).model_type
@@ -226,6 +262,7 @@ def load_vlm(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.f
         FileNotFoundError: If `path` is not a local checkpoint directory.
     """
     root = resolve_local_dir(path)
+    spend_default_config_warnings(root)
     model = AutoModelForImageTextToText.from_pretrained(
         root, dtype=dtype, local_files_only=True, trust_remote_code=False
     )

@@ -335,3 +335,27 @@ def test_cli_train_smoke(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and [s for s, _ in summary["eval_curve"]] == [0, 1, 2]
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_curves_keep_the_legend_off_the_data_and_steps_whole(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from agents.logs import plot_curves
+
+    for steps in (3, 7, 40):
+        history: list[dict[str, float]] = [
+            {"step": s, "rollout/reward_mean": 1.0 - 1.0 / (s + 1), "env/chance": 0.25}
+            for s in range(steps)
+        ]
+        history += [{"step": s, "eval/solve_rate": 0.95} for s in range(0, steps, 2)]
+        fig = plot_curves(history, tmp_path / "curves.png", "SSL/Rotation-4way-v1 (GRPO)")
+        fig.canvas.draw()
+        (ax,) = fig.axes
+        legend, data = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert not legend.overlaps(data), (steps, legend, data)
+        box = fig.bbox  # and inside the figure: nothing cut off
+        assert box.x0 <= legend.x0 and legend.x1 <= box.x1
+        assert box.y0 <= legend.y0 and legend.y1 <= box.y1
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), (steps, ticks)
+        assert (tmp_path / "curves.png").stat().st_size > 1000

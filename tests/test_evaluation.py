@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -247,6 +248,28 @@ def test_cli_writes_summary_table_and_plots(tmp_path: Path) -> None:
     assert cli.main(bad) == 2
     assert cli.main([*argv, "--out", str(out), "--seed", "3", "--no-progress"]) == 2
     assert cli.main(["eval", "--policy", "gpt", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_score_plots_keep_the_legend_off_the_bars(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from ssl_gym.evaluation.report import plot_scores
+
+    for count in (1, 3, 9):
+        groups = {f"Family{i}": {"mean_score": 0.97, "chance": 0.9} for i in range(count)}
+        fig = plot_scores(groups, tmp_path / f"{count}.png", "oracle: by family")
+        fig.canvas.draw()
+        (ax,) = fig.axes
+        legend, data = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert not legend.overlaps(data), (count, legend, data)
+        assert _inside(legend, fig.bbox)
+        assert (tmp_path / f"{count}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _inside(box: Any, outer: Any) -> bool:
+    """Whether ``box`` lies within ``outer`` (display coordinates): nothing is cut off."""
+    return bool(
+        box.x0 >= outer.x0 and box.y0 >= outer.y0 and box.x1 <= outer.x1 and box.y1 <= outer.y1
+    )
 
 
 def test_reward_interval_covers_the_true_mean_about_95_percent() -> None:

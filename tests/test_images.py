@@ -324,6 +324,130 @@ def test_folder_does_not_hold_files_open(tmp_path: Path) -> None:
     assert len(os.listdir("/proc/self/fd")) == before
 
 
+class _Decoded(Exception):  # noqa: N818  (not an error a source would catch and skip)
+    """Raised by the patched decoder on a file the test says must never be decoded."""
+
+
+def _watch_files(monkeypatch: pytest.MonkeyPatch, forbid: str | None = None) -> dict[str, Any]:
+    """Counts of ``Image.open`` and of decodes (``load``) per file name.
+
+    A decode of the file named ``forbid`` raises :class:`_Decoded` before it allocates.
+    """
+    from PIL import ImageFile
+
+    from ssl_gym.images import sources
+
+    seen: dict[str, Any] = {"open": {}, "load": {}}
+    real_open, real_load = Image.open, ImageFile.ImageFile.load
+
+    def opening(fp: Any, *args: Any, **kwargs: Any) -> Any:
+        name = Path(str(fp)).name
+        seen["open"][name] = seen["open"].get(name, 0) + 1
+        return real_open(fp, *args, **kwargs)
+
+    def loading(self: Any) -> Any:
+        name = Path(str(getattr(self, "filename", ""))).name
+        if self.tile:  # a decode, not a no-op on an already decoded image
+            seen["load"][name] = seen["load"].get(name, 0) + 1
+            if name == forbid:
+                raise _Decoded(name)
+        return real_load(self)
+
+    monkeypatch.setattr(sources.Image, "open", opening)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", loading)
+    return seen
+
+
+def test_folder_skips_a_file_over_the_decode_budget_without_decoding_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracemalloc
+
+    _write(tmp_path / "a.png", (200, 10, 10))
+    _write(tmp_path / "b.jpg", (10, 10, 200))
+    Image.new("1", (7900, 7900)).save(tmp_path / "huge.png")  # 62.4 Mpx: under max_pixels
+    assert (tmp_path / "huge.png").stat().st_size < 20_000  # tiny on disk, 187 MB as RGB
+    seen = _watch_files(monkeypatch, forbid="huge.png")
+    src = FolderSource(tmp_path)
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            keys = [src.draw(rng, (16, 16))[1] for _ in range(30)]
+            raws = [src._sample_raw(rng) for _ in range(10)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20
+    assert set(keys) == {"file:a.png", "file:b.jpg"}
+    assert all(raw.shape == (16, 24, 3) for raw in raws)
+    assert seen["open"]["huge.png"] == 1  # its header, once; never opened again
+    assert "huge.png" not in seen["load"]
+    assert src.skipped == 1
+    assert "7900x7900" in src.rejected["huge.png"]
+    assert "max_decoded_bytes" in src.rejected["huge.png"]
+    ours = [w for w in caught if "skipping unreadable image" in str(w.message)]
+    assert len(ours) == 1 and "max_decoded_bytes" in str(ours[0].message)
+    with pytest.raises(ValueError, match="max_decoded_bytes"):
+        FolderSource(tmp_path, max_decoded_bytes=0)
+
+
+def test_folder_decodes_a_jpeg_over_the_budget_at_a_scale_that_fits(tmp_path: Path) -> None:
+    Image.new("RGB", (400, 300), (30, 160, 90)).save(tmp_path / "big.jpg", quality=95)
+    _write(tmp_path / "small.png", (1, 2, 3))
+    full = 400 * 300 * 3
+    src = FolderSource(tmp_path, max_decoded_bytes=full // 3)  # 1/2 scale fits, 1/1 not
+    shapes = {src._draw_raw(np.random.default_rng(i))[1].shape for i in range(20)}
+    assert shapes == {(150, 200, 3), (16, 24, 3)} and src.skipped == 0
+    img, _ = src.draw(np.random.default_rng(1), (280, 380))  # wants 1/1; gets 1/2, scaled up
+    assert img.shape == (280, 380, 3) and src.skipped == 0
+    # Too large even at 1/8 (50 x 38): skipped at any draw size.
+    tight = FolderSource(tmp_path, max_decoded_bytes=50 * 38 * 3 - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keys = {tight.draw(np.random.default_rng(i), (4, 4))[1] for i in range(20)}
+    assert keys == {"file:small.png"}
+    assert "at 1/8 scale" in tight.rejected["big.jpg"]
+
+
+def test_folder_keeps_resized_large_files_and_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(7)
+    for name, size in (("large.png", (120, 90)), ("small.png", (8, 6))):
+        noise = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(noise).save(tmp_path / name)
+    monkeypatch.setattr(FolderSource, "CACHE_FROM_BYTES", 120 * 90 * 3)
+    shapes = [(32, 24), (40, 40), (60, 80)] * 8
+    fresh = FolderSource(tmp_path)
+    fresh._fitted.max_bytes = 0  # keeps nothing: decodes on every draw
+    rng_b = np.random.default_rng(3)
+    wanted = [fresh.draw(rng_b, shape) for shape in shapes]
+    seen = _watch_files(monkeypatch)
+    src = FolderSource(tmp_path)
+    rng_a = np.random.default_rng(3)
+    for shape, (want, want_key) in zip(shapes, wanted, strict=True):
+        got, key = src.draw(rng_a, shape)
+        assert key == want_key and got.flags.writeable
+        np.testing.assert_array_equal(got, want)
+        got[:] = 0  # a caller's writes never reach what is kept
+    assert rng_a.random() == rng_b.random()
+    sizes = {shape for shape, (_, key) in zip(shapes, wanted, strict=True) if "large" in key}
+    assert seen["load"]["large.png"] == len(sizes) < shapes.count((32, 24))  # once a size
+    assert src._fitted.hits > 0
+    with (tmp_path / "large.png").open("r+b") as fh:  # a changed file is decoded again
+        Image.new("RGB", (120, 90), (250, 0, 0)).save(fh, format="PNG")
+        fh.truncate()
+    os.utime(tmp_path / "large.png", ns=(1, 1))
+    while True:
+        got, key = src.draw(rng_a, (32, 24))
+        if key == "file:large.png":
+            break
+    np.testing.assert_array_equal(got, np.broadcast_to([250, 0, 0], (32, 24, 3)))
+    assert pickle.loads(pickle.dumps(src))._fitted.hits == 0
+
+
 # --- photos ------------------------------------------------------------------------------
 
 

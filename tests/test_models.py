@@ -88,6 +88,41 @@ def test_reloads_with_auto_classes(tiny_dirs: dict[str, Path]) -> None:
     assert config["video_processor"]["video_processor_type"] == "Qwen2VLVideoProcessor"
 
 
+def test_loads_without_a_pad_token_id_warning(tiny_dirs: dict[str, Path]) -> None:
+    """No "pad_token_id must be ... got 128002" (transformers' default Idefics3 config)."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    root = hf_logging.get_logger()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
+    root.addHandler(handler)
+    try:
+        for arch in ARCHS:
+            hf_logging.warning_once.cache_clear()  # as in a fresh process
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                vlm = load_vlm(tiny_dirs[arch])
+            messages = [r.getMessage() for r in records] + [str(w.message) for w in caught]
+            assert not [m for m in messages if "pad_token_id" in m], (arch, messages)
+            vocab = len(vlm.tokenizer)
+            config = vlm.model.config
+            text = config.get_text_config(decoder=True)
+            assert vlm.tokenizer.pad_token_id == vlm.pad_token_id
+            assert 0 <= vlm.pad_token_id < vocab <= text.vocab_size
+            for pad in (text.pad_token_id, vlm.model.generation_config.pad_token_id):
+                assert pad == vlm.pad_token_id, arch
+            assert getattr(config, "pad_token_id", None) in (None, vlm.pad_token_id)
+    finally:
+        root.removeHandler(handler)
+        hf_logging.set_verbosity(verbosity)
+
+
 @pytest.mark.parametrize(
     ("arch", "image_size", "tokens"), [("idefics3", 96, 9), ("qwen2_5_vl", 84, 9)]
 )

@@ -153,15 +153,35 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_scores(groups: dict[str, dict[str, Any]], path: Path, title: str) -> None:
-    """Bar chart of the mean score per group, with each group's chance marked."""
-    import matplotlib
+def agg_figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` drawn by Agg, laid out so nothing is clipped.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    No pyplot: nothing global changes (the backend a notebook uses stays), and the figure
+    is freed with its last reference. Constrained layout shrinks the axes to make room
+    for what sits outside them (the legend, rotated tick labels).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def legend_beside(ax: Any) -> Any:
+    """The axes' legend to the right of its data area, top aligned: it never hides data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def plot_scores(groups: dict[str, dict[str, Any]], path: Path, title: str) -> Any:
+    """Bar chart of the mean score per group, with each group's chance marked.
+
+    Returns:
+        The matplotlib ``Figure`` written to ``path`` (PNG).
+    """
     names = list(groups)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(names) + 2), 4))
+    fig = agg_figure(max(4.0, 0.8 * len(names) + 2) + 1.2, 4)
+    ax = fig.add_subplot()
     x = np.arange(len(names))
     ax.bar(x, [groups[n]["mean_score"] for n in names], color="tab:blue", label="score")
     ax.scatter(
@@ -175,11 +195,10 @@ def plot_scores(groups: dict[str, dict[str, Any]], path: Path, title: str) -> No
     )
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set(ylabel="mean score", ylim=(0, 1.05), title=title)
-    ax.legend(loc="upper right")
-    fig.tight_layout()
+    legend_beside(ax)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    return fig
 
 
 def write_summary(summary: dict[str, Any], out: Path) -> None:

@@ -13,7 +13,9 @@ import os
 import stat
 import struct
 import sys
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -22,10 +24,21 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, ImageOps
 
-from ssl_gym.images.base import ImageSource, ResizeCache, fit, to_rgb_array
+from ssl_gym.images.base import (
+    ImageSource,
+    Resize,
+    ResizeCache,
+    fit,
+    resize_bilinear,
+    to_rgb_array,
+)
 
 PHOTOS_HINT = 'the "photos" image source needs scikit-image: pip install "ssl-gym[photos]"'
 DATASETS_HINT = 'the "hf" image source needs the datasets library: pip install "ssl-gym[datasets]"'
+
+#: Default :class:`FolderSource` ``max_decoded_bytes``: 128 MiB of RGB, a picture of
+#: 44.7 million pixels (8192 x 5461).
+MAX_DECODED_BYTES = 128 << 20
 
 #: File name endings (lower case) that :class:`FolderSource` reads.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -169,32 +182,63 @@ class FolderSource(ImageSource):
 
     Files ending in .jpg, .jpeg, .png, .webp or .bmp (any case) are used, listed on first
     use and sorted by relative path so that a seed picks the same file on every machine.
-    A file that cannot be decoded, is truncated, or has more than ``max_pixels`` pixels
-    is skipped: another file is drawn from the same generator, the file is never opened
-    again, and :attr:`skipped` counts it. The first skip warns once.
+    A file that cannot be decoded, is truncated, has more than ``max_pixels`` pixels or
+    would decode to more than ``max_decoded_bytes`` is skipped: another file is drawn
+    from the same generator, the file is never opened again, :attr:`skipped` counts it
+    and :attr:`rejected` says why. The first skip warns once.
+
+    Both limits are read from the file's header, before anything is decoded, so a file
+    that is tiny on disk but huge in memory (a 7.6 KB 1-bit PNG of 7900 x 7900 pixels
+    decodes to 187 MB of RGB) costs one header read, once. A JPEG larger than the budget
+    is decoded at its 1/2, 1/4 or 1/8 scale when one fits, and skipped only when even
+    1/8 does not; whether a file is skipped never depends on the size it is drawn at.
+
+    A large file drawn again at the same size is not decoded again: the resized picture
+    of every file that decodes to at least :attr:`CACHE_FROM_BYTES` is kept (at most
+    :attr:`CACHE_BYTES` per source, least recently used dropped first, never pickled)
+    and used while the file's size, modification time and inode are unchanged. The
+    draws give the same bytes and take the same numbers from the generator either way.
 
     Args:
         root: The folder (``~`` is expanded).
         max_pixels: Largest width * height decoded; larger files are skipped (this also
             stops decompression bombs). Pillow's own limit, ``Image.MAX_IMAGE_PIXELS``,
             still applies on top.
+        max_decoded_bytes: Largest decode, in bytes of the RGB picture it gives
+            (width * height * 3 at the scale decoded); larger files are skipped.
 
     Raises:
-        ValueError: If ``root`` is not a folder or ``max_pixels`` is not a positive int.
+        ValueError: If ``root`` is not a folder or a limit is not a positive int.
     """
 
-    def __init__(self, root: str | os.PathLike[str], max_pixels: int = 64_000_000) -> None:
+    CACHE_BYTES: ClassVar[int] = 32 << 20
+    """Bytes of resized pictures of large files kept per source."""
+
+    CACHE_FROM_BYTES: ClassVar[int] = 4 << 20
+    """Decodes at least this large (in RGB bytes) have their resized pictures kept."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        max_pixels: int = 64_000_000,
+        max_decoded_bytes: int = MAX_DECODED_BYTES,
+    ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise ValueError(f"image folder {str(self.root)!r} does not exist or is not a folder")
-        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-            raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+        for name, value in (("max_pixels", max_pixels), ("max_decoded_bytes", max_decoded_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.spec = f"folder:{root}"
         self.max_pixels = max_pixels
+        self.max_decoded_bytes = max_decoded_bytes
         self.skipped = 0
         """Number of distinct files found unreadable (or too large) so far."""
+        self.rejected: dict[str, str] = {}
+        """Each file skipped so far (its path under ``root``) and why."""
         self._files: tuple[Path, ...] | None = None
         self._bad: set[int] = set()
+        self._fitted = _FittedCache(self.CACHE_BYTES)
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -214,46 +258,179 @@ class FolderSource(ImageSource):
     def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
         """A random file fitted to ``shape``, keyed ``file:<path under root>``.
 
-        JPEGs are decoded at a reduced scale when they can be.
+        JPEGs are decoded at a reduced scale when they can be; a large file drawn at this
+        size before is not decoded again (see the class).
         """
-        key, image = self._pick(rng, shape)
-        return fit(image, shape, rng), key
-
-    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
-        return self._pick(rng, None)[1]
-
-    def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
-        return self._pick(rng, None)
-
-    def _pick(
-        self, rng: np.random.Generator, shape: tuple[int, int] | None
-    ) -> tuple[str, np.ndarray]:
         files = self.files
         while len(self._bad) < len(files):
             index = int(rng.integers(len(files)))
             if index in self._bad:
                 continue
-            try:
-                image = _read_image(files[index], self.max_pixels, shape)
-                return f"file:{files[index].relative_to(self.root).as_posix()}", image
-            except _DECODE_ERRORS as err:
-                self._skip(index, files[index], err)
-        raise RuntimeError(
-            f"all {len(files)} image files under {str(self.root)!r} are unreadable or larger "
-            f"than max_pixels={self.max_pixels}"
+            key = self._key(index)
+            slot = (index, int(shape[0]), int(shape[1]))
+            stamp = _stamp(files[index])
+            kept = self._fitted.get(slot, stamp)
+            if kept is not None:
+                out = _refit(kept, shape, rng)
+            else:
+                image = self._read(index, shape)
+                if image is None:
+                    continue
+                if image.nbytes < self.CACHE_FROM_BYTES or stamp is None:
+                    out = fit(image, shape, rng)
+                else:
+                    out = fit(image, shape, rng, self._fitted.resizer(slot, stamp))
+            return (out if out.flags.writeable else out.copy()), key
+        raise self._all_bad()
+
+    def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
+        return self._pick(rng)[1]
+
+    def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+        return self._pick(rng)
+
+    def _key(self, index: int) -> str:
+        return f"file:{self.files[index].relative_to(self.root).as_posix()}"
+
+    def _pick(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+        """A random file at full size (a JPEG over the budget at a reduced scale)."""
+        files = self.files
+        while len(self._bad) < len(files):
+            index = int(rng.integers(len(files)))
+            if index in self._bad:
+                continue
+            image = self._read(index, None)
+            if image is not None:
+                return self._key(index), image
+        raise self._all_bad()
+
+    def _read(self, index: int, shape: tuple[int, int] | None) -> np.ndarray | None:
+        """File ``index`` decoded, or None when it is skipped (and so never read again)."""
+        path = self.files[index]
+        try:
+            return _read_image(path, self.max_pixels, shape, self.max_decoded_bytes)
+        except _DECODE_ERRORS as err:
+            self._skip(index, path, err)
+            return None
+
+    def _all_bad(self) -> RuntimeError:
+        return RuntimeError(
+            f"all {len(self.files)} image files under {str(self.root)!r} are unreadable or "
+            f"larger than max_pixels={self.max_pixels} or "
+            f"max_decoded_bytes={self.max_decoded_bytes}"
         )
 
     def _skip(self, index: int, path: Path, err: BaseException) -> None:
         self._bad.add(index)
+        self.rejected[path.relative_to(self.root).as_posix()] = f"{type(err).__name__}: {err}"
         self.skipped += 1
         if self.skipped == 1:
             warnings.warn(
                 f"skipping unreadable image {str(path)!r} ({type(err).__name__}: {err}); "
                 f"further bad files under {str(self.root)!r} are skipped without a warning, "
-                "and FolderSource.skipped counts the distinct files skipped so far",
+                "FolderSource.skipped counts the distinct files skipped so far and "
+                "FolderSource.rejected says why each was",
                 RuntimeWarning,
                 stacklevel=4,
             )
+
+
+class _FittedCache:
+    """The resized pictures of a folder's large files, least recently used dropped first.
+
+    An entry is found by ``(file index, height, width)`` of the draw and used only while
+    the file's stamp (:func:`_stamp`) is the one it was made under. It holds the decoded
+    picture's (height, width) and the read-only result of the resize :func:`fit` asked
+    for, so that a later draw repeats ``fit`` exactly without decoding the file.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._empty()
+
+    def _empty(self) -> None:
+        self.hits = 0
+        """How many draws were answered without decoding."""
+        self._entries: OrderedDict[tuple[int, int, int], tuple[Any, tuple[int, int], np.ndarray]]
+        self._entries = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(
+        self, slot: tuple[int, int, int], stamp: Any
+    ) -> tuple[tuple[int, int], np.ndarray] | None:
+        """The decoded (height, width) and resized picture kept for ``slot``, if current."""
+        if stamp is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(slot)
+            if entry is None or entry[0] != stamp:
+                return None
+            self._entries.move_to_end(slot)
+            self.hits += 1
+            return entry[1], entry[2]
+
+    def resizer(self, slot: tuple[int, int, int], stamp: Any) -> Resize:
+        """A :data:`Resize` that keeps what it makes under ``slot``."""
+
+        def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+            out = resize_bilinear(image, size)
+            if out.flags.writeable:
+                out = out.copy()
+                out.flags.writeable = False
+            self._put(slot, stamp, (image.shape[0], image.shape[1]), out)
+            return out
+
+        return resize
+
+    def _put(
+        self, slot: tuple[int, int, int], stamp: Any, decoded: tuple[int, int], out: np.ndarray
+    ) -> None:
+        if out.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(slot, None)
+            if old is not None:
+                self._bytes -= old[2].nbytes
+            self._entries[slot] = (stamp, decoded, out)
+            self._bytes += out.nbytes
+            while self._bytes > self.max_bytes:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (or copied) empty."""
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.max_bytes = state["max_bytes"]
+        self._empty()
+
+
+def _refit(
+    kept: tuple[tuple[int, int], np.ndarray], shape: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """:func:`fit` of a decoded picture whose resize is kept, without the picture.
+
+    ``fit`` reads only the picture's size before it resizes, so a stand-in of that size
+    (no memory: one pixel broadcast) and a resize answering the kept result give the same
+    bytes and the same draws from ``rng``.
+    """
+    (height, width), resized = kept
+    stand_in = np.broadcast_to(np.zeros(3, dtype=np.uint8), (height, width, 3))
+    return fit(stand_in, shape, rng, lambda _image, _size: resized)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file's current contents from earlier ones: size, mtime, inode."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _list_images(root: Path) -> tuple[Path, ...]:
@@ -279,22 +456,68 @@ def _list_images(root: Path) -> tuple[Path, ...]:
     return tuple(path for _key, path in sorted(found))
 
 
-def _read_image(path: Path, max_pixels: int, shape: tuple[int, int] | None) -> np.ndarray:
+class _TooLargeError(ValueError):
+    """A file whose header says it is larger than a :class:`FolderSource` limit."""
+
+
+def _jpeg_scale(size: tuple[int, int], request: tuple[int, int]) -> int:
+    """The scale (1, 2, 4 or 8) ``JpegImageFile.draft(mode, request)`` decodes at."""
+    scale = min(size[0] // max(1, request[0]), size[1] // max(1, request[1]))
+    return next(s for s in (8, 4, 2, 1) if scale >= s or s == 1)
+
+
+def _rgb_bytes(size: tuple[int, int], scale: int) -> int:
+    """Bytes of the RGB picture a ``size`` (width, height) file gives at 1/``scale``."""
+    return -(-size[0] // scale) * -(-size[1] // scale) * 3
+
+
+def _read_image(
+    path: Path, max_pixels: int, shape: tuple[int, int] | None, max_bytes: int
+) -> np.ndarray:
     """Decode one file fully, closing it before returning.
 
+    The limits are checked on the header, before anything is decoded: more than
+    ``max_pixels`` pixels, or a decode of more than ``max_bytes`` RGB bytes at every scale
+    the format can decode at, raises :class:`_TooLargeError`.
+
     With ``shape`` (height, width), a JPEG is decoded at the smallest of its 1/2, 1/4 and
-    1/8 scales that still covers ``shape``: much faster for large photographs.
+    1/8 scales that still covers ``shape``: much faster for large photographs. A JPEG
+    over ``max_bytes`` at that scale (or at full size, without ``shape``) is decoded at
+    the smallest of those scales that fits.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as img:
             if img.width * img.height > max_pixels:
-                raise ValueError(f"{img.width}x{img.height} is over max_pixels={max_pixels}")
-            if shape is not None and img.format == "JPEG":
-                height, width = shape
-                if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
-                    height, width = width, height  # stored on its side
-                img.draft(img.mode, (width, height))
+                raise _TooLargeError(f"{img.width}x{img.height} is over max_pixels={max_pixels}")
+            jpeg = img.format == "JPEG"
+            scales = [
+                s for s in ((1, 2, 4, 8) if jpeg else (1,)) if _rgb_bytes(img.size, s) <= max_bytes
+            ]
+            if not scales:
+                smallest = "at 1/8 scale " if jpeg else ""
+                raise _TooLargeError(
+                    f"{img.width}x{img.height} (mode {img.mode}) decodes {smallest}to "
+                    f"{_rgb_bytes(img.size, 8 if jpeg else 1)} bytes of RGB, over "
+                    f"max_decoded_bytes={max_bytes}"
+                )
+            if jpeg:
+                request = None
+                if shape is not None:
+                    height, width = shape
+                    if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                        height, width = width, height  # stored on its side
+                    request = (width, height)
+                wanted = _jpeg_scale(img.size, request) if request else 1
+                if wanted < scales[0]:  # over the budget at that scale: a smaller one
+                    request = (max(1, img.width // scales[0]), max(1, img.height // scales[0]))
+                if request is not None:
+                    img.draft(img.mode, request)
+                if img.width * img.height * 3 > max_bytes:  # the scale could not be had
+                    raise _TooLargeError(
+                        f"{img.width}x{img.height} JPEG decodes to {img.width * img.height * 3} "
+                        f"bytes of RGB, over max_decoded_bytes={max_bytes}"
+                    )
             img.load()
             return _pil_to_rgb(ImageOps.exif_transpose(img) or img)
 
