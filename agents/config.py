@@ -170,7 +170,7 @@ class TrainConfig:
     """vLLM: put the engine to sleep (weights to CPU, KV cache freed) while the learner
     steps, so the learner can use that memory; it wakes before the weight push (GPU)."""
     curriculum: str = ""
-    """A family name: train on its presets from easy to hard (as ``SSL/Mix-v0``), moving
+    """A family name: train on its presets from easy to hard (as ``SSL/Mix-v1``), moving
     one level up or down to keep the rollout solve rate inside ``curriculum_band``."""
     curriculum_band: list[float] = field(default_factory=lambda: [0.3, 0.7])
     """Target solve-rate band of the curriculum."""

@@ -94,7 +94,7 @@ def train_env(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
     """The id and kwargs to make: the training id, or the curriculum's ladder as a mixture."""
     if not cfg.curriculum:
         return cfg.env, dict(cfg.env_kwargs)
-    return "SSL/Mix-v0", {"ids": family_ladder(cfg.curriculum), **cfg.env_kwargs}
+    return "SSL/Mix-v1", {"ids": family_ladder(cfg.curriculum), **cfg.env_kwargs}
 
 
 def make_envs(cfg: TrainConfig, num_envs: int) -> gym.vector.VectorEnv:

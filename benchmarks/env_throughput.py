@@ -2,7 +2,7 @@
 
 Every id: the single-turn puzzles, their ``-Hint`` twins (episodes answered right at the
 first turn, so the figure is the hinted shell's overhead) and the mixtures (except
-``SSL/Mix-v0``, which needs its ids). For each id, on one core (the process is pinned where
+``SSL/Mix-v1``, which needs its ids). For each id, on one core (the process is pinned where
 the OS allows it):
 
 * ``single``: ``reset`` + ``step(oracle)`` on one env;
@@ -196,7 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seconds = 0.1
-    every = [e.id for e in entries(hinted=True)] + mixture_ids()[:-1]  # Mix-v0 needs ids
+    every = [e.id for e in entries(hinted=True)] + mixture_ids()[:-1]  # Mix-v1 needs ids
     ids = [i for i in every if any(fnmatch.fnmatch(i, glob) for glob in args.ids)]
     if not ids:
         parser.error(f"no registered id matches {' '.join(args.ids)}")

@@ -210,12 +210,12 @@ def ids_page(every: Sequence[EnvEntry]) -> str:
     ]
     mixes = []
     for mid in mixture_ids():
-        name = mid.removeprefix("SSL/Mix-").removesuffix("-v0")
+        name = mid.removeprefix("SSL/Mix-").rsplit("-v", 1)[0]
         spec = MIXTURES.get(name)
         what = (
             ", ".join(f"`{i}`" for i in spec["ids"]) + f" (`{spec['answer_format']}` answers)"
             if spec
-            else 'the ids you give: `gym.make("SSL/Mix-v0", ids=[...], weights=[...])`'
+            else 'the ids you give: `gym.make("SSL/Mix-v1", ids=[...], weights=[...])`'
         )
         mixes.append((f"`{mid}`", what))
     return (

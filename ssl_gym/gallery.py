@@ -81,12 +81,12 @@ class Example:
 def gallery_ids(patterns: Sequence[str]) -> list[str]:
     """Every id (``-Hint`` twins and named mixtures included) matching one of ``patterns``.
 
-    ``SSL/Mix-v0`` is left out: it has no puzzles until it is given ``ids=``.
+    ``SSL/Mix-v1`` is left out: it has no puzzles until it is given ``ids=``.
 
     Raises:
         ValueError: no id matches.
     """
-    every = [e.id for e in entries(hinted=True)] + [m for m in mixture_ids() if m != "SSL/Mix-v0"]
+    every = [e.id for e in entries(hinted=True)] + [m for m in mixture_ids() if m != "SSL/Mix-v1"]
     chosen = [i for i in every if any(fnmatch.fnmatch(i, p) for p in patterns)]
     if not chosen:
         raise ValueError(unknown_id(" ".join(patterns), "id or pattern"))

@@ -233,6 +233,36 @@ def composite(images: Sequence[np.ndarray], height: int = 256, gap: int = 8) -> 
     return out
 
 
+def composite_on_canvas(
+    images: Sequence[np.ndarray], side: int, height: int = 256, gap: int = 8
+) -> np.ndarray:
+    """:func:`composite`'s layout letterboxed onto a white ``side x side`` canvas.
+
+    Every image is resized once, straight to its size on the canvas: the layout is
+    :func:`composite`'s at ``height``, scaled as a whole to fit (labels and gaps too), so
+    the second resize of ``letterbox(composite(images), side)`` is saved.
+    """
+    widths = [max(1, round(im.shape[1] * height / im.shape[0])) for im in images]
+    label_h = max(14, height // 10)
+    full_w = sum(widths) + gap * (len(images) + 1)
+    full_h = height + label_h + 2 * gap
+    scale = min(side / full_h, side / full_w)
+    h = max(1, round(height * scale))
+    g, lab = max(1, round(gap * scale)), max(8, round(label_h * scale))
+    sizes = [max(1, round(im.shape[1] * h / im.shape[0])) for im in images]
+    while h > 1 and (sum(sizes) + g * (len(images) + 1) > side or h + lab + 2 * g > side):
+        h -= 1  # rounding up may overflow the canvas by a pixel or two
+        sizes = [max(1, round(im.shape[1] * h / im.shape[0])) for im in images]
+    total_w, total_h = sum(sizes) + g * (len(images) + 1), h + lab + 2 * g
+    out = np.full((side, side, 3), 255, dtype=np.uint8)
+    top, x = (side - total_h) // 2 + g, (side - total_w) // 2 + g
+    for i, (im, w) in enumerate(zip(images, sizes, strict=True)):
+        out[top : top + lab, x : x + w] = label_strip(f"Image {i + 1}", w, lab)
+        out[top + lab : top + lab + h, x : x + w] = resize(im, (h, w))
+        x += w + g
+    return out
+
+
 def near_duplicates(patches: Sequence[np.ndarray], threshold: float) -> bool:
     """True if any two patches differ by less than ``threshold`` mean absolute value."""
     flat = np.stack([p.astype(np.int16).reshape(-1) for p in patches])

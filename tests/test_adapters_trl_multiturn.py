@@ -80,7 +80,7 @@ def test_close_plays_empty_answers_like_the_env() -> None:
 
 
 def test_unknown_ids_are_one_line_value_errors() -> None:
-    for bad in ("SSL/Nope-Hint-v1", "SSL/Mix-v0"):
+    for bad in ("SSL/Nope-Hint-v1", "SSL/Mix-v1"):
         with pytest.raises(ValueError) as err:
             PuzzleEpisode(bad)
         assert "\n" not in str(err.value)

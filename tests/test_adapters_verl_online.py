@@ -167,7 +167,7 @@ def test_several_ids_take_turns_by_row(processor: Any) -> None:
     ("change", "match"),
     [
         ({"ids": ["SSL/Nope-v1"]}, "'SSL/Nope-v1' is not a registered env id"),
-        ({"ids": ["SSL/Mix-SSL4RL-v0"]}, "not a single-puzzle id"),
+        ({"ids": ["SSL/Mix-SSL4RL-v1"]}, "not a single-puzzle id"),
         ({"overrides": {"bogus": 1}}, r"unknown setting\(s\) \['bogus'\]"),
         ({"overrides": {"max_turns": 2}}, "env settings"),
         ({"train_size": 0}, "train_size must be >= 1"),

@@ -60,14 +60,14 @@ def test_train_takes_set_for_puzzle_settings_like_eval_and_export() -> None:
 def test_show_takes_set_and_mixture_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = _narrow_console(monkeypatch, width=400)
     picture = tmp_path / "mix.png"
-    assert cli.main(["show", "SSL/Mix-SSL4RL-v0", "--out", str(picture)]) == 0
+    assert cli.main(["show", "SSL/Mix-SSL4RL-v1", "--out", str(picture)]) == 0
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "answer:" in out.getvalue()
     boxed = tmp_path / "jigsaw.png"
     argv = ["show", "SSL/Jigsaw-2x2-v2", "--set", "answer_format=boxed", "--out", str(boxed)]
     assert cli.main(argv) == 0
     assert "\\boxed" in out.getvalue()
     ids = '["SSL/Rotation-4way-v1"]'
-    assert cli.main(["show", "SSL/Mix-v0", "--set", f"ids={ids}", "--out", str(picture)]) == 0
+    assert cli.main(["show", "SSL/Mix-v1", "--set", f"ids={ids}", "--out", str(picture)]) == 0
     assert cli.main(["show", "SSL/Nope-v0"]) == 2
 
 

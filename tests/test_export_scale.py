@@ -136,12 +136,12 @@ def test_a_killed_export_resumes_to_the_same_bytes(tmp_path: Path) -> None:
 
 
 def test_mixtures_export_one_row_per_puzzle_scored_like_env_step(tmp_path: Path) -> None:
-    out = export("SSL/Mix-SSL4RL-v0", tmp_path / "mix", n=16, n_test=4, format="verl",
+    out = export("SSL/Mix-SSL4RL-v1", tmp_path / "mix", n=16, n_test=4, format="verl",
                  progress=False)  # fmt: skip
     table = pq.read_table(out / "train.parquet").to_pylist()
     tasks = {row["data_source"] for row in table}
-    assert len(tasks) >= 3 and tasks <= set(gym.spec("SSL/Mix-SSL4RL-v0").kwargs["ids"])
-    env = gym.make("SSL/Mix-SSL4RL-v0")
+    assert len(tasks) >= 3 and tasks <= set(gym.spec("SSL/Mix-SSL4RL-v1").kwargs["ids"])
+    env = gym.make("SSL/Mix-SSL4RL-v1")
     for row in table:
         extra = row["extra_info"]
         _, info = env.reset(seed=extra["seed"])
@@ -160,11 +160,11 @@ def test_mixtures_export_one_row_per_puzzle_scored_like_env_step(tmp_path: Path)
 
 def test_mix_v0_takes_its_ids_and_refuses_none(tmp_path: Path) -> None:
     ids = [ROTATION, "SSL/Jigsaw-2x2-v2"]
-    out = export("SSL/Mix-v0", tmp_path / "m", n=6, n_test=0, overrides={"ids": ids},
+    out = export("SSL/Mix-v1", tmp_path / "m", n=6, n_test=0, overrides={"ids": ids},
                  progress=False)  # fmt: skip
     sources = set(pq.read_table(out / "train.parquet").column("data_source").to_pylist())
     assert sources <= set(ids)
-    assert main(["SSL/Mix-v0", "--n", "2", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert main(["SSL/Mix-v1", "--n", "2", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
     assert not (tmp_path / "x").exists()
 
 
@@ -230,11 +230,11 @@ def test_ray_data_builds_the_same_rows_as_the_local_export(tmp_path: Path) -> No
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         folders = write_parquet(
-            "SSL/Mix-SSL4RL-v0", str(tmp_path / "ray"), n=70, n_test=5, format="verl"
+            "SSL/Mix-SSL4RL-v1", str(tmp_path / "ray"), n=70, n_test=5, format="verl"
         )
     finally:
         ray.shutdown()
-    local = export("SSL/Mix-SSL4RL-v0", tmp_path / "local", n=70, n_test=5, format="verl",
+    local = export("SSL/Mix-SSL4RL-v1", tmp_path / "local", n=70, n_test=5, format="verl",
                    progress=False)  # fmt: skip
     for split, folder in folders.items():
         files = sorted(Path(folder).glob("*.parquet"))
@@ -245,7 +245,7 @@ def test_ray_data_builds_the_same_rows_as_the_local_export(tmp_path: Path) -> No
 
 
 def test_a_mixture_draw_is_its_reset_without_the_canvas() -> None:
-    env = gym.make("SSL/Mix-SSLR1-v0").unwrapped
+    env = gym.make("SSL/Mix-SSLR1-v1").unwrapped
     for seed in range(6):
         obs, info = env.draw(seed=seed)
         drawn = [im.copy() for im in obs["images"]]

@@ -17,7 +17,7 @@ from ssl_gym.envs import PuzzleEnv, entries, mixture_ids
 from ssl_gym.gallery import build_gallery, gallery_ids, scripted_play
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it
-IDS = ["SSL/Jigsaw-2x2-v2", "SSL/Jigsaw-2x2-Hint-v2", "SSL/Rotation-4way-v1", "SSL/Mix-SSL4RL-v0"]
+IDS = ["SSL/Jigsaw-2x2-v2", "SSL/Jigsaw-2x2-Hint-v2", "SSL/Rotation-4way-v1", "SSL/Mix-SSL4RL-v1"]
 N = 2
 HINT_PICTURES = 2 * N
 """The hinted id's episodes show the images of both hints (two wrong answers each)."""
@@ -117,7 +117,7 @@ def test_scripted_episode_is_wrong_then_right(env_id: str, tmp_path: Path) -> No
 
 def test_ids_globs_and_errors(tmp_path: Path) -> None:
     every = gallery_ids(["*"])
-    named_mixtures = [m for m in mixture_ids() if m != "SSL/Mix-v0"]  # Mix-v0 needs ids=
+    named_mixtures = [m for m in mixture_ids() if m != "SSL/Mix-v1"]  # Mix-v1 needs ids=
     assert every == [e.id for e in entries(hinted=True)] + named_mixtures
     assert gallery_ids(["SSL/Rotation-2way*"]) == [
         "SSL/Rotation-2way-v1",

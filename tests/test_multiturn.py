@@ -114,7 +114,7 @@ def test_hinted_vector_env_with_mixed_episode_lengths(mode: AutoresetMode) -> No
 
 
 def test_mixture_has_one_observation_space_and_names_its_task() -> None:
-    env = gym.make("SSL/Mix-SSL4RL-v0")
+    env = gym.make("SSL/Mix-SSL4RL-v1")
     tasks = set()
     for seed in range(40):
         obs, info = env.reset(seed=seed)
@@ -127,7 +127,7 @@ def test_mixture_has_one_observation_space_and_names_its_task() -> None:
 
 def test_custom_mixture_weights_and_errors() -> None:
     env = gym.make(
-        "SSL/Mix-v0",
+        "SSL/Mix-v1",
         ids=["SSL/Rotation-2way-v1", "SSL/Jigsaw-2x2-v2"],
         weights=[0.9, 0.1],
         canvas=256,
@@ -135,18 +135,18 @@ def test_custom_mixture_weights_and_errors() -> None:
     tasks = [env.reset(seed=s)[1]["task"] for s in range(200)]
     assert 0.8 < tasks.count("Rotation") / 200 < 0.97
     with pytest.raises(ValueError, match="unknown id"):
-        gym.make("SSL/Mix-v0", ids=["SSL/Nope-v0"])
+        gym.make("SSL/Mix-v1", ids=["SSL/Nope-v0"])
     with pytest.raises(ValueError, match="weights"):
-        gym.make("SSL/Mix-v0", ids=["SSL/Rotation-2way-v1"], weights=[-1])
+        gym.make("SSL/Mix-v1", ids=["SSL/Rotation-2way-v1"], weights=[-1])
     for bad in ([float("nan")], [float("inf")]):  # refused when built, not at a reset
         with pytest.raises(ValueError, match="finite non-negative"):
-            gym.make("SSL/Mix-v0", ids=["SSL/Rotation-2way-v1"], weights=bad)
-    with pytest.raises(ValueError, match=r"needs its ids, e\.g\. gym\.make\('SSL/Mix-v0'"):
-        gym.make("SSL/Mix-v0")
+            gym.make("SSL/Mix-v1", ids=["SSL/Rotation-2way-v1"], weights=bad)
+    with pytest.raises(ValueError, match=r"needs its ids, e\.g\. gym\.make\('SSL/Mix-v1'"):
+        gym.make("SSL/Mix-v1")
 
 
 def test_sslr1_mixture_covers_the_five_tasks() -> None:
-    env = gym.make("SSL/Mix-SSLR1-v0")
+    env = gym.make("SSL/Mix-SSLR1-v1")
     seen = {env.reset(seed=s)[1]["task"] for s in range(60)}
     assert len(seen) == 5
     obs, _ = env.reset(seed=0)

@@ -44,3 +44,27 @@ def test_a_retired_layout_name_is_renamed_with_a_warning() -> None:
     assert cfg.layout == "images"
     with pytest.raises(ValueError, match="'images', 'composite'"):
         JigsawConfig(layout="image")
+
+
+def test_a_mixture_canvas_resizes_each_image_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl_gym import render
+
+    def smooth(h: int, w: int) -> np.ndarray:  # a picture, not noise: resampling keeps it
+        y, x = np.mgrid[0:h, 0:w]
+        return np.stack([255 * x / w, 255 * y / h, 128 + 0 * x], axis=-1).astype(np.uint8)
+
+    images = [smooth(96, 96), smooth(64, 128)]
+    two_step = render.letterbox(render.composite(images), 448)
+    calls: list[tuple[int, int]] = []
+    real = render.resize
+
+    def counting(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        calls.append(tuple(shape))  # type: ignore[arg-type]
+        return real(image, shape)
+
+    monkeypatch.setattr(render, "resize", counting)
+    one_step = render.composite_on_canvas(images, 448)
+    assert len(calls) == len(images)  # letterbox(composite(...)) makes len(images) + 1
+    assert one_step.shape == two_step.shape == (448, 448, 3)
+    # the same layout and nearly the same pixels (a label or gap may move by a pixel)
+    assert np.abs(one_step.astype(int) - two_step.astype(int)).mean() < 4

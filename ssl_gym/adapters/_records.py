@@ -358,7 +358,7 @@ def build_records(
 
     Args:
         env_id: A registered single-turn id, e.g. ``"SSL/Rotation-4way-v1"``, or a
-            mixture (``SSL/Mix-SSL4RL-v0``; each record is the puzzle its reset drew).
+            mixture (``SSL/Mix-SSL4RL-v1``; each record is the puzzle its reset drew).
         n: Number of records.
         seed: The export's seed.
         split: ``"train"`` or ``"test"``.

@@ -1,8 +1,8 @@
 """``ssl-gym export``: write puzzles of one id, or of a mixture, as a dataset.
 
     ssl-gym export SSL/Jigsaw-3x3-v2 --n 10000 --n-test 500 --seed 0 --format verl --out DIR
-    ssl-gym export SSL/Mix-SSL4RL-v0 --n 100000 --workers 8 --out DIR    # SSL4RL's four tasks
-    ssl-gym export SSL/Mix-SSLR1-v0 --n 591000 --shard 3/16 --out DIR    # one of 16 machines
+    ssl-gym export SSL/Mix-SSL4RL-v1 --n 100000 --workers 8 --out DIR    # SSL4RL's four tasks
+    ssl-gym export SSL/Mix-SSLR1-v1 --n 591000 --shard 3/16 --out DIR    # one of 16 machines
 
 Formats (files ``DIR/train.*`` and ``DIR/test.*``, ``DIR/ssl_gym_export.json`` and the
 dataset card ``DIR/README.md``):
@@ -527,8 +527,8 @@ def export(
     """Write ``n`` train and ``n_test`` test puzzles of ``env_id`` to the folder ``out``.
 
     Args:
-        env_id: A registered single-turn id, or a mixture id (``SSL/Mix-SSL4RL-v0``;
-            ``SSL/Mix-v0`` with ``overrides={"ids": [...]}``).
+        env_id: A registered single-turn id, or a mixture id (``SSL/Mix-SSL4RL-v1``;
+            ``SSL/Mix-v1`` with ``overrides={"ids": [...]}``).
         out: Output folder (must be empty or absent unless ``overwrite``; shards of one
             export may share it).
         n: Train rows (of the whole export, over all shards).
@@ -632,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(hf, parquet, jsonl, verl, easyr1).",
     )
     p.add_argument(
-        "id", help="a single-turn id (SSL/Jigsaw-3x3-v2) or a mixture (SSL/Mix-SSL4RL-v0)"
+        "id", help="a single-turn id (SSL/Jigsaw-3x3-v2) or a mixture (SSL/Mix-SSL4RL-v1)"
     )
     p.add_argument("--n", type=int, required=True, help="train rows")
     p.add_argument("--n-test", type=int, default=None, help="test rows (default: n // 10)")

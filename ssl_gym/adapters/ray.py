@@ -9,7 +9,7 @@ node; each worker process builds its env once and keeps it::
     from ssl_gym.adapters.ray import write_parquet
 
     ray.init()  # or ray.init(address="auto") on a cluster
-    write_parquet("SSL/Mix-SSLR1-v0", "s3://bucket/sslr1", n=591_000, n_test=5_000)
+    write_parquet("SSL/Mix-SSLR1-v1", "s3://bucket/sslr1", n=591_000, n_test=5_000)
     # s3://bucket/sslr1/train/*.parquet, .../test/*.parquet: verl or parquet layout
 
 Nothing here runs code from the data; the env is rebuilt from the registry on every node

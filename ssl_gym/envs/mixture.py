@@ -20,7 +20,7 @@ import numpy as np
 from ssl_gym.envs.puzzle_env import Observation, PuzzleEnv
 from ssl_gym.envs.spaces import Completion, observation_space
 from ssl_gym.images import ImageSource
-from ssl_gym.render import composite, letterbox
+from ssl_gym.render import composite_on_canvas
 
 #: The papers' task sets, as registered mixtures.
 MIXTURES = {
@@ -74,7 +74,7 @@ class MixtureEnv(gym.Env[Observation, str]):
         """
         if not ids:
             raise ValueError(
-                "a mixture needs its ids, e.g. gym.make('SSL/Mix-v0', "
+                "a mixture needs its ids, e.g. gym.make('SSL/Mix-v1', "
                 "ids=['SSL/Rotation-4way-v1', 'SSL/Jigsaw-2x2-v2'])"
             )
         self.ids = list(ids)
@@ -124,7 +124,7 @@ class MixtureEnv(gym.Env[Observation, str]):
     ) -> tuple[Observation, dict[str, Any]]:
         """Draw a task (or take the active one), then its puzzle, from the env's generator."""
         obs, info = self.draw(seed=seed, options=options)
-        self._picture = letterbox(composite(obs["images"]), self.canvas)
+        self._picture = composite_on_canvas(obs["images"], self.canvas)
         return {"images": (self._picture,), "prompt": obs["prompt"]}, info
 
     def draw(

@@ -18,6 +18,9 @@ from ssl_gym.puzzles import FAMILIES, build_puzzle
 NAMESPACE = "SSL"
 ENTRY_POINT = "ssl_gym.envs.puzzle_env:PuzzleEnv"
 MIXTURE_ENTRY_POINT = "ssl_gym.envs.mixture:MixtureEnv"
+MIXTURE_VERSION = 1
+"""The ``vN`` of the mixture ids. v1: every image resized once onto the canvas (v0
+resized the side-by-side picture a second time)."""
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,16 @@ def register_all() -> list[str]:
 
 
 def mixture_ids() -> list[str]:
-    """The registered mixtures: the papers' task sets, and ``SSL/Mix-v0`` (give ``ids=``)."""
-    return [f"{NAMESPACE}/Mix-{name}-v0" for name in MIXTURES] + [f"{NAMESPACE}/Mix-v0"]
+    """The registered mixtures: the papers' task sets, and ``SSL/Mix-v1`` (give ``ids=``)."""
+    return [f"{NAMESPACE}/Mix-{name}-v{MIXTURE_VERSION}" for name in MIXTURES] + [
+        f"{NAMESPACE}/Mix-v{MIXTURE_VERSION}"
+    ]
 
 
 def register_mixtures() -> list[str]:
     """Register the mixture ids (idempotent)."""
     for eid in mixture_ids():
-        name = eid.removeprefix(f"{NAMESPACE}/Mix-").removesuffix("-v0")
+        name = eid.removeprefix(f"{NAMESPACE}/Mix-").removesuffix(f"-v{MIXTURE_VERSION}")
         if eid not in gym.registry:
             gym.register(
                 eid,

@@ -24,7 +24,7 @@ import ssl_gym  # noqa: F401  (registers the ids)
 from ssl_gym.core import format_answer
 from ssl_gym.testing import observation_digest
 
-#: ``SSL/Mix-v0`` is made from ids given at make time.
+#: ``SSL/Mix-v1`` is made from ids given at make time.
 MIX_KWARGS = {"ids": ["SSL/Rotation-4way-v1", "SSL/Jigsaw-2x2-Hint-v2"]}
 
 
@@ -35,7 +35,7 @@ def _wrong(info: dict[str, Any]) -> str:
 
 def digest(env_id: str, seeds: range, **kwargs: Any) -> str:
     """One hash over ``seeds`` episodes of ``env_id``: observations, answers, rewards."""
-    kwargs = MIX_KWARGS if env_id == "SSL/Mix-v0" else kwargs
+    kwargs = MIX_KWARGS if env_id == "SSL/Mix-v1" else kwargs
     env = gym.make(env_id, **kwargs).unwrapped
     h = hashlib.sha256()
     for seed in seeds:
@@ -54,7 +54,7 @@ def digest(env_id: str, seeds: range, **kwargs: Any) -> str:
 
 
 def _config(env_id: str) -> Any:
-    kwargs = MIX_KWARGS if env_id == "SSL/Mix-v0" else {}
+    kwargs = MIX_KWARGS if env_id == "SSL/Mix-v1" else {}
     return gym.make(env_id, **kwargs).unwrapped.puzzle.config
 
 
