@@ -50,7 +50,7 @@ demo: $(DEMO_STAMP)
 	$(BIN)/ssl-gym demo --out outputs/gallery --episodes 20
 	$(BIN)/ssl-gym train --out outputs/demo/rotation --stop-at-accuracy 0.9 --max-minutes 4
 	$(BIN)/ssl-gym train --out outputs/demo/rotation8 --env SSL/Rotation-8way-v1 \
-		--model outputs/demo/rotation/final --steps 150 --eval-every 15 --max-minutes 4
+		--model outputs/demo/rotation/final --steps 80 --eval-every 20 --max-minutes 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
