@@ -250,3 +250,32 @@ def test_hinted_ids_carry_their_own_version_and_map_back_to_their_puzzle() -> No
     # Position's hinted rewards moved on (v3) while its puzzles did not (v2)
     assert single_turn_id("SSL/Position-3x3-Hint-v3") == "SSL/Position-3x3-v2"
     assert "SSL/Position-3x3-Hint-v2" not in gym.registry
+
+
+def test_help_on_any_env_shows_its_familys_docs() -> None:
+    import pickle
+    import pydoc
+    import subprocess
+    import sys
+
+    from ssl_gym.envs import PuzzleEnv
+
+    for env_id in ("SSL/Rotation-4way-Hint-v2", "SSL/Jigsaw-3x3-v2"):
+        env = gym.make(env_id).unwrapped
+        text = pydoc.render_doc(env, renderer=pydoc.plaintext)
+        family = env.puzzle.family
+        assert isinstance(env, PuzzleEnv) and type(env).__name__ == f"{family}Env"
+        assert f"{family}: " in text and "Version History" in text
+        signature = text.split("\n")[3]  # the constructor's, not __new__'s
+        assert f"{family}Env(family: 'str', preset:" in signature and "image_source" in signature
+    # pickled envs load in a fresh process (the family class is found by name)
+    env = gym.make("SSL/Rotation-4way-Hint-v2").unwrapped
+    env.reset(seed=3)
+    code = (
+        "import pickle, sys; env = pickle.loads(sys.stdin.buffer.read()); "
+        "print(type(env).__name__, env.instance.answer)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], input=pickle.dumps(env), capture_output=True, timeout=120
+    )
+    assert run.stdout.decode().split() == ["RotationEnv", env.instance.answer], run.stderr

@@ -43,7 +43,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import json
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -63,7 +65,7 @@ from ssl_gym.core import (
 from ssl_gym.envs.spaces import Completion, observation_space
 from ssl_gym.images import ImageSource, make_source
 from ssl_gym.multiturn import blind_value, retry_cost
-from ssl_gym.puzzles import build_puzzle
+from ssl_gym.puzzles import FAMILIES, build_puzzle
 from ssl_gym.render import composite
 
 Observation = dict[str, Any]
@@ -73,6 +75,16 @@ class PuzzleEnv(gym.Env[Observation, str]):
     """A single-turn visual puzzle: images and a prompt in, the model's text out."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 1}  # noqa: RUF012
+
+    def __new__(cls, family: object = None, *args: Any, **kwargs: Any) -> PuzzleEnv:
+        """An instance of the family's own class (``RotationEnv`` ...).
+
+        So ``help(env.unwrapped)`` shows the family's documentation: its puzzle, reward,
+        difficulty and hints, single-turn or hinted.
+        """
+        if cls is PuzzleEnv and isinstance(family, str) and family in FAMILIES:
+            cls = family_env_class(family)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -283,6 +295,38 @@ class PuzzleEnv(gym.Env[Observation, str]):
             "format_ok": verdict.format_ok,
             "parse_error": verdict.parse_error,
         }
+
+
+_FAMILY_ENVS: dict[str, type[PuzzleEnv]] = {}
+
+
+def family_env_class(family: str) -> type[PuzzleEnv]:
+    """:class:`PuzzleEnv` for one family: the same class, documented by the family's module.
+
+    The class is ``ssl_gym.envs.puzzle_env.<Family>Env``; the module's ``__getattr__``
+    makes it on first use, so pickled envs load in a fresh process.
+    """
+    env_cls = _FAMILY_ENVS.get(family)
+    if env_cls is None:
+        module_doc = sys.modules[FAMILIES[family].__module__].__doc__ or ""
+        doc = f"{module_doc.strip()}\n\n{PuzzleEnv.__doc__}"
+        name = f"{family}Env"
+        init = inspect.signature(PuzzleEnv.__init__)
+        signature = init.replace(parameters=list(init.parameters.values())[1:])  # no self
+        namespace = {
+            "__doc__": doc, "__module__": __name__, "__qualname__": name,
+            "__signature__": signature,
+        }  # fmt: skip
+        env_cls = type(name, (PuzzleEnv,), namespace)
+        _FAMILY_ENVS[family] = env_cls
+    return env_cls
+
+
+def __getattr__(name: str) -> Any:
+    """``<Family>Env``: the family's env class (see :func:`family_env_class`)."""
+    if name.endswith("Env") and name.removesuffix("Env") in FAMILIES:
+        return family_env_class(name.removesuffix("Env"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_puzzle_env(env_id: str, **kwargs: Any) -> PuzzleEnv:
