@@ -154,8 +154,8 @@ def _any_policy(spec: str, *args: Any, **kwargs: Any) -> Any:
     kind, sep, target = spec.partition(":")
     if kind not in MODEL_POLICIES or not sep or not target:
         return make_policy(spec, *args, **kwargs)
-    try:
-        from agents.policy import make_policy as make_model_policy
+    try:  # by name, as the delegation table does: ssl_gym never imports agents
+        make_model_policy = importlib.import_module("agents.policy").make_policy
     except ImportError as err:
         raise ValueError(
             f'the {kind}: policy needs a missing package (pip install "ssl-gym[train]"): {err}'

@@ -177,6 +177,15 @@ def _scripted_run(model: str, budget: int) -> tuple[Any, ScriptedTrainer, list[A
     return HintRollout(max_turn_tokens=16)(prompts, trainer), trainer, list(ds)
 
 
+def _rotation_cost() -> float:
+    env = gym.make(ENV_ID).unwrapped
+    env.reset(seed=0)
+    return float(env.retry_cost)  # 4 angles, 3 turns: the same for every puzzle
+
+
+ROTATION_COST = _rotation_cost()
+
+
 def test_rollout_plays_every_turn_and_masks_the_envs_replies(tiny_model: str) -> None:
     out, trainer, rows = _scripted_run(tiny_model, budget=2000)
     tok = trainer.processing_class.tokenizer
@@ -187,7 +196,7 @@ def test_rollout_plays_every_turn_and_masks_the_envs_replies(tiny_model: str) ->
         assert ep.seed == row_key(row["prompt"])["seed"] and ep.turns == 3 and ep.forced == 0
         assert ep.rewards == replay(ENV_ID, ep.seed, ep.replies)
         assert ep.replies[-1].strip() == row["answer"]
-        assert ep.reward == pytest.approx(1.0 - 2 * 0.4)  # two retries at Rotation's cost
+        assert ep.reward == pytest.approx(1.0 - 2 * ROTATION_COST)  # two retries
         assert len(ids) == len(mask)
         pairs = list(zip(ids, mask, strict=True))
         model_text = tok.decode([t for t, m in pairs if m], skip_special_tokens=True)

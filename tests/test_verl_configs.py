@@ -23,6 +23,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from ssl_gym.envs import entries, single_turn_id
 from ssl_gym.envs.mixture import MIXTURES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "verl"
@@ -130,7 +131,8 @@ def test_ids_and_agent_loop(script, cfg):
     plain = MIXTURES["SSL4RL"]["ids"]
     rollout = cfg.actor_rollout_ref.rollout
     if "hinted" in script.name:
-        assert ids == [i.rsplit("-", 1)[0] + "-Hint-" + i.rsplit("-", 1)[1] for i in plain]
+        hinted = {single_turn_id(e.id): e.id for e in entries(hinted=True) if e.hinted}
+        assert ids == [hinted[i] for i in plain]
         assert cfg.data.ssl_gym.agent_name == "ssl_gym_puzzle"
         assert rollout.agent.default_agent_loop == "ssl_gym_puzzle"
         assert rollout.multi_turn.enable is True
