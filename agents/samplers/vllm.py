@@ -19,7 +19,9 @@ Sampling is seeded once, by the engine's ``seed``: per-request seeds are not pas
 only within one engine's lifetime.
 
 GPU options: ``gpu_memory_utilization``, ``tensor_parallel_size``, and ``sleep_mode``
-(``sleep()`` frees the engine's memory for the learner, ``wake_up()`` takes it back).
+(``sleep()`` frees the engine's memory for the learner, ``wake_up()`` takes it back). On
+the CPU the KV cache has an explicit size, ``kv_cache_bytes`` (default
+:data:`CPU_KV_CACHE_BYTES`, or ``VLLM_CPU_KVCACHE_SPACE`` GiB when set).
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ from agents.distributed import iter_full_weights
 from agents.models import PLACEHOLDER_TOKENS, chat_messages, load_processor, resolve_local_dir
 from agents.samplers.base import Request, Sample, SamplingParams
 
+CPU_KV_CACHE_BYTES = 1 << 30
+"""The KV cache vLLM-CPU gets unless told otherwise (``kv_cache_bytes`` or
+``VLLM_CPU_KVCACHE_SPACE``, in GiB). Without an explicit size, vLLM-CPU takes
+``gpu_memory_utilization`` of the NUMA node's memory less what the process already holds,
+which goes negative in a process that has loaded torch and a model (a 12.7 GiB node at
+0.1 leaves -0.07 GiB): an engine that fails to start for reasons that have nothing to do
+with the cache it needs."""
+
 
 class VLLMSampler:
     """Batched sampling from a local checkpoint with ``vllm.LLM``."""
@@ -51,6 +61,7 @@ class VLLMSampler:
         sleep_mode: bool = False,
         seed: int = 0,
         logprobs_mode: str = "raw_logprobs",
+        kv_cache_bytes: int | None = None,
     ) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
@@ -77,6 +88,11 @@ class VLLMSampler:
             "enable_sleep_mode": sleep_mode,
             "logprobs_mode": logprobs_mode,
         }
+        if kv_cache_bytes is None and not torch.cuda.is_available():
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                kv_cache_bytes = CPU_KV_CACHE_BYTES
+        if kv_cache_bytes is not None:
+            engine["kv_cache_memory_bytes"] = int(kv_cache_bytes)
         self.llm: Any = LLM(**engine)
         vocab = self.llm.get_tokenizer().get_vocab()
         self.suppress = {vocab[t]: -100.0 for t in PLACEHOLDER_TOKENS if t in vocab}
