@@ -72,6 +72,7 @@ import numpy as np
 import PIL
 import pyarrow.parquet as pq
 import yaml
+from env_throughput import pin_one_core, unpin
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 import ssl_gym
@@ -553,21 +554,6 @@ def png_levels(files: list[Path], rounds: int) -> dict[str, float | int]:
 
 
 # --- running it --------------------------------------------------------------------------
-
-
-def pin_one_core() -> set[int]:
-    """Pin this process to its first allowed core; returns the cores it had."""
-    if not hasattr(os, "sched_setaffinity"):
-        return set()
-    cores = set(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {min(cores)})
-    return cores
-
-
-def unpin(cores: set[int]) -> None:
-    """Give this process (and the workers it starts) the cores it had."""
-    if cores and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, cores)
 
 
 def median_rate(runs: list[Run]) -> float:

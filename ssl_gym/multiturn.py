@@ -47,9 +47,13 @@ CHECK_Z = 2.326
 """Standard errors of margin: the check fails by bad luck at most 1% of the time (one-sided)."""
 
 
+Outcome = tuple[float, float, int]
+"""``(probability, score of the last answer, wrong answers paid for)``."""
+
+
 def blind_outcomes(
     answers: int | None, turns: int, chance: float, credit: np.ndarray | None = None
-) -> list[tuple[float, float, int]]:
+) -> list[Outcome]:
     """How the enumerating blind player's episode can end: ``(probability, score, wrong)``.
 
     ``score`` is what its last answer earns and ``wrong`` how many wrong answers it paid
@@ -77,12 +81,15 @@ def _left(credit: np.ndarray, g: int, tries: int) -> np.ndarray:
     return others[tries - 1 :]
 
 
-def _value_terms(
-    answers: int | None, turns: int, chance: float, credit: np.ndarray | None
-) -> tuple[float, float]:
+def _terms(outcomes: list[Outcome]) -> tuple[float, float]:
     """``(A, B)`` with ``V(c) = A - c B`` for the enumerating blind player."""
-    outcomes = blind_outcomes(answers, turns, chance, credit)
     return sum(p * s for p, s, _ in outcomes), float(sum(p * w for p, _, w in outcomes))
+
+
+def _spread(outcomes: list[Outcome], cost: float) -> float:
+    mean = sum(p * (s - cost * w) for p, s, w in outcomes)
+    second = sum(p * (s - cost * w) ** 2 for p, s, w in outcomes)
+    return math.sqrt(max(second - mean * mean, 0.0))
 
 
 def blind_spread(
@@ -93,10 +100,7 @@ def blind_spread(
     credit: np.ndarray | None = None,
 ) -> float:
     """Standard deviation of the enumerating blind player's episode reward."""
-    outcomes = blind_outcomes(answers, turns, chance, credit)
-    mean = sum(p * (s - cost * w) for p, s, w in outcomes)
-    second = sum(p * (s - cost * w) ** 2 for p, s, w in outcomes)
-    return math.sqrt(max(second - mean * mean, 0.0))
+    return _spread(blind_outcomes(answers, turns, chance, credit), cost)
 
 
 def blind_value(
@@ -115,7 +119,7 @@ def blind_value(
         cost: What each wrong answer before the last costs.
         credit: The puzzle's credit matrix (``answers x answers``), if it has one.
     """
-    a, b = _value_terms(answers, turns, chance, credit)
+    a, b = _terms(blind_outcomes(answers, turns, chance, credit))
     return a - cost * b
 
 
@@ -151,7 +155,8 @@ def retry_cost(
         check_int("check_episodes", check_episodes, 1)
     if credit is not None and (answers is None or credit.shape != (answers, answers)):
         raise ValueError(f"credit must be {answers} x {answers}, got shape {credit.shape}")
-    a, b = _value_terms(answers, turns, chance, credit)
+    outcomes = blind_outcomes(answers, turns, chance, credit)  # once: every reset calls this
+    a, b = _terms(outcomes)
     if b <= 0.0:
         return floor
     cost = (a - chance) / b
@@ -159,7 +164,7 @@ def retry_cost(
         # the margin grows with the cost (a dearer retry spreads the rewards); the map is a
         # contraction (its slope is CHECK_Z / sqrt(n) / B times the spread's, well below 1)
         for _ in range(100):
-            spread = blind_spread(answers, turns, chance, cost, credit)
+            spread = _spread(outcomes, cost)
             margin = max(0.0, CHECK_Z * spread / math.sqrt(check_episodes) - CHECK_TOLERANCE)
             new = (a - chance + margin) / b
             if abs(new - cost) < 1e-12:

@@ -8,7 +8,7 @@ build the rows of any index range.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ssl_gym.adapters import easyr1, verl
@@ -59,6 +59,11 @@ def init_worker(settings: Mapping[str, Any], sources: Mapping[str, ImageSource])
 
 def build_rows(split: str, start: int, stop: int) -> list[dict[str, Any]]:
     """Rows ``start .. stop - 1`` of ``split`` (in a worker, or in this process)."""
+    return rows_at(split, range(start, stop))
+
+
+def rows_at(split: str, indices: Iterable[int]) -> list[dict[str, Any]]:
+    """The rows of ``split`` at ``indices``, in that order (after :func:`init_worker`)."""
     s = _SETTINGS
     if not s:
         raise RuntimeError("init_worker was not called")
@@ -68,4 +73,16 @@ def build_rows(split: str, start: int, stop: int) -> list[dict[str, Any]]:
         maker = RecordMaker(s["id"], split, source, s["test_fraction"], s["overrides"])
         _MAKERS[split] = maker
     build = ROW_BUILDERS[s["format"]]
-    return [build(maker.record(s["seed"], i), s["png_level"]) for i in range(start, stop)]
+    return [build(maker.record(s["seed"], int(i)), s["png_level"]) for i in indices]
+
+
+def preflight(
+    env_id: str,
+    overrides: Mapping[str, Any],
+    seed: int = 0,
+    split: str = "train",
+    image_source: str | ImageSource = "procedural",
+    test_fraction: float = 0.1,
+) -> None:
+    """Build one record: a bad id, setting, seed or source fails here, before any work."""
+    RecordMaker(env_id, split, image_source, test_fraction, overrides).record(seed, 0)

@@ -50,8 +50,8 @@ import shutil
 import socket
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -65,14 +65,11 @@ import ssl_gym
 from ssl_gym.adapters import easyr1, verl
 from ssl_gym.adapters._card import dataset_card
 from ssl_gym.adapters._records import (
-    RecordMaker,
-    check_exportable,
     dumps,
-    is_mixture,
-    mixture_settings,
     split_source,
 )
-from ssl_gym.adapters._rows import ROW_BUILDERS, build_rows, init_worker
+from ssl_gym.adapters._rows import ROW_BUILDERS as ROW_BUILDERS  # the row of each format
+from ssl_gym.adapters._rows import build_rows, init_worker, preflight
 from ssl_gym.adapters.datasets import features, fingerprint, table_to_dataset
 from ssl_gym.core import check_int
 from ssl_gym.images import make_source
@@ -124,15 +121,16 @@ class ExportArgs:
     overrides: dict[str, Any]
     png_level: int = PNG_LEVEL
     shard: tuple[int, int] = (0, 1)
-    counts: dict[str, int] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "counts", {"train": self.n, "test": self.n_test})
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows of each split (of the whole export)."""
+        return {"train": self.n, "test": self.n_test}
 
     @property
     def key(self) -> str:
         """A hash of what determines the whole export's bytes (not the shard)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("shard", "counts")}
+        data = {k: v for k, v in asdict(self).items() if k != "shard"}
         return hashlib.sha256(dumps({**data, "scheme": SEED_SCHEME}).encode()).hexdigest()[:16]
 
     @property
@@ -500,13 +498,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _check_id(env_id: str, overrides: Mapping[str, Any]) -> None:
-    if is_mixture(env_id):
-        mixture_settings(env_id, overrides)
-    else:
-        check_exportable(env_id)
-
-
 def export(
     env_id: str,
     out: str | os.PathLike[str],
@@ -553,7 +544,6 @@ def export(
     if format not in FORMATS:
         raise ValueError(f"format {format!r} is not one of {', '.join(FORMATS)}")
     over = dict(overrides or {})
-    _check_id(env_id, over)
     make_source(image_source)
     n_test = n // 10 if n_test is None else n_test
     check_int("n", n, 0)
@@ -572,7 +562,7 @@ def export(
         env_id, n, n_test, seed, format, image_source, test_fraction, over, png_level,
         (int(part[0]), int(part[1])),
     )  # fmt: skip
-    RecordMaker(env_id, "train", "procedural", test_fraction, over).record(seed, 0)  # checks
+    preflight(env_id, over, seed, test_fraction=test_fraction)
     target = Path(out)
     _check_out(args, target, overwrite)
     partial = _partial_folder(args, target)
@@ -601,27 +591,6 @@ def export(
         (partial / "lock").unlink(missing_ok=True)  # the parts stay: rerun to resume
         raise
     return target
-
-
-def iter_rows(
-    env_id: str,
-    split: str,
-    start: int,
-    stop: int,
-    seed: int = 0,
-    format: str = "parquet",
-    image_source: str = "procedural",
-    test_fraction: float = 0.1,
-    overrides: Mapping[str, Any] | None = None,
-    png_level: int = PNG_LEVEL,
-) -> Iterator[dict[str, Any]]:
-    """Rows ``start .. stop - 1`` of one split, exactly as :func:`export` writes them."""
-    over = dict(overrides or {})
-    _check_id(env_id, over)
-    maker = RecordMaker(env_id, split, image_source, test_fraction, over)
-    build = ROW_BUILDERS[format]
-    for i in range(start, stop):
-        yield build(maker.record(seed, i), png_level)
 
 
 def build_parser() -> argparse.ArgumentParser:

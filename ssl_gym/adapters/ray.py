@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ssl_gym.adapters._records import RecordMaker
-from ssl_gym.adapters.export import BATCH, FORMATS, ROW_BUILDERS, _check_id, schema
+from ssl_gym.adapters._rows import init_worker, preflight, rows_at
+from ssl_gym.adapters.export import BATCH, FORMATS, schema
 from ssl_gym.core import check_int
 from ssl_gym.render import PNG_LEVEL
 from ssl_gym.seeds import RECORDS_PER_SPLIT, SPLITS
@@ -35,21 +35,18 @@ if TYPE_CHECKING:
 
 
 class _Rows:
-    """``map_batches``'s function: a batch of indices to a table of rows (env kept)."""
+    """``map_batches``'s function: a batch of indices to a table of rows.
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = settings
-        self.maker: RecordMaker | None = None
+    Each Ray worker process is set up once (:func:`ssl_gym.adapters._rows.init_worker`)
+    and keeps its env, as the export's workers do.
+    """
+
+    def __init__(self, settings: dict[str, Any], split: str) -> None:
+        init_worker(settings, {})
+        self.split, self.schema = split, schema(settings["format"])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        s = self.settings
-        if self.maker is None:
-            self.maker = RecordMaker(
-                s["id"], s["split"], s["image_source"], s["test_fraction"], s["overrides"]
-            )
-        build = ROW_BUILDERS[s["format"]]
-        rows = [build(self.maker.record(s["seed"], int(i)), s["png_level"]) for i in batch["id"]]
-        return pa.Table.from_pylist(rows, schema=schema(s["format"]))
+        return pa.Table.from_pylist(rows_at(self.split, batch["id"]), schema=self.schema)
 
 
 def build_dataset(
@@ -90,16 +87,15 @@ def build_dataset(
     check_int("n", n, 1, RECORDS_PER_SPLIT)
     check_int("batch_size", batch_size, 1)
     over = dict(overrides or {})
-    _check_id(env_id, over)
-    RecordMaker(env_id, split, image_source, test_fraction, over).record(seed, 0)  # checks
+    preflight(env_id, over, seed, split, image_source, test_fraction)
     settings = {
-        "id": env_id, "split": split, "seed": seed, "format": format,
-        "image_source": image_source, "test_fraction": test_fraction,
-        "overrides": over, "png_level": png_level,
+        "id": env_id, "seed": seed, "format": format, "image_source": image_source,
+        "test_fraction": test_fraction, "overrides": over, "png_level": png_level,
     }  # fmt: skip
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     return ray.data.range(n).map_batches(
-        _Rows, fn_constructor_args=(settings,), batch_size=batch_size, batch_format="numpy",
+        _Rows, fn_constructor_args=(settings, split), batch_size=batch_size,
+        batch_format="numpy",
         concurrency=(1, max(1, int(ray.available_resources().get("CPU", 1)))),
     )  # fmt: skip
 

@@ -127,7 +127,81 @@ def fit(
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
-class ResizeCache:
+class BoundedCache:
+    """Values kept under slots, bounded by their bytes, least recently used dropped first.
+
+    Each value is kept with a tag that a lookup must accept (the very array it was made
+    from, a file's stamp), so a stale entry is never answered. Thread-safe; pickled (or
+    copied) empty, since what it holds is cheap to make again.
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._empty()
+
+    def _empty(self) -> None:
+        self.hits = 0
+        """How many lookups were answered from the cache."""
+        self._entries: OrderedDict[Any, tuple[Any, Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the values kept."""
+        return self._bytes
+
+    def _find(self, slot: Any, accept: Callable[[Any], bool]) -> Any | None:
+        """The value kept under ``slot`` if ``accept`` takes its tag, else ``None``."""
+        with self._lock:
+            entry = self._entries.get(slot)
+            if entry is None or not accept(entry[0]):
+                return None
+            self._entries.move_to_end(slot)
+            self.hits += 1
+            return entry[1]
+
+    def _keep(self, slot: Any, tag: Any, value: Any, nbytes: int) -> None:
+        """Keep ``value`` under ``slot`` (not if it alone is over the bound)."""
+        if nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(slot, None)
+            if old is not None:
+                self._bytes -= old[2]
+            self._entries[slot] = (tag, value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        """Drop every value."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (or copied) empty."""
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.max_bytes = state["max_bytes"]
+        self._empty()
+
+
+def read_only(image: np.ndarray) -> np.ndarray:
+    """``image`` itself if it is read-only, else a read-only copy."""
+    if image.flags.writeable:
+        image = image.copy()
+        image.flags.writeable = False
+    return image
+
+
+class ResizeCache(BoundedCache):
     """The resized copies of a source's stored pictures, least recently used dropped first.
 
     A source whose pictures never change (the ``photos``, arrays) resizes each picture
@@ -140,26 +214,6 @@ class ResizeCache:
     callers copy before writing (``fit`` crops, then :meth:`ImageSource.draw` copies).
     """
 
-    def __init__(self, max_bytes: int = 32 << 20) -> None:
-        self.max_bytes = max_bytes
-        self._empty()
-
-    def _empty(self) -> None:
-        self.hits = 0
-        """How many resizes were answered from the cache."""
-        self._entries: OrderedDict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]]
-        self._entries = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the resized pictures kept."""
-        return self._bytes
-
     def resizer(self, key: str) -> Resize:
         """A :data:`Resize` for the picture ``key``, for :func:`fit`."""
         return lambda image, size: self.resize(key, image, size)
@@ -167,39 +221,10 @@ class ResizeCache:
     def resize(self, key: str, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """``image``, the picture ``key``, resized to ``size`` (height, width), read-only."""
         slot = (key, int(size[0]), int(size[1]))
-        with self._lock:
-            entry = self._entries.get(slot)
-            if entry is not None and entry[0] is image:
-                self._entries.move_to_end(slot)
-                self.hits += 1
-                return entry[1]
-        out = resize_bilinear(image, size)
-        if out.flags.writeable:
-            out = out.copy()
-            out.flags.writeable = False
-        if image.flags.writeable or out.nbytes > self.max_bytes:
-            return out
-        with self._lock:
-            old = self._entries.pop(slot, None)
-            if old is not None:
-                self._bytes -= old[1].nbytes
-            self._entries[slot] = (image, out)
-            self._bytes += out.nbytes
-            while self._bytes > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._bytes -= dropped.nbytes
+        kept = self._find(slot, lambda made_from: made_from is image)
+        if kept is not None:
+            return kept
+        out = read_only(resize_bilinear(image, size))
+        if not image.flags.writeable:
+            self._keep(slot, image, out, out.nbytes)
         return out
-
-    def clear(self) -> None:
-        """Drop every resized picture."""
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled (or copied) empty: the pictures are cheap to resize again."""
-        return {"max_bytes": self.max_bytes}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.max_bytes = state["max_bytes"]
-        self._empty()

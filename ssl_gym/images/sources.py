@@ -13,9 +13,7 @@ import os
 import stat
 import struct
 import sys
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -25,10 +23,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ssl_gym.images.base import (
+    BoundedCache,
     ImageSource,
     Resize,
     ResizeCache,
     fit,
+    read_only,
     resize_bilinear,
     to_rgb_array,
 )
@@ -335,7 +335,7 @@ class FolderSource(ImageSource):
             )
 
 
-class _FittedCache:
+class _FittedCache(BoundedCache):
     """The resized pictures of a folder's large files, least recently used dropped first.
 
     An entry is found by ``(file index, height, width)`` of the draw and used only while
@@ -344,70 +344,23 @@ class _FittedCache:
     for, so that a later draw repeats ``fit`` exactly without decoding the file.
     """
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._empty()
-
-    def _empty(self) -> None:
-        self.hits = 0
-        """How many draws were answered without decoding."""
-        self._entries: OrderedDict[tuple[int, int, int], tuple[Any, tuple[int, int], np.ndarray]]
-        self._entries = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
     def get(
         self, slot: tuple[int, int, int], stamp: Any
     ) -> tuple[tuple[int, int], np.ndarray] | None:
         """The decoded (height, width) and resized picture kept for ``slot``, if current."""
         if stamp is None:
             return None
-        with self._lock:
-            entry = self._entries.get(slot)
-            if entry is None or entry[0] != stamp:
-                return None
-            self._entries.move_to_end(slot)
-            self.hits += 1
-            return entry[1], entry[2]
+        return self._find(slot, lambda made_under: made_under == stamp)
 
     def resizer(self, slot: tuple[int, int, int], stamp: Any) -> Resize:
         """A :data:`Resize` that keeps what it makes under ``slot``."""
 
         def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-            out = resize_bilinear(image, size)
-            if out.flags.writeable:
-                out = out.copy()
-                out.flags.writeable = False
-            self._put(slot, stamp, (image.shape[0], image.shape[1]), out)
+            out = read_only(resize_bilinear(image, size))
+            self._keep(slot, stamp, ((image.shape[0], image.shape[1]), out), out.nbytes)
             return out
 
         return resize
-
-    def _put(
-        self, slot: tuple[int, int, int], stamp: Any, decoded: tuple[int, int], out: np.ndarray
-    ) -> None:
-        if out.nbytes > self.max_bytes:
-            return
-        with self._lock:
-            old = self._entries.pop(slot, None)
-            if old is not None:
-                self._bytes -= old[2].nbytes
-            self._entries[slot] = (stamp, decoded, out)
-            self._bytes += out.nbytes
-            while self._bytes > self.max_bytes:
-                _, (_, _, dropped) = self._entries.popitem(last=False)
-                self._bytes -= dropped.nbytes
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled (or copied) empty."""
-        return {"max_bytes": self.max_bytes}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.max_bytes = state["max_bytes"]
-        self._empty()
 
 
 def _refit(
