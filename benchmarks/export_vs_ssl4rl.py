@@ -80,6 +80,7 @@ from ssl_gym.adapters.export import export
 from ssl_gym.envs import entries
 from ssl_gym.files import write_atomic
 from ssl_gym.images import make_source
+from ssl_gym.render import png_bytes
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -531,26 +532,44 @@ def ssl_gym_build(env_id: str, folder: Path, n: int, out: Path, options: dict[st
 
 
 def png_levels(files: list[Path], rounds: int) -> dict[str, float | int]:
-    """ms to PNG-encode a 224 px photo at zlib levels 1 and 6 (interleaved), and bytes."""
+    """ms and bytes to PNG-encode a 224 px photo: ssl_gym's level 1, PIL's 1 and PIL's 6.
+
+    Interleaved over ``rounds`` passes of ten photos; ``png_bytes`` at level 1 is the
+    project's own writer, PIL's encoder is called as ``datasets`` calls it.
+    """
     images = [fit_square(Image.open(f).convert("RGB"), SIZE) for f in files[:10]]
-    seconds, sizes = {1: 0.0, 6: 0.0}, {1: 0, 6: 0}
-    for _ in range(rounds):
-        for image in images:
-            for level in (1, 6):
-                buf = io.BytesIO()
-                start = time.perf_counter()
-                image.save(buf, format="PNG", compress_level=level)
-                seconds[level] += time.perf_counter() - start
-                sizes[level] += buf.tell()
-    count = rounds * len(images)
-    return {
-        "level1_ms": 1000 * seconds[1] / count,
-        "level6_ms": 1000 * seconds[6] / count,
-        "level6_over_level1_time": seconds[6] / seconds[1],
-        "level1_bytes": round(sizes[1] / count),
-        "level6_bytes": round(sizes[6] / count),
-        "level1_over_level6_bytes": sizes[1] / sizes[6],
+    arrays = [np.asarray(image) for image in images]
+
+    def pil(level: int) -> Callable[[int], int]:
+        def encode(k: int) -> int:
+            buf = io.BytesIO()
+            images[k].save(buf, format="PNG", compress_level=level)
+            return buf.tell()
+
+        return encode
+
+    coders: dict[str, Callable[[int], int]] = {
+        "ssl_gym_level1": lambda k: len(png_bytes(arrays[k], 1)),
+        "pil_level1": pil(1),
+        "pil_level6": pil(6),
     }
+    seconds, sizes = dict.fromkeys(coders, 0.0), dict.fromkeys(coders, 0)
+    for _ in range(rounds):
+        for k in range(len(images)):
+            for name, encode in coders.items():
+                start = time.perf_counter()
+                size = encode(k)
+                seconds[name] += time.perf_counter() - start
+                sizes[name] += size
+    count = rounds * len(images)
+    out: dict[str, float | int] = {}
+    for name in coders:
+        out[f"{name}_ms"] = 1000 * seconds[name] / count
+        out[f"{name}_bytes"] = round(sizes[name] / count)
+    for name in ("pil_level1", "pil_level6"):
+        out[f"{name}_over_ssl_gym_time"] = seconds[name] / seconds["ssl_gym_level1"]
+        out[f"ssl_gym_over_{name}_bytes"] = sizes["ssl_gym_level1"] / sizes[name]
+    return out
 
 
 # --- running it --------------------------------------------------------------------------
@@ -701,9 +720,11 @@ def main() -> None:
                     raw[task].update(scaling_raw[task])
     print_table(tasks)
     print(
-        f"PNG of a {SIZE} px photo: level 1 {png['level1_ms']:.1f} ms, level 6"
-        f" {png['level6_ms']:.1f} ms ({png['level6_over_level1_time']:.1f}x);"
-        f" bytes level 1 / level 6 = {png['level1_over_level6_bytes']:.3f}"
+        f"PNG of a {SIZE} px photo: ssl_gym level 1 {png['ssl_gym_level1_ms']:.2f} ms,"
+        f" PIL level 1 {png['pil_level1_ms']:.2f} ms ({png['pil_level1_over_ssl_gym_time']:.1f}x),"
+        f" PIL level 6 {png['pil_level6_ms']:.2f} ms ({png['pil_level6_over_ssl_gym_time']:.1f}x);"
+        f" bytes over PIL's 1: {png['ssl_gym_over_pil_level1_bytes']:.3f},"
+        f" over PIL's 6: {png['ssl_gym_over_pil_level6_bytes']:.3f}"
     )
     print(f"export options passed: {options or 'none'}")
     results = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -200,6 +201,24 @@ def test_png_level_is_an_option_and_only_changes_the_encoding(tmp_path: Path) ->
         export(ROTATION, tmp_path / "bad", n=1, png_level=10, progress=False)
     with pytest.raises(ValueError, match="png level"):
         png_bytes(np.zeros((4, 4, 3), np.uint8), level=-1)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (31, 57), (224, 224)])
+def test_every_png_level_decodes_to_the_same_pixels(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape)
+    noise = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ramp = np.broadcast_to(
+        (np.arange(shape[0])[:, None, None] * 7 + np.arange(3) * 80) % 256, (*shape, 3)
+    ).astype(np.uint8)  # rows that differ by a constant: what the Up filter removes
+    for image in (noise, ramp):
+        sizes = {}
+        for level in range(10):
+            data = png_bytes(image, level)
+            Image.open(io.BytesIO(data)).verify()  # signature, chunk CRCs
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), image), level
+            sizes[level] = len(data)
+        if image is ramp and shape[0] > 8:
+            assert sizes[1] < sizes[0] / 4  # level 1 compresses, 0 stores
 
 
 @pytest.mark.parametrize(

@@ -618,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--png-level",
         type=int,
         default=PNG_LEVEL,
-        help=f"PNG zlib level 0-9 (default: {PNG_LEVEL})",
+        help=f"PNG level: 0 stores, 1 the fast writer, 2-9 PIL's zlib level (default: {PNG_LEVEL})",
     )
     add_set_option(p, "overrides", "puzzle setting, e.g. --set answer_format=boxed")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")

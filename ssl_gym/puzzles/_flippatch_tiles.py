@@ -68,7 +68,7 @@ def _window(
     """A random ``height x width`` window of a larger square scene, randomly oriented."""
     side = math.ceil(max(height, width) * context)
     scene, key = source.draw(rng, (side, side))  # square: quarter turns keep its shape
-    scene = random_orientation(scene, rng, quarter_turns=True)[0]
+    scene = random_orientation(scene, rng, quarter_turns=True, copy=False)[0]
     top, left = (int(rng.integers(side - n + 1)) for n in (height, width))
     return scene[top : top + height, left : left + width], key
 

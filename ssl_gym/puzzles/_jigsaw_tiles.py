@@ -43,7 +43,7 @@ def scene_window(
     if orientation == "random":  # square, so that quarter turns keep its shape
         side = math.ceil(max(height, width) * context)
         drawn, key = source.draw(rng, (side, side))
-        scene = random_orientation(drawn, rng, True)[0]
+        scene = random_orientation(drawn, rng, True, copy=False)[0]  # the window is copied
     else:
         scene, key = source.draw(rng, (math.ceil(height * context), math.ceil(width * context)))
     top = int(rng.integers(scene.shape[0] - height + 1))
