@@ -261,13 +261,23 @@ def test_help_on_any_env_shows_its_familys_docs() -> None:
     from ssl_gym.envs import PuzzleEnv
 
     for env_id in ("SSL/Rotation-4way-Hint-v2", "SSL/Jigsaw-3x3-v2"):
-        env = gym.make(env_id).unwrapped
+        env = gym.make(env_id)  # what gym.make returns, not only env.unwrapped
         text = pydoc.render_doc(env, renderer=pydoc.plaintext)
         family = env.puzzle.family
         assert isinstance(env, PuzzleEnv) and type(env).__name__ == f"{family}Env"
         assert f"{family}: " in text and "Version History" in text
         signature = text.split("\n")[3]  # the constructor's, not __new__'s
         assert f"{family}Env(family: 'str', preset:" in signature and "image_source" in signature
+    mixture = gym.make("SSL/Mix-SSL4RL-v1")
+    assert "MixtureEnv" in pydoc.render_doc(mixture, renderer=pydoc.plaintext)
+    # the order is still enforced, with Gymnasium's error; the checker is still at hand
+    with pytest.raises(gym.error.ResetNeeded, match="call reset"):
+        gym.make("SSL/Jigsaw-3x3-v2").step("<answer>1</answer>")
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        mixture.step("<answer>1</answer>")
+    checked = gym.make("SSL/Jigsaw-3x3-v2", disable_env_checker=False)
+    assert type(checked).__name__ == "PassiveEnvChecker"
+    checked.reset(seed=0)
     # pickled envs load in a fresh process (the family class is found by name)
     env = gym.make("SSL/Rotation-4way-Hint-v2").unwrapped
     env.reset(seed=3)

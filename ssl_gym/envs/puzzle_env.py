@@ -71,6 +71,15 @@ from ssl_gym.render import composite
 Observation = dict[str, Any]
 
 
+class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
+    """``step`` before ``reset`` or after the episode ended.
+
+    Gymnasium's :class:`~gymnasium.error.ResetNeeded`, as its ``OrderEnforcing`` wrapper
+    raises it (the ids are registered without that wrapper: the envs enforce the order
+    themselves), and a ``RuntimeError``.
+    """
+
+
 class PuzzleEnv(gym.Env[Observation, str]):
     """A single-turn visual puzzle: images and a prompt in, the model's text out."""
 
@@ -163,7 +172,7 @@ class PuzzleEnv(gym.Env[Observation, str]):
                 f"{type(action).__name__}; decode token ids before stepping"
             )
         if self.instance is None or self._done:
-            raise RuntimeError("the episode is over or never started: call reset() first")
+            raise ResetNeeded("the episode is over or never started: call reset() first")
         inst = self.instance
         verdict = self.puzzle.verify(inst, action)
         self._scores.append(verdict.score)

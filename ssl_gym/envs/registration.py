@@ -2,6 +2,13 @@
 
 Beside each single-turn id, ``SSL/<Family>-<Variant>-Hint-v<N>`` is the same puzzle
 played over several turns with hints (``max_turns="auto"``, see ``PuzzleEnv``).
+
+Every id is registered without Gymnasium's ``OrderEnforcing`` and ``PassiveEnvChecker``
+wrappers (:data:`SPEC_OPTIONS`): the envs raise ``ResetNeeded`` themselves on a step
+before ``reset``, and the test suite runs Gymnasium's full ``check_env`` on every id, so
+``gym.make`` returns the family's env itself: ``help(env)`` shows the family's
+documentation and ``print(env)`` its id. ``gym.make(id, disable_env_checker=False)``
+still adds the checker.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from ssl_gym.puzzles import FAMILIES, build_puzzle
 NAMESPACE = "SSL"
 ENTRY_POINT = "ssl_gym.envs.puzzle_env:PuzzleEnv"
 MIXTURE_ENTRY_POINT = "ssl_gym.envs.mixture:MixtureEnv"
+SPEC_OPTIONS: dict[str, Any] = {"order_enforce": False, "disable_env_checker": True}
+"""How every id is registered (see the module's documentation)."""
 MIXTURE_VERSION = 1
 """The ``vN`` of the mixture ids. v1: every image resized once onto the canvas (v0
 resized the side-by-side picture a second time)."""
@@ -92,7 +101,7 @@ def register_all() -> list[str]:
             single = {"family": cls.family, "preset": variant}
             for key, kwargs in ((eid, single), (hint_id, {**single, "max_turns": "auto"})):
                 if key not in gym.registry:
-                    gym.register(key, entry_point=ENTRY_POINT, kwargs=kwargs)
+                    gym.register(key, entry_point=ENTRY_POINT, kwargs=kwargs, **SPEC_OPTIONS)
                 ids.append(key)
     return ids + register_mixtures()
 
@@ -113,6 +122,7 @@ def register_mixtures() -> list[str]:
                 eid,
                 entry_point=MIXTURE_ENTRY_POINT,
                 kwargs=dict(MIXTURES[name]) if name in MIXTURES else {},
+                **SPEC_OPTIONS,
             )
     return mixture_ids()
 
