@@ -11,7 +11,9 @@ the OS allows it):
   that many cores; the figure is also reported per worker);
 * ``reset_over_jpeg_decode``: one ``reset`` in units of one PIL decode of a 224 x 224
   JPEG of a photograph (quality 90; the same unit for every id);
-* ``episode_over_copy``: an episode (reset + step) in units of copying its pixels once.
+* ``episode_over_copy``: an episode (reset + step) in units of copying its pixels once;
+* ``reset_over_source_decode`` (for :data:`FOLDER_IDS`): a reset from a folder of 640 x
+  480 JPEG photographs (COCO's size) in units of decoding one of those files.
 
 The two ratios are measured in the same run as their baselines, in turns (short slices of
 reset, episode, JPEG decode and pixel copy, alternating), so a slow spell of a shared
@@ -32,6 +34,8 @@ import io
 import json
 import os
 import platform
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -128,6 +132,47 @@ def decode(jpeg: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(jpeg)))
 
 
+def photo_folder(root: Path, count: int, seed: int = 0) -> list[Path]:
+    """``count`` JPEG photographs (640 x 480, quality 90) in ``root``, sorted.
+
+    Each is a random crop (70 to 100 % of each side) of one of the photos bundled with
+    scikit-image, taken in turn: the files all differ, though several show one photo.
+    """
+    photos = make_source("photos").images
+    paths = []
+    for k in range(count):
+        rng = np.random.default_rng([seed, k])
+        image = Image.fromarray(np.asarray(photos[k % len(photos)]))
+        w, h = image.size
+        cw, ch = (int(side * rng.uniform(0.7, 1.0)) for side in (w, h))
+        left, top = int(rng.integers(w - cw + 1)), int(rng.integers(h - ch + 1))
+        crop = image.resize((640, 480), Image.Resampling.BILINEAR, (left, top, left + cw, top + ch))
+        paths.append(root / f"photo_{k:03d}.jpg")
+        crop.save(paths[-1], quality=90)
+    return paths
+
+
+FOLDER_IDS = ("SSL/Rotation-4way-v1", "SSL/Jigsaw-3x3-v2", "SSL/Similarity-K8-Hard-v2")
+"""Ids also measured on a folder of JPEG photographs (``reset_over_source_decode``)."""
+
+
+def folder_ratio(env_id: str, folder: Path, seconds: float) -> float:
+    """One reset from a folder of 640 x 480 JPEGs, in units of decoding one such file.
+
+    The reset decodes its file (the folder's small files are not cached) and makes the
+    puzzle from it; the unit is PIL opening and decoding one of the same files to RGB.
+    """
+    env = gym.make(env_id, image_source=f"folder:{folder}", disable_env_checker=True)
+    files = sorted(folder.glob("*.jpg"))
+    seeds, which = iter(range(10**9)), iter(range(10**9))
+
+    def decode_file() -> np.ndarray:
+        return np.asarray(Image.open(files[next(which) % len(files)]).convert("RGB"))
+
+    t = in_turns({"reset": lambda: env.reset(seed=next(seeds)), "decode": decode_file}, seconds)
+    return t["reset"] / t["decode"]
+
+
 def single_and_ratios(env_id: str, seconds: float) -> dict[str, float]:
     """Episodes/s on one env, and reset and episode times over the same run's baselines.
 
@@ -209,9 +254,13 @@ def main() -> None:
         f"{'id':32s} {'single':>8s} {'sync x4':>8s} {'async x' + str(args.workers):>9s}"
         f" {'reset/jpeg':>10s} {'episode/copy':>12s}"
     )
+    folder = Path(tempfile.mkdtemp(prefix="ssl_gym_jpegs_"))
+    photo_folder(folder, 50)
     for env_id in ids:
         pin_one_core()
         row = single_and_ratios(env_id, args.seconds)
+        if env_id in FOLDER_IDS:
+            row["reset_over_source_decode"] = folder_ratio(env_id, folder, args.seconds)
         row["sync"] = vector_rate(env_id, "sync", 4, args.seconds)
         unpin(all_cores)  # async workers inherit the affinity: give them every core
         row["async"] = vector_rate(env_id, "async", args.workers, args.seconds)
@@ -221,6 +270,10 @@ def main() -> None:
             f"{env_id:32s} {row['single']:8.0f} {row['sync']:8.0f} {row['async']:9.0f}"
             f" {row['reset_over_jpeg_decode']:10.1f} {row['episode_over_copy']:12.0f}"
         )
+        if "reset_over_source_decode" in row:
+            ratio = row["reset_over_source_decode"]
+            print(f"  from 640x480 JPEG files: a reset = {ratio:.1f} decodes")
+    shutil.rmtree(folder, ignore_errors=True)
     results["meta"] = {
         "ssl_gym": ssl_gym.__version__,
         "python": platform.python_version(),

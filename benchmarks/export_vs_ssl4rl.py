@@ -72,14 +72,13 @@ import numpy as np
 import PIL
 import pyarrow.parquet as pq
 import yaml
-from env_throughput import pin_one_core, unpin
+from env_throughput import photo_folder, pin_one_core, unpin
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 import ssl_gym
 from ssl_gym.adapters.export import export
 from ssl_gym.envs import entries
 from ssl_gym.files import write_atomic
-from ssl_gym.images import make_source
 from ssl_gym.render import png_bytes
 
 RESULTS = Path(__file__).parent / "results"
@@ -152,26 +151,6 @@ PROMPTS = {
 
 
 # --- the photographs ---------------------------------------------------------------------
-
-
-def photo_folder(root: Path, count: int, seed: int = 0) -> list[Path]:
-    """``count`` JPEG photographs (640 x 480, quality 90) in ``root``, sorted.
-
-    Each is a random crop (70 to 100 % of each side) of one of the photos bundled with
-    scikit-image, taken in turn: the files all differ, though several show one photo.
-    """
-    photos = make_source("photos").images
-    paths = []
-    for k in range(count):
-        rng = np.random.default_rng([seed, k])
-        image = Image.fromarray(np.asarray(photos[k % len(photos)]))
-        w, h = image.size
-        cw, ch = (int(side * rng.uniform(0.7, 1.0)) for side in (w, h))
-        left, top = int(rng.integers(w - cw + 1)), int(rng.integers(h - ch + 1))
-        crop = image.resize((640, 480), Image.Resampling.BILINEAR, (left, top, left + cw, top + ch))
-        paths.append(root / f"photo_{k:03d}.jpg")
-        crop.save(paths[-1], quality=90)
-    return paths
 
 
 def fit_square(image: Image.Image, side: int) -> Image.Image:

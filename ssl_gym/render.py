@@ -362,10 +362,10 @@ def letterbox(image: np.ndarray, side: int) -> np.ndarray:
 
 PNG_LEVEL = 1
 """Compression level of every PNG the project writes (:func:`png_bytes`). Level 1, the
-project's own writer, encodes a 224 px photo about 9x faster than PIL's default level 6
-and 2.7x faster than PIL's level 1, for about 6% more bytes than level 6 and as many as
-PIL's level 1 (``benchmarks/export_vs_ssl4rl.py`` measures all three); ``ssl-gym export
---png-level`` picks another."""
+project's own writer, encodes a 224 px photo about 6x faster than PIL's default level 6
+and 2x faster than PIL's level 1, for about 11% and 5% more bytes
+(``benchmarks/export_vs_ssl4rl.py`` measures all three); ``ssl-gym export --png-level``
+picks another."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -375,11 +375,10 @@ def png_bytes(image: np.ndarray, level: int = PNG_LEVEL) -> bytes:
 
     Levels 0 and 1 are written here: 0 stores the rows uncompressed; 1 gives every row
     PNG's "Up" filter (its difference from the row above, which is small on photographs)
-    and deflates the whole with zlib's run-length strategy, which spends no time
-    searching for matches. PIL's encoder instead tries the five filters on every row
-    before it compresses, which costs more than the compression at low levels. Levels 2
-    to 9 are PIL's encoder at that zlib level: smaller files, slower. Every level decodes
-    to the same pixels.
+    and deflates the whole at zlib level 1. PIL's encoder instead tries the five filters
+    on every row before it compresses, which costs more than the compression itself at
+    low levels. Levels 2 to 9 are PIL's encoder at that zlib level: smaller files,
+    slower. Every level decodes to the same pixels.
 
     Args:
         image: The pixels (anything that is not (H, W, 3) goes through PIL).
@@ -399,7 +398,7 @@ def png_bytes(image: np.ndarray, level: int = PNG_LEVEL) -> bytes:
 
 
 def _png_rgb(pixels: np.ndarray, level: int) -> bytes:
-    """An RGB PNG, every row Up-filtered and run-length deflated (level 1) or stored (0)."""
+    """An RGB PNG, every row Up-filtered and deflated at level 1, or stored (level 0)."""
     height, width, _ = pixels.shape
     rows = pixels.reshape(height, width * 3)
     data = np.empty((height, width * 3 + 1), dtype=np.uint8)
@@ -407,7 +406,7 @@ def _png_rgb(pixels: np.ndarray, level: int) -> bytes:
         data[:, 0] = 2  # the filter byte of every row: Up
         data[0, 1:] = rows[0]
         np.subtract(rows[1:], rows[:-1], out=data[1:, 1:])  # modulo 256, as PNG wants
-        deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+        deflate = zlib.compressobj(1)
     else:
         data[:, 0] = 0  # None
         data[:, 1:] = rows
