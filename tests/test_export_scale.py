@@ -61,6 +61,23 @@ def test_any_number_of_workers_writes_the_same_bytes(tmp_path: Path) -> None:
     assert _digests(tmp_path / "f1") == _digests(tmp_path / "f2")
 
 
+def test_workers_started_from_an_unguarded_script_fail_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(  # spawned workers re-run this script, and die re-entering export
+        "from ssl_gym.adapters.export import export\n"
+        f"export({ROTATION!r}, {str(tmp_path / 'out')!r}, n=4, n_test=0, workers=2,"
+        " progress=False)\n",
+        encoding="utf-8",
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: an export worker process died"), run.stderr[-2000:]
+    assert '`if __name__ == "__main__":` guard' in last
+
+
 def test_shards_are_disjoint_and_together_the_whole(tmp_path: Path) -> None:
     whole = export(ROTATION, tmp_path / "whole", n=23, n_test=7, progress=False)
     for i in range(3):  # three machines, one shared folder

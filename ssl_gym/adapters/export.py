@@ -51,6 +51,7 @@ import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -238,19 +239,26 @@ def _build_parts(
             collect(part, build_rows(part.split, a, b), b == part.stop)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    with futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=init_worker, initargs=(settings, sources)
-    ) as pool:
-        pending: deque[tuple[_Part, int, futures.Future[list[dict[str, Any]]]]] = deque()
-        queue = iter(jobs)
-        for part, a, b in queue:  # keep 2 batches per worker in flight, take them in order
-            pending.append((part, b, pool.submit(build_rows, part.split, a, b)))
-            if len(pending) >= 2 * workers:
+    try:
+        with futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=init_worker, initargs=(settings, sources)
+        ) as pool:
+            pending: deque[tuple[_Part, int, futures.Future[list[dict[str, Any]]]]] = deque()
+            queue = iter(jobs)
+            for part, a, b in queue:  # keep 2 batches per worker in flight, take them in order
+                pending.append((part, b, pool.submit(build_rows, part.split, a, b)))
+                if len(pending) >= 2 * workers:
+                    done_part, stop, job = pending.popleft()
+                    collect(done_part, job.result(), stop == done_part.stop)
+            while pending:
                 done_part, stop, job = pending.popleft()
                 collect(done_part, job.result(), stop == done_part.stop)
-        while pending:
-            done_part, stop, job = pending.popleft()
-            collect(done_part, job.result(), stop == done_part.stop)
+    except BrokenProcessPool as err:
+        raise RuntimeError(
+            "an export worker process died (killed, out of memory, or started from a script "
+            'without an `if __name__ == "__main__":` guard, which spawned workers need); '
+            "the parts finished so far are kept: run the same export again to resume"
+        ) from err
 
 
 # --- writing the final files -----------------------------------------------------------
