@@ -39,9 +39,11 @@ images; Contrastive needs none, its crop already outputs 224 px. Torch's random 
 become Python's and OmegaConf's YAML load becomes ``yaml.safe_load``: both are cheaper,
 so the port errs in SSL4RL's favour. The prompts are ours, of about their length.
 
-As context, measured in the same run: the time to PNG-encode a 224 px photo at zlib
-levels 1 and 6 and the byte sizes, and, when ``export`` takes ``workers``, ssl_gym's
-export with two workers over one (unpinned: ``workers2_over_1``). Prints a table and
+As context, measured in the same run: the time to PNG-encode a 224 px photo with
+ssl_gym's level 1 and PIL's levels 1 and 6 and the byte sizes, and ssl_gym's export of
+``--scaling-n`` items with two workers over one (``workers2_over_1``: unpinned, each
+export in a fresh process as ``ssl-gym export`` runs, timed from the call to the return
+so that the workers' start and the final write count). Prints a table and
 writes ``benchmarks/results/export_vs_ssl4rl.json`` (``--quick`` writes nothing unless
 ``--out`` is given).
 
@@ -60,6 +62,8 @@ import os
 import platform
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -603,19 +607,47 @@ def compare(
     return summary, raw
 
 
+CHILD = """
+import json, sys, time
+from ssl_gym.adapters.export import export
+env_id, out, n, folder, size, options = json.loads(sys.argv[1])
+start = time.perf_counter()
+export(env_id, out, n, n_test=0, seed=0, format="parquet", image_source=f"folder:{folder}",
+       overrides={"size": size}, overwrite=True, progress=False, **options)
+print(time.perf_counter() - start)
+"""
+"""An export timed in a fresh ``python -c`` process: its spawned workers import only the
+package, as those of ``ssl-gym export`` do (a worker spawned from this script would
+import the script first, ``datasets`` and all)."""
+
+
+def ssl_gym_build_apart(
+    env_id: str, folder: Path, n: int, out: Path, options: dict[str, int]
+) -> Run:
+    """:func:`ssl_gym_build` in a fresh process (:data:`CHILD`), timed inside it."""
+    spec = json.dumps([env_id, str(out), n, str(folder), SIZE, options])
+    run = subprocess.run(
+        [sys.executable, "-c", CHILD, spec], capture_output=True, text=True, check=True
+    )
+    return Run(n, float(run.stdout.split()[-1]), 0, 0)
+
+
 def workers_scaling(
     folder: Path, work: Path, n: int, repeats: int
 ) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
-    """Per task: ssl_gym's export with two workers over one, interleaved (unpinned)."""
+    """Per task: ssl_gym's export with two workers over one, interleaved (unpinned).
+
+    Each export runs in a fresh process (:data:`CHILD`) and is timed from the call of
+    ``export`` to its return: the workers' start and the final write are inside.
+    """
     base = export_options()
-    ssl_gym_build(TASKS["Rotation"], folder, 8, work / "warm-up", {**base, "workers": 2})
     ratios, raw = {}, {}
     for task, env_id in TASKS.items():
         one: list[Run] = []
         two: list[Run] = []
         for _ in range(repeats):
-            one.append(ssl_gym_build(env_id, folder, n, work / task, {**base, "workers": 1}))
-            two.append(ssl_gym_build(env_id, folder, n, work / task, {**base, "workers": 2}))
+            one.append(ssl_gym_build_apart(env_id, folder, n, work / task, {**base, "workers": 1}))
+            two.append(ssl_gym_build_apart(env_id, folder, n, work / task, {**base, "workers": 2}))
         ratios[task] = median_ratio(two, one)
         raw[task] = {
             "workers1": [round(r.items_per_s, 1) for r in one],
@@ -648,7 +680,7 @@ def main() -> None:
     parser.add_argument(
         "--scaling-n",
         type=int,
-        default=800,
+        default=1600,
         help="items per task for the workers=2 over workers=1 figure (start-up amortised)",
     )
     parser.add_argument("--photos", type=int, default=50, help="JPEG files in the folder")

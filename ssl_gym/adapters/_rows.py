@@ -3,13 +3,16 @@
 A parallel export's workers are fresh processes: they import this module, not
 :mod:`ssl_gym.adapters.export` (which pulls in ``datasets``, seconds of start-up), get
 the export's settings as a plain dict and each split's part of the image source, and
-build the rows of any index range.
+build the rows of any index range as one Arrow record batch of the export's schema, so
+that the conversion to Arrow runs in the workers too and the parent only writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import pyarrow as pa
 
 from ssl_gym.adapters import easyr1, verl
 from ssl_gym.adapters._records import Record, RecordMaker
@@ -47,8 +50,9 @@ def init_worker(settings: Mapping[str, Any], sources: Mapping[str, ImageSource])
     """Set up a worker: the export's settings and each split's part of the source.
 
     ``settings`` holds ``id``, ``seed``, ``format``, ``image_source``, ``test_fraction``,
-    ``overrides`` and ``png_level``. The parent cuts the source into splits once (for a
-    folder that reads every file to hash it) and hands the parts over.
+    ``overrides``, ``png_level`` and ``schema`` (the rows' Arrow schema). The parent cuts
+    the source into splits once (for a folder that reads every file to hash it) and
+    hands the parts over.
     """
     _SETTINGS.clear()
     _SETTINGS.update(settings)
@@ -57,9 +61,10 @@ def init_worker(settings: Mapping[str, Any], sources: Mapping[str, ImageSource])
     _MAKERS.clear()
 
 
-def build_rows(split: str, start: int, stop: int) -> list[dict[str, Any]]:
-    """Rows ``start .. stop - 1`` of ``split`` (in a worker, or in this process)."""
-    return rows_at(split, range(start, stop))
+def build_batch(split: str, start: int, stop: int) -> pa.RecordBatch:
+    """Rows ``start .. stop - 1`` of ``split`` as one record batch (in a worker, or here)."""
+    rows = rows_at(split, range(start, stop))
+    return pa.RecordBatch.from_pylist(rows, schema=_SETTINGS["schema"])
 
 
 def rows_at(split: str, indices: Iterable[int]) -> list[dict[str, Any]]:

@@ -70,7 +70,7 @@ from ssl_gym.adapters._records import (
     split_source,
 )
 from ssl_gym.adapters._rows import ROW_BUILDERS as ROW_BUILDERS  # the row of each format
-from ssl_gym.adapters._rows import build_rows, init_worker, preflight
+from ssl_gym.adapters._rows import build_batch, init_worker, preflight
 from ssl_gym.adapters.datasets import features, fingerprint, table_to_dataset
 from ssl_gym.core import check_int
 from ssl_gym.images import make_source
@@ -202,12 +202,11 @@ def _parts(args: ExportArgs) -> list[_Part]:
     return out
 
 
-def _save_part(folder: Path, part: _Part, rows: list[dict[str, Any]], sch: pa.Schema) -> None:
+def _save_part(folder: Path, part: _Part, batches: list[pa.RecordBatch], sch: pa.Schema) -> None:
     tmp = folder / f"{part.name}.tmp"
-    table = pa.Table.from_pylist(rows, schema=sch)
     with ipc.new_file(str(tmp), sch) as writer:
-        for a, b in part.batches():
-            writer.write_table(table.slice(a - part.start, b - a))
+        for batch in batches:
+            writer.write_batch(batch)
     os.replace(tmp, folder / part.name)
 
 
@@ -219,34 +218,34 @@ def _build_parts(
     jobs = [(part, a, b) for part in todo for a, b in part.batches()]
     splits = {part.split for part in todo}
     sources = {s: split_source(args.image_source, s, args.test_fraction) for s in splits}
-    rows: list[dict[str, Any]] = []
+    batches: list[pa.RecordBatch] = []
 
-    def collect(part: _Part, batch: list[dict[str, Any]], last: bool) -> None:
-        rows.extend(batch)
-        advance(len(batch))
+    def collect(part: _Part, batch: pa.RecordBatch, last: bool) -> None:
+        batches.append(batch)
+        advance(batch.num_rows)
         if last:
-            _save_part(folder, part, rows, sch)
-            rows.clear()
+            _save_part(folder, part, batches, sch)
+            batches.clear()
 
     settings = {
         "id": args.id, "seed": args.seed, "format": args.format,
         "image_source": args.image_source, "test_fraction": args.test_fraction,
-        "overrides": args.overrides, "png_level": args.png_level,
+        "overrides": args.overrides, "png_level": args.png_level, "schema": sch,
     }  # fmt: skip
     if workers == 1:
         init_worker(settings, sources)
         for part, a, b in jobs:
-            collect(part, build_rows(part.split, a, b), b == part.stop)
+            collect(part, build_batch(part.split, a, b), b == part.stop)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     try:
         with futures.ProcessPoolExecutor(
             workers, mp_context=context, initializer=init_worker, initargs=(settings, sources)
         ) as pool:
-            pending: deque[tuple[_Part, int, futures.Future[list[dict[str, Any]]]]] = deque()
+            pending: deque[tuple[_Part, int, futures.Future[pa.RecordBatch]]] = deque()
             queue = iter(jobs)
             for part, a, b in queue:  # keep 2 batches per worker in flight, take them in order
-                pending.append((part, b, pool.submit(build_rows, part.split, a, b)))
+                pending.append((part, b, pool.submit(build_batch, part.split, a, b)))
                 if len(pending) >= 2 * workers:
                     done_part, stop, job = pending.popleft()
                     collect(done_part, job.result(), stop == done_part.stop)
