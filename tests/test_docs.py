@@ -106,6 +106,29 @@ def test_getting_started_has_the_readme_commands() -> None:
         assert command in index
 
 
+def _make_rule(makefile: str, target: str) -> tuple[str, list[str]]:
+    """A Makefile rule's prerequisites and recipe lines (continuations joined)."""
+    text = makefile.replace("\\\n", " ")
+    match = re.search(rf"^{re.escape(target)}:([^\n]*)\n((?:\t[^\n]*\n)*)", text, re.M)
+    assert match, f"no rule for {target}"
+    return match[1], [line.strip() for line in match[2].splitlines()]
+
+
+def test_make_demo_installs_only_what_it_needs_and_bounds_its_training() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    prerequisites, recipe = _make_rule(makefile, "demo")
+    assert prerequisites.split() == ["$(DEMO_STAMP)"]
+    _, install = _make_rule(makefile, "$(DEMO_STAMP)")
+    installed = " ".join(line for line in install if "pip install" in line)
+    assert '-e ".[train]"' in installed and "torch==" in installed
+    for heavy in ("vllm", "verl", "trl", "verifiers", "docs", "dev"):
+        assert heavy not in installed, heavy
+    trains = [line for line in recipe if " train " in f" {line} "]
+    limits = [float(re.search(r"--max-minutes ([\d.]+)", t)[1]) for t in trains]
+    # ~1 minute of install, gallery and start-up besides: training must fit the rest of 4
+    assert len(limits) == len(trains) == 2 and sum(limits) <= 2.5, limits
+
+
 def test_results_of_any_shape_become_tables() -> None:
     gen = _gen_docs()
     text = gen.json_tables(
