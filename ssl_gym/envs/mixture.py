@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ssl_gym.envs.puzzle_env import Observation, PuzzleEnv, ResetNeeded
+from ssl_gym.envs.puzzle_env import Observation, PuzzleEnv, ResetNeededError
 from ssl_gym.envs.spaces import Completion, observation_space
 from ssl_gym.images import ImageSource
 from ssl_gym.render import composite_on_canvas
@@ -151,7 +151,7 @@ class MixtureEnv(gym.Env[Observation, str]):
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Play the turn in the current task's env."""
         if self._current is None or self._picture is None:
-            raise ResetNeeded("call reset() before step()")
+            raise ResetNeededError("call reset() before step()")
         obs, reward, terminated, truncated, info = self._current.step(action)
         info.update(self._task())
         return (

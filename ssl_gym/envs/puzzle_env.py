@@ -71,7 +71,7 @@ from ssl_gym.render import composite
 Observation = dict[str, Any]
 
 
-class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
+class ResetNeededError(gym.error.ResetNeeded, RuntimeError):
     """``step`` before ``reset`` or after the episode ended.
 
     Gymnasium's :class:`~gymnasium.error.ResetNeeded`, as its ``OrderEnforcing`` wrapper
@@ -172,7 +172,7 @@ class PuzzleEnv(gym.Env[Observation, str]):
                 f"{type(action).__name__}; decode token ids before stepping"
             )
         if self.instance is None or self._done:
-            raise ResetNeeded("the episode is over or never started: call reset() first")
+            raise ResetNeededError("the episode is over or never started: call reset() first")
         inst = self.instance
         verdict = self.puzzle.verify(inst, action)
         self._scores.append(verdict.score)

@@ -4,7 +4,7 @@ Beside each single-turn id, ``SSL/<Family>-<Variant>-Hint-v<N>`` is the same puz
 played over several turns with hints (``max_turns="auto"``, see ``PuzzleEnv``).
 
 Every id is registered without Gymnasium's ``OrderEnforcing`` and ``PassiveEnvChecker``
-wrappers (:data:`SPEC_OPTIONS`): the envs raise ``ResetNeeded`` themselves on a step
+wrappers (:data:`SPEC_OPTIONS`): the envs raise Gymnasium's ``ResetNeeded`` themselves on a step
 before ``reset``, and the test suite runs Gymnasium's full ``check_env`` on every id, so
 ``gym.make`` returns the family's env itself: ``help(env)`` shows the family's
 documentation and ``print(env)`` its id. ``gym.make(id, disable_env_checker=False)``
