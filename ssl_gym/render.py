@@ -411,7 +411,7 @@ def _png_rgb(pixels: np.ndarray, level: int) -> bytes:
         data[:, 0] = 0  # None
         data[:, 1:] = rows
         deflate = zlib.compressobj(0)
-    idat = deflate.compress(memoryview(data)) + deflate.flush()
+    idat = deflate.compress(data.tobytes()) + deflate.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"".join(
         (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
