@@ -608,28 +608,28 @@ def compare(
 
 
 CHILD = """
-import json, sys, time
-from ssl_gym.adapters.export import export
-env_id, out, n, folder, size, options = json.loads(sys.argv[1])
-start = time.perf_counter()
-export(env_id, out, n, n_test=0, seed=0, format="parquet", image_source=f"folder:{folder}",
-       overrides={"size": size}, overwrite=True, progress=False, **options)
-print(time.perf_counter() - start)
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from export_vs_ssl4rl import ssl_gym_build
+env_id, folder, n, out, options = json.loads(sys.argv[2])
+print(json.dumps(vars(ssl_gym_build(env_id, Path(folder), n, Path(out), options))))
 """
-"""An export timed in a fresh ``python -c`` process: its spawned workers import only the
-package, as those of ``ssl-gym export`` do (a worker spawned from this script would
-import the script first, ``datasets`` and all)."""
+""":func:`ssl_gym_build` in a fresh ``python -c`` process: its spawned workers import
+only the package, as those of ``ssl-gym export`` do (a worker spawned from this script
+would import the script first, ``datasets`` and all)."""
 
 
 def ssl_gym_build_apart(
     env_id: str, folder: Path, n: int, out: Path, options: dict[str, int]
 ) -> Run:
-    """:func:`ssl_gym_build` in a fresh process (:data:`CHILD`), timed inside it."""
-    spec = json.dumps([env_id, str(out), n, str(folder), SIZE, options])
+    """:func:`ssl_gym_build` in a fresh process (:data:`CHILD`)."""
+    spec = json.dumps([env_id, str(folder), n, str(out), options])
+    here = str(Path(__file__).parent)
     run = subprocess.run(
-        [sys.executable, "-c", CHILD, spec], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, here, spec], capture_output=True, text=True, check=True
     )
-    return Run(n, float(run.stdout.split()[-1]), 0, 0)
+    return Run(**json.loads(run.stdout.splitlines()[-1]))
 
 
 def workers_scaling(

@@ -61,10 +61,9 @@ def init_worker(settings: Mapping[str, Any], sources: Mapping[str, ImageSource])
     _MAKERS.clear()
 
 
-def build_batch(split: str, start: int, stop: int) -> pa.RecordBatch:
-    """Rows ``start .. stop - 1`` of ``split`` as one record batch (in a worker, or here)."""
-    rows = rows_at(split, range(start, stop))
-    return pa.RecordBatch.from_pylist(rows, schema=_SETTINGS["schema"])
+def build_batch(split: str, indices: Iterable[int]) -> pa.RecordBatch:
+    """The rows of ``split`` at ``indices`` as one record batch of the settings' schema."""
+    return pa.RecordBatch.from_pylist(rows_at(split, indices), schema=_SETTINGS["schema"])
 
 
 def rows_at(split: str, indices: Iterable[int]) -> list[dict[str, Any]]:

@@ -235,7 +235,7 @@ def _build_parts(
     if workers == 1:
         init_worker(settings, sources)
         for part, a, b in jobs:
-            collect(part, build_batch(part.split, a, b), b == part.stop)
+            collect(part, build_batch(part.split, range(a, b)), b == part.stop)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     try:
@@ -243,9 +243,8 @@ def _build_parts(
             workers, mp_context=context, initializer=init_worker, initargs=(settings, sources)
         ) as pool:
             pending: deque[tuple[_Part, int, futures.Future[pa.RecordBatch]]] = deque()
-            queue = iter(jobs)
-            for part, a, b in queue:  # keep 2 batches per worker in flight, take them in order
-                pending.append((part, b, pool.submit(build_batch, part.split, a, b)))
+            for part, a, b in jobs:  # keep 2 batches per worker in flight, take them in order
+                pending.append((part, b, pool.submit(build_batch, part.split, range(a, b))))
                 if len(pending) >= 2 * workers:
                     done_part, stop, job = pending.popleft()
                     collect(done_part, job.result(), stop == done_part.stop)

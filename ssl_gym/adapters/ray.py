@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ssl_gym.adapters._rows import init_worker, preflight, rows_at
+from ssl_gym.adapters._rows import build_batch, init_worker, preflight
 from ssl_gym.adapters.export import BATCH, FORMATS, schema
 from ssl_gym.core import check_int
 from ssl_gym.render import PNG_LEVEL
@@ -42,11 +42,11 @@ class _Rows:
     """
 
     def __init__(self, settings: dict[str, Any], split: str) -> None:
-        init_worker(settings, {})
-        self.split, self.schema = split, schema(settings["format"])
+        init_worker({**settings, "schema": schema(settings["format"])}, {})
+        self.split = split
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        return pa.Table.from_pylist(rows_at(self.split, batch["id"]), schema=self.schema)
+        return pa.Table.from_batches([build_batch(self.split, batch["id"])])
 
 
 def build_dataset(
