@@ -343,10 +343,18 @@ def random_orientation(
     ``copy=False`` the result is a view (:func:`orient`), for callers that keep only a
     part of it: a scene of which one window is cut need not be turned whole.
     """
-    names = DIHEDRAL if quarter_turns else ORIENTATIONS
-    name = names[int(rng.integers(len(names)))]
+    name = random_orientation_name(rng, quarter_turns)
     turned = orient(image, name)
     return (np.ascontiguousarray(turned) if copy else turned), name
+
+
+def random_orientation_name(rng: np.random.Generator, quarter_turns: bool = False) -> str:
+    """The orientation :func:`random_orientation` would apply, drawn the same way.
+
+    For pictures not yet made: ``Region.cut(..., orientation=name)``.
+    """
+    names = DIHEDRAL if quarter_turns else ORIENTATIONS
+    return names[int(rng.integers(len(names)))]
 
 
 def letterbox(image: np.ndarray, side: int) -> np.ndarray:

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ssl_gym.images.resample import Region, resize_bilinear
+
 
 class ImageSource(ABC):
     """A source of RGB images; puzzles call :meth:`draw` with their own generator.
@@ -57,6 +59,19 @@ class ImageSource(ABC):
         key, raw = self._draw_raw(rng)
         return fit(raw, shape, rng), key
 
+    def draw_region(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[Region, str]:
+        """:meth:`draw` not yet made: a :class:`~ssl_gym.images.resample.Region` and the key.
+
+        For puzzles that keep only windows of what they draw. Cutting the whole region
+        gives the bytes :meth:`draw` gives, with the same draws from ``rng``; a source
+        that resizes a picture it holds (a file, a row) resizes only the windows cut.
+        """
+        if type(self).draw is ImageSource.draw and type(self).sample is ImageSource.sample:
+            key, raw = self._draw_raw(rng)
+            return fit_region(raw, shape, rng), key
+        image, key = self.draw(rng, shape)
+        return Region.of(image), key
+
     def _draw_raw(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
         """One source picture and its key; by default the key hashes the picture's bytes."""
         raw = self._sample_raw(rng)
@@ -76,8 +91,8 @@ def content_key(image: np.ndarray) -> str:
 
 def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     """Any PIL image or array (gray, RGB, RGBA, float in [0, 1]) as uint8 (H, W, 3)."""
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, Image.Image):  # (convert copies even an RGB image)
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     arr = np.asarray(image)
     if arr.dtype.kind == "f":
         scale = 255.0 if arr.size and float(arr.max()) <= 1.0 else 1.0
@@ -97,10 +112,17 @@ Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 """A function resizing an image to ``(height, width)``, as :func:`fit` calls it."""
 
 
-def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` resized to ``size`` (height, width) by PIL's bilinear filter (read-only)."""
-    height, width = size
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
+def _fit_plan(
+    size: tuple[int, int], shape: tuple[int, int], rng: np.random.Generator
+) -> tuple[tuple[int, int], int, int]:
+    """Where :func:`fit` puts a ``size`` picture: the resized size, the crop's top, left."""
+    h, w = size
+    th, tw = shape
+    scale = max(th / h, tw / w)
+    nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
+    top = int(rng.integers(0, nh - th + 1))
+    left = int(rng.integers(0, nw - tw + 1))
+    return (nh, nw), top, left
 
 
 def fit(
@@ -114,17 +136,27 @@ def fit(
     ``resize`` does the resizing (a :class:`ResizeCache`'s, to reuse earlier results);
     the generator draws the same numbers whichever it is.
     """
-    h, w = image.shape[:2]
     th, tw = shape
-    if (h, w) != (th, tw):
-        scale = max(th / h, tw / w)
-        nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
-        if (nh, nw) != (h, w):
+    if image.shape[:2] != (th, tw):
+        (nh, nw), top, left = _fit_plan(image.shape[:2], shape, rng)
+        if (nh, nw) != image.shape[:2]:
             image = resize(image, (nh, nw))
-        top = int(rng.integers(0, nh - th + 1))
-        left = int(rng.integers(0, nw - tw + 1))
         image = image[top : top + th, left : left + tw]
     return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def fit_region(image: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> Region:
+    """:func:`fit` not yet made: the same draws from ``rng``, pixels made where cut.
+
+    ``fit_region(image, shape, rng).array()`` is ``fit(image, shape, rng)``, and a cut of
+    it costs the resize of the cut alone (:func:`~ssl_gym.images.resample.resize_window`).
+    """
+    if image.shape[:2] == tuple(shape):
+        return Region.of(image)
+    resized, top, left = _fit_plan(image.shape[:2], shape, rng)
+    if resized == image.shape[:2]:
+        return Region.of(image[top : top + shape[0], left : left + shape[1]])
+    return Region(image, shape, resized, (top, left))
 
 
 class BoundedCache:

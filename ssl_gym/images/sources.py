@@ -28,10 +28,11 @@ from ssl_gym.images.base import (
     Resize,
     ResizeCache,
     fit,
+    fit_region,
     read_only,
-    resize_bilinear,
     to_rgb_array,
 )
+from ssl_gym.images.resample import Region, resize_bilinear
 
 PHOTOS_HINT = 'the "photos" image source needs scikit-image: pip install "ssl-gym[photos]"'
 DATASETS_HINT = 'the "hf" image source needs the datasets library: pip install "ssl-gym[datasets]"'
@@ -261,6 +262,11 @@ class FolderSource(ImageSource):
         JPEGs are decoded at a reduced scale when they can be; a large file drawn at this
         size before is not decoded again (see the class).
         """
+        region, key = self.draw_region(rng, shape)
+        return region.array(), key
+
+    def draw_region(self, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[Region, str]:
+        """:meth:`draw` not yet made: a file that is not kept is resized where it is cut."""
         files = self.files
         while len(self._bad) < len(files):
             index = int(rng.integers(len(files)))
@@ -271,16 +277,13 @@ class FolderSource(ImageSource):
             stamp = _stamp(files[index])
             kept = self._fitted.get(slot, stamp)
             if kept is not None:
-                out = _refit(kept, shape, rng)
-            else:
-                image = self._read(index, shape)
-                if image is None:
-                    continue
-                if image.nbytes < self.CACHE_FROM_BYTES or stamp is None:
-                    out = fit(image, shape, rng)
-                else:
-                    out = fit(image, shape, rng, self._fitted.resizer(slot, stamp))
-            return (out if out.flags.writeable else out.copy()), key
+                return Region.of(_refit(kept, shape, rng)), key
+            image = self._read(index, shape)
+            if image is None:
+                continue
+            if image.nbytes < self.CACHE_FROM_BYTES or stamp is None:
+                return fit_region(image, shape, rng), key
+            return Region.of(fit(image, shape, rng, self._fitted.resizer(slot, stamp))), key
         raise self._all_bad()
 
     def _sample_raw(self, rng: np.random.Generator) -> np.ndarray:
@@ -472,7 +475,8 @@ def _read_image(
                         f"bytes of RGB, over max_decoded_bytes={max_bytes}"
                     )
             img.load()
-            return _pil_to_rgb(ImageOps.exif_transpose(img) or img)
+            ImageOps.exif_transpose(img, in_place=True)  # (a copy when there is none)
+            return _pil_to_rgb(img)
 
 
 def _pil_to_rgb(img: Image.Image) -> np.ndarray:

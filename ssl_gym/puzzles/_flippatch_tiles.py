@@ -17,7 +17,7 @@ import numpy as np
 
 from ssl_gym.core import Rejected
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import random_orientation
+from ssl_gym.render import random_orientation_name
 
 
 def draw_tiles(
@@ -67,10 +67,10 @@ def _window(
 ) -> tuple[np.ndarray, str]:
     """A random ``height x width`` window of a larger square scene, randomly oriented."""
     side = math.ceil(max(height, width) * context)
-    scene, key = source.draw(rng, (side, side))  # square: quarter turns keep its shape
-    scene = random_orientation(scene, rng, quarter_turns=True, copy=False)[0]
+    scene, key = source.draw_region(rng, (side, side))  # square: quarter turns keep its shape
+    name = random_orientation_name(rng, quarter_turns=True)
     top, left = (int(rng.integers(side - n + 1)) for n in (height, width))
-    return scene[top : top + height, left : left + width], key
+    return scene.cut(top, left, height, width, name), key  # only the window is made
 
 
 def pixel_weights(shown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ssl_gym.core import Rejected
 from ssl_gym.images.base import ImageSource
-from ssl_gym.render import random_orientation
+from ssl_gym.render import random_orientation_name
 
 
 def scene_window(
@@ -40,15 +40,17 @@ def scene_window(
         The window and the scene's source key (``ImageSource.draw``).
     """
     height, width = shape
+    name = "identity"
     if orientation == "random":  # square, so that quarter turns keep its shape
         side = math.ceil(max(height, width) * context)
-        drawn, key = source.draw(rng, (side, side))
-        scene = random_orientation(drawn, rng, True, copy=False)[0]  # the window is copied
+        scene, key = source.draw_region(rng, (side, side))
+        name = random_orientation_name(rng, quarter_turns=True)
     else:
-        scene, key = source.draw(rng, (math.ceil(height * context), math.ceil(width * context)))
+        scene_shape = (math.ceil(height * context), math.ceil(width * context))
+        scene, key = source.draw_region(rng, scene_shape)
     top = int(rng.integers(scene.shape[0] - height + 1))
     left = int(rng.integers(scene.shape[1] - width + 1))
-    return np.ascontiguousarray(scene[top : top + height, left : left + width]), key
+    return scene.cut(top, left, height, width, name), key  # only the window is made
 
 
 def cut_tiles(

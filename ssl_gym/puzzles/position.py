@@ -210,12 +210,12 @@ class Position(Puzzle[PositionConfig]):
         """The full image (a random window of a larger scene, randomly oriented), its key."""
         cfg = self.config
         side = math.ceil(cfg.size * cfg.context)
-        scene, key = source.draw(rng, (side, side))
+        scene, key = source.draw_region(rng, (side, side))
         top, left = (int(rng.integers(side - cfg.size + 1)) for _ in range(2))
-        full = scene[top : top + cfg.size, left : left + cfg.size]
+        full = scene.cut(top, left, cfg.size, cfg.size)  # only the window is made
         if cfg.orientation == "random":
             full = random_orientation(full, rng, quarter_turns=True)[0]
-        return np.ascontiguousarray(full), key
+        return full, key
 
     def _draft(self, rng: np.random.Generator, source: ImageSource) -> Instance:
         cfg = self.config
