@@ -27,7 +27,8 @@ Guarantees:
   for every (export seed, split, index): train and test, shards and exports with other
   seeds never share a puzzle; with a folder or dataset source train and test never share
   a source image either.
-- Parallel: ``--workers N`` builds rows in N processes, written in order.
+- Parallel: ``--workers N`` builds rows in N processes (this one and N - 1 spawned),
+  written in order.
 - Shards: ``--shard I/N`` writes the I-th of N contiguous parts of every split
   (``train-0000I-of-0000N.parquet``; not for ``hf``); the N shards' rows, in shard order,
   are the whole export's, and they may share one ``--out`` folder.
@@ -213,9 +214,15 @@ def _save_part(folder: Path, part: _Part, batches: list[pa.RecordBatch], sch: pa
 def _build_parts(
     args: ExportArgs, folder: Path, todo: list[_Part], workers: int, advance: Callable[[int], None]
 ) -> None:
-    """Build every part of ``todo``; ``workers`` processes build batches, in order."""
+    """Build every part of ``todo`` in ``workers`` processes, batches taken in order.
+
+    The processes are this one and ``workers - 1`` spawned. This one builds a batch
+    whenever the next one due is not ready, so it works from the first second while the
+    spawned workers import the package (about half a second each), and no core waits on
+    a parent that only collects.
+    """
     sch = schema(args.format)
-    jobs = [(part, a, b) for part in todo for a, b in part.batches()]
+    jobs = deque((part, a, b) for part in todo for a, b in part.batches())
     splits = {part.split for part in todo}
     sources = {s: split_source(args.image_source, s, args.test_fraction) for s in splits}
     batches: list[pa.RecordBatch] = []
@@ -232,31 +239,46 @@ def _build_parts(
         "image_source": args.image_source, "test_fraction": args.test_fraction,
         "overrides": args.overrides, "png_level": args.png_level, "schema": sch,
     }  # fmt: skip
+    init_worker(settings, sources)
     if workers == 1:
-        init_worker(settings, sources)
         for part, a, b in jobs:
             collect(part, build_batch(part.split, range(a, b)), b == part.stop)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+    spawned = workers - 1
     try:
         with futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=init_worker, initargs=(settings, sources)
+            spawned, mp_context=context, initializer=init_worker, initargs=(settings, sources)
         ) as pool:
-            pending: deque[tuple[_Part, int, futures.Future[pa.RecordBatch]]] = deque()
-            for part, a, b in jobs:  # keep 2 batches per worker in flight, take them in order
-                pending.append((part, b, pool.submit(build_batch, part.split, range(a, b))))
-                if len(pending) >= 2 * workers:
-                    done_part, stop, job = pending.popleft()
-                    collect(done_part, job.result(), stop == done_part.stop)
-            while pending:
-                done_part, stop, job = pending.popleft()
-                collect(done_part, job.result(), stop == done_part.stop)
+            # In job order: a batch built here, or a spawned worker's future.
+            due: deque[tuple[_Part, int, pa.RecordBatch | futures.Future[pa.RecordBatch]]]
+            due = deque()
+            in_flight = 0
+            while jobs or due:
+                while jobs and in_flight < 3 * spawned:  # 3 tasks per spawned worker
+                    part, a, b = jobs.popleft()
+                    due.append((part, b, pool.submit(build_batch, part.split, range(a, b))))
+                    in_flight += 1
+                while due and _ready(due[0][2]):
+                    part, stop, done = due.popleft()
+                    if isinstance(done, futures.Future):
+                        done, in_flight = done.result(), in_flight - 1
+                    collect(part, done, stop == part.stop)
+                if jobs:  # the next one due is not ready: build one here meanwhile
+                    part, a, b = jobs.popleft()
+                    due.append((part, b, build_batch(part.split, range(a, b))))
+                elif due:
+                    futures.wait([due[0][2]])
     except BrokenProcessPool as err:
         raise RuntimeError(
             "an export worker process died (killed, out of memory, or started from a script "
             'without an `if __name__ == "__main__":` guard, which spawned workers need); '
             "the parts finished so far are kept: run the same export again to resume"
         ) from err
+
+
+def _ready(job: pa.RecordBatch | futures.Future[pa.RecordBatch]) -> bool:
+    return not isinstance(job, futures.Future) or job.done()
 
 
 # --- writing the final files -----------------------------------------------------------

@@ -28,6 +28,9 @@ class ImageSource(ABC):
     the same image" decide it by that identity, never by a pixel difference. A subclass
     that implements only :meth:`_sample_raw` is identified by a hash of the picture's
     bytes; the sources of the package override :meth:`_draw_raw` with their own keys.
+
+    Puzzles that keep only a window of a large scene call :meth:`draw_region`, which
+    resizes a held picture (a file, a row) only where it is cut, to the same bytes.
     """
 
     spec: str = "?"
