@@ -132,9 +132,9 @@ def _pass_order(in_shape: tuple[int, int], size: tuple[int, int]) -> bool | None
     """Whether this Pillow resamples rows first for ``in_shape -> size``.
 
     ``None`` when neither order gives its bytes, so :func:`resize_window` must ask PIL.
-    Pillow picks the order of its two passes by the sizes (which order is cheaper;
-    Pillow 13 runs the rows first for most reductions), and each pass rounds to 8 bits,
-    so the order shows in the bytes. Found once per pair of sizes per process, on a
+    Pillow picks the order of its two passes by the sizes (Pillow 13 runs the rows first
+    for some, older ones never), and each pass rounds to 8 bits, so the order shows in
+    the bytes. Found once per pair of sizes per process, on a
     random picture of the same size compared whole with PIL's own resize.
     """
     key = (*in_shape, *size)
