@@ -44,18 +44,35 @@ def test_a_window_is_the_whole_resize_cropped_byte_for_byte() -> None:
             np.testing.assert_array_equal(got, want, err_msg=f"{(h, w)} -> {(out_h, out_w)}")
 
 
-def test_the_pass_order_is_found_and_a_wrong_order_shows_in_the_bytes() -> None:
-    """Each pass rounds to 8 bits, so the order matters: the probe must find Pillow's."""
+def test_the_pass_order_is_learnt_and_a_wrong_order_shows_in_the_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each pass rounds to 8 bits, so the order matters: the first window must find it."""
+    monkeypatch.setattr(resample, "_ORDERS", {})
     rng = np.random.default_rng(1)
     image = _picture(rng, 423, 215, smooth=False)
     for size in ((351, 748), (560, 747), (100, 60), (300, 30)):
-        order = resample._pass_order(image.shape[:2], size)
+        want = resize_bilinear(image, size)
+        np.testing.assert_array_equal(resize_window(image, size, 5, 6, 20, 20), want[5:25, 6:26])
+        order = resample._ORDERS[(423, 215, *size)]
         assert order is not None
         whole = (0, 0, *size)
-        want = resize_bilinear(image, size)
         np.testing.assert_array_equal(resample._resize_part(image, size, whole, order), want)
         other = resample._resize_part(image, size, whole, not order)
         assert not np.array_equal(other, want)  # the planted fault: the other order
+
+
+def test_a_window_too_flat_to_tell_the_order_leaves_it_to_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resample, "_ORDERS", {})
+    flat = np.full((60, 80, 3), 77, np.uint8)
+    np.testing.assert_array_equal(resize_window(flat, (90, 120), 0, 0, 30, 30), flat[:30, :30])
+    assert resample._ORDERS == {}  # both orders give it: not learnt
+    image = _picture(np.random.default_rng(6), 60, 80, smooth=False)
+    want = resize_bilinear(image, (90, 120))[10:40, 20:50]
+    np.testing.assert_array_equal(resize_window(image, (90, 120), 10, 20, 30, 30), want)
+    assert list(resample._ORDERS) == [(60, 80, 90, 120)]
 
 
 def test_a_pillow_with_another_algorithm_falls_back_to_its_whole_resize(

@@ -125,31 +125,32 @@ def _resize_part(
 
 
 _ORDERS: dict[tuple[int, ...], bool | None] = {}
+"""Per pair of sizes ``(H, W, height, width)``: whether this Pillow resamples the rows
+first, or ``None`` where neither order gives its bytes. Absent until learnt."""
 _ORDERS_LOCK = threading.Lock()
 
 
-def _pass_order(in_shape: tuple[int, int], size: tuple[int, int]) -> bool | None:
-    """Whether this Pillow resamples rows first for ``in_shape -> size``.
+def _learn_order(
+    key: tuple[int, ...],
+    image: np.ndarray,
+    size: tuple[int, int],
+    window: tuple[int, int, int, int],
+    want: np.ndarray,
+) -> None:
+    """Learn the pass order of ``key`` from a window PIL resized (``want``).
 
-    ``None`` when neither order gives its bytes, so :func:`resize_window` must ask PIL.
     Pillow picks the order of its two passes by the sizes (Pillow 13 runs the rows first
     for some, older ones never), and each pass rounds to 8 bits, so the order shows in
-    the bytes. Found once per pair of sizes per process, on a
-    random picture of the same size compared whole with PIL's own resize.
+    the bytes. The one order that gives ``want`` is kept; none gives ``None`` (another
+    algorithm: PIL resizes every window of these sizes); both (a window too flat to
+    tell) leave it to the next window.
     """
-    key = (*in_shape, *size)
-    if key in _ORDERS:
-        return _ORDERS[key]
-    probe = np.random.default_rng(list(key)).integers(0, 256, (*in_shape, 3), dtype=np.uint8)
-    want = resize_bilinear(probe, size)
-    whole = (0, 0, *size)
-    order = next(
-        (o for o in (False, True) if np.array_equal(_resize_part(probe, size, whole, o), want)),
-        None,
-    )
-    with _ORDERS_LOCK:
-        _ORDERS[key] = order
-    return order
+    matches = [
+        o for o in (False, True) if np.array_equal(_resize_part(image, size, window, o), want)
+    ]
+    if len(matches) < 2:
+        with _ORDERS_LOCK:
+            _ORDERS[key] = matches[0] if matches else None
 
 
 def resize_window(
@@ -160,9 +161,10 @@ def resize_window(
     Byte for byte what PIL's bilinear resize of the whole ``image`` to ``size``
     (height, width) holds in that window, at about the cost of the window: Pillow's
     fixed-point taps (``precompute_coeffs``, ``normalize_coeffs_8bpc``), each pass on
-    the span of input the window reads, in the order this Pillow takes for these sizes
-    (:func:`_pass_order`). Where no order gives Pillow's bytes (another algorithm in a
-    future Pillow), the whole picture is resized by PIL and cropped.
+    the span of input the window reads, in the order this Pillow takes for these sizes.
+    The first window of a pair of sizes is cut from PIL's resize of the whole picture,
+    which tells that order (:func:`_learn_order`); where no order gives Pillow's bytes
+    (another algorithm in a future Pillow), every window is.
 
     Args:
         image: uint8 ``(H, W, 3)``.
@@ -181,10 +183,16 @@ def resize_window(
     if top + height > size[0] or left + width > size[1]:
         raise ValueError(f"window {window} (top, left, height, width) is not inside {size}")
     in_shape = (int(image.shape[0]), int(image.shape[1]))
-    order = _pass_order(in_shape, size) if in_shape != tuple(size) else False
-    if order is None:
-        return resize_bilinear(image, size)[top : top + height, left : left + width].copy()
-    return _resize_part(image, size, window, order)
+    if in_shape == tuple(size):
+        return _resize_part(image, size, window, False)  # no pass: a copy
+    key = (*in_shape, *size)
+    learnt = key in _ORDERS
+    if not learnt or _ORDERS[key] is None:  # PIL's whole resize, cropped
+        want = resize_bilinear(image, size)[top : top + height, left : left + width].copy()
+        if not learnt:
+            _learn_order(key, image, size, window, want)
+        return want
+    return _resize_part(image, size, window, bool(_ORDERS[key]))
 
 
 class Region:
