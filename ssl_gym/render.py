@@ -333,19 +333,18 @@ def recorded_turn(ops: Sequence[str]) -> str:
 
 
 def random_orientation(
-    image: np.ndarray, rng: np.random.Generator, quarter_turns: bool = False, copy: bool = True
+    image: np.ndarray, rng: np.random.Generator, quarter_turns: bool = False
 ) -> tuple[np.ndarray, str]:
     """The image flipped or turned at random (or kept), and which it was.
 
     Position and Jigsaw use it so that "the sky is at the top" cannot locate a patch: the
     cheap-statistics probe of the shortcut audit would otherwise read the row of a patch
-    from its colour. ``quarter_turns`` adds 90-degree turns (square images only). With
-    ``copy=False`` the result is a view (:func:`orient`), for callers that keep only a
-    part of it: a scene of which one window is cut need not be turned whole.
+    from its colour. ``quarter_turns`` adds 90-degree turns (square images only). A
+    scene of which one window is cut need not be turned whole: draw the name alone
+    (:func:`random_orientation_name`) and cut with ``Region.cut``.
     """
     name = random_orientation_name(rng, quarter_turns)
-    turned = orient(image, name)
-    return (np.ascontiguousarray(turned) if copy else turned), name
+    return np.ascontiguousarray(orient(image, name)), name
 
 
 def random_orientation_name(rng: np.random.Generator, quarter_turns: bool = False) -> str:

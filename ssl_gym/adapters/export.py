@@ -253,16 +253,15 @@ def _build_parts(
             # In job order: a batch built here, or a spawned worker's future.
             due: deque[tuple[_Part, int, pa.RecordBatch | futures.Future[pa.RecordBatch]]]
             due = deque()
-            in_flight = 0
             while jobs or due:
-                while jobs and in_flight < 3 * spawned:  # 3 tasks per spawned worker
+                in_flight = sum(isinstance(job, futures.Future) for _, _, job in due)
+                for _ in range(min(len(jobs), 3 * spawned - in_flight)):  # 3 per worker
                     part, a, b = jobs.popleft()
                     due.append((part, b, pool.submit(build_batch, part.split, range(a, b))))
-                    in_flight += 1
                 while due and _ready(due[0][2]):
                     part, stop, done = due.popleft()
                     if isinstance(done, futures.Future):
-                        done, in_flight = done.result(), in_flight - 1
+                        done = done.result()
                     collect(part, done, stop == part.stop)
                 if jobs:  # the next one due is not ready: build one here meanwhile
                     part, a, b = jobs.popleft()

@@ -29,7 +29,9 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
 
 
-def _bilinear_taps(in_size: int, out_size: int, start: int, stop: int) -> tuple[np.ndarray, ...]:
+def _bilinear_taps(
+    in_size: int, out_size: int, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
     """PIL's bilinear taps of output pixels ``start`` to ``stop`` of an ``in_size`` resize.
 
     Returns the first input pixel of each and the fixed-point weights ``(n, ksize)``
@@ -162,9 +164,10 @@ def resize_window(
     (height, width) holds in that window, at about the cost of the window: Pillow's
     fixed-point taps (``precompute_coeffs``, ``normalize_coeffs_8bpc``), each pass on
     the span of input the window reads, in the order this Pillow takes for these sizes.
-    The first window of a pair of sizes is cut from PIL's resize of the whole picture,
-    which tells that order (:func:`_learn_order`); where no order gives Pillow's bytes
-    (another algorithm in a future Pillow), every window is.
+    PIL's resize of the whole picture, cropped, gives the window instead where that is
+    faster (a window over a third of the resize), for the first window of a pair of
+    sizes, which tells the order (:func:`_learn_order`), and where no order gives
+    Pillow's bytes (another algorithm in a future Pillow).
 
     Args:
         image: uint8 ``(H, W, 3)``.
@@ -183,13 +186,14 @@ def resize_window(
     if top + height > size[0] or left + width > size[1]:
         raise ValueError(f"window {window} (top, left, height, width) is not inside {size}")
     in_shape = (int(image.shape[0]), int(image.shape[1]))
-    if in_shape == tuple(size):
-        return _resize_part(image, size, window, False)  # no pass: a copy
+    if in_shape == tuple(size):  # no pass
+        return image[top : top + height, left : left + width].copy()
     key = (*in_shape, *size)
     learnt = key in _ORDERS
-    if not learnt or _ORDERS[key] is None:  # PIL's whole resize, cropped
+    large = height * width > size[0] * size[1] // 3  # PIL's whole resize is then faster
+    if large or not learnt or _ORDERS[key] is None:  # PIL's whole resize, cropped
         want = resize_bilinear(image, size)[top : top + height, left : left + width].copy()
-        if not learnt:
+        if not learnt and not large:  # (a large window would cost two resizes to learn)
             _learn_order(key, image, size, window, want)
         return want
     return _resize_part(image, size, window, bool(_ORDERS[key]))
@@ -217,11 +221,14 @@ class Region:
 
     @classmethod
     def of(cls, image: np.ndarray) -> Region:
-        """A picture already made."""
+        """A picture already made, which the region owns (:meth:`array` may give it back)."""
         return cls(image, image.shape[:2])
 
     def array(self) -> np.ndarray:
-        """The whole picture (writable)."""
+        """The whole picture (writable): a made one itself when it is writable and whole."""
+        made = self.resized is None and self.image.shape[:2] == self.shape
+        if made and self.image.flags.writeable and self.image.flags.c_contiguous:
+            return self.image
         return self.cut(0, 0, *self.shape)
 
     def cut(
@@ -252,7 +259,4 @@ class Region:
         if self.resized is None:
             return self.image[top : top + height, left : left + width].copy()
         y, x = self.offset
-        if height * width > self.resized[0] * self.resized[1] // 3:  # PIL's whole is faster
-            whole = resize_bilinear(self.image, self.resized)
-            return whole[y + top : y + top + height, x + left : x + left + width].copy()
         return resize_window(self.image, self.resized, y + top, x + left, height, width)
