@@ -107,6 +107,20 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def close_distributed(info: DistInfo, *, wait: bool = True) -> None:
+    """Leave the process group: a rank that exits inside it can abort in gloo's teardown
+    ("terminate called without an active exception") while another still writes.
+
+    ``wait`` first waits for every rank (the normal end); after an error, a rank leaves
+    at once rather than wait on ranks that may never come.
+    """
+    if not info.enabled or not dist.is_initialized():
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 # --- FSDP2 ---------------------------------------------------------------------------------
 
 #: Class-name endings of the blocks that get their own FSDP unit (besides a model's own

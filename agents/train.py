@@ -59,6 +59,7 @@ from agents.distributed import (
     all_reduce_mean,
     all_reduce_sum,
     barrier,
+    close_distributed,
     init_distributed,
 )
 from agents.learner import COMPUTE_DTYPES, Learner
@@ -253,8 +254,18 @@ def _stats(row: dict[str, float], last_eval: dict[str, float]) -> str:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run GRPO; returns the final metrics and the history."""
-    # --- setup: directories, model, learner, sampler, envs, curriculum, resume
     info = init_distributed(cfg.device)  # one process, or one rank of a torchrun job
+    try:
+        result = _train(cfg, info)
+    except BaseException:
+        close_distributed(info, wait=False)
+        raise
+    close_distributed(info)  # no rank exits while rank 0 still writes the final model
+    return result
+
+
+def _train(cfg: TrainConfig, info: DistInfo) -> dict[str, Any]:
+    # --- setup: directories, model, learner, sampler, envs, curriculum, resume
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(Path(cfg.resume)) if cfg.resume else None

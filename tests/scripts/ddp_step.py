@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 import ssl_gym  # noqa: F401
-from agents.distributed import init_distributed
+from agents.distributed import close_distributed, init_distributed
 from agents.learner import Learner, LearnerConfig
 from agents.models import load_vlm
 from agents.rollout import rollout
@@ -54,6 +54,7 @@ def main() -> None:
     (out / f"rank{info.rank}.json").write_text(json.dumps({"checksum": checksum, **metrics}))
     if info.is_main:
         save_file(weights, out / "weights.safetensors")
+    close_distributed(info)
 
 
 if __name__ == "__main__":
