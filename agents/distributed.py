@@ -108,11 +108,12 @@ def barrier(info: DistInfo) -> None:
 
 
 def close_distributed(info: DistInfo, *, wait: bool = True) -> None:
-    """Leave the process group: a rank that exits inside it can abort in gloo's teardown
-    ("terminate called without an active exception") while another still writes.
+    """Leave the process group, so that no rank exits inside it.
 
-    ``wait`` first waits for every rank (the normal end); after an error, a rank leaves
-    at once rather than wait on ranks that may never come.
+    A rank that exits inside it can abort in gloo's teardown ("terminate called without
+    an active exception") while another still writes. ``wait`` first waits for every
+    rank (the normal end); after an error, a rank leaves at once rather than wait on
+    ranks that may never come.
     """
     if not info.enabled or not dist.is_initialized():
         return
