@@ -80,10 +80,11 @@ from env_throughput import photo_folder, pin_one_core, unpin
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 import ssl_gym
+from ssl_gym import render
 from ssl_gym.adapters.export import export
 from ssl_gym.envs import entries
 from ssl_gym.files import write_atomic
-from ssl_gym.render import png_bytes
+from ssl_gym.render import png_bytes, png_encoder
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -514,11 +515,13 @@ def ssl_gym_build(env_id: str, folder: Path, n: int, out: Path, options: dict[st
 # --- context: PNG levels -----------------------------------------------------------------
 
 
-def png_levels(files: list[Path], rounds: int) -> dict[str, float | int]:
+def png_levels(files: list[Path], rounds: int) -> dict[str, float | int | str]:
     """ms and bytes to PNG-encode a 224 px photo: ssl_gym's level 1, PIL's 1 and PIL's 6.
 
     Interleaved over ``rounds`` passes of ten photos; ``png_bytes`` at level 1 is the
-    project's own writer, PIL's encoder is called as ``datasets`` calls it.
+    project's own writer (``ssl_gym_level1``: ISA-L's deflate where python-isal is
+    installed; ``ssl_gym_level1_zlib``: the same writer without it), PIL's encoder is
+    called as ``datasets`` calls it.
     """
     images = [fit_square(Image.open(f).convert("RGB"), SIZE) for f in files[:10]]
     arrays = [np.asarray(image) for image in images]
@@ -531,8 +534,16 @@ def png_levels(files: list[Path], rounds: int) -> dict[str, float | int]:
 
         return encode
 
+    def without_isal(k: int) -> int:
+        kept, render.isal_zlib = render.isal_zlib, None  # type: ignore[assignment]
+        try:
+            return len(png_bytes(arrays[k], 1))
+        finally:
+            render.isal_zlib = kept
+
     coders: dict[str, Callable[[int], int]] = {
         "ssl_gym_level1": lambda k: len(png_bytes(arrays[k], 1)),
+        "ssl_gym_level1_zlib": without_isal,
         "pil_level1": pil(1),
         "pil_level6": pil(6),
     }
@@ -545,11 +556,12 @@ def png_levels(files: list[Path], rounds: int) -> dict[str, float | int]:
                 seconds[name] += time.perf_counter() - start
                 sizes[name] += size
     count = rounds * len(images)
-    out: dict[str, float | int] = {}
+    out: dict[str, float | int | str] = {}
     for name in coders:
         out[f"{name}_ms"] = 1000 * seconds[name] / count
         out[f"{name}_bytes"] = round(sizes[name] / count)
-    for name in ("pil_level1", "pil_level6"):
+    out["ssl_gym_level1_encoder"] = png_encoder(1)
+    for name in ("ssl_gym_level1_zlib", "pil_level1", "pil_level6"):
         out[f"{name}_over_ssl_gym_time"] = seconds[name] / seconds["ssl_gym_level1"]
         out[f"ssl_gym_over_{name}_bytes"] = sizes["ssl_gym_level1"] / sizes[name]
     return out
@@ -731,7 +743,10 @@ def main() -> None:
                     raw[task].update(scaling_raw[task])
     print_table(tasks)
     print(
-        f"PNG of a {SIZE} px photo: ssl_gym level 1 {png['ssl_gym_level1_ms']:.2f} ms,"
+        f"PNG of a {SIZE} px photo: ssl_gym level 1 ({png['ssl_gym_level1_encoder']})"
+        f" {png['ssl_gym_level1_ms']:.2f} ms, without isal"
+        f" {png['ssl_gym_level1_zlib_ms']:.2f} ms"
+        f" ({png['ssl_gym_level1_zlib_over_ssl_gym_time']:.1f}x),"
         f" PIL level 1 {png['pil_level1_ms']:.2f} ms ({png['pil_level1_over_ssl_gym_time']:.1f}x),"
         f" PIL level 6 {png['pil_level6_ms']:.2f} ms ({png['pil_level6_over_ssl_gym_time']:.1f}x);"
         f" bytes over PIL's 1: {png['ssl_gym_over_pil_level1_bytes']:.3f},"

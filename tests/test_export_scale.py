@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 import ssl_gym
+from ssl_gym import render
 from ssl_gym.adapters import verl
 from ssl_gym.adapters.export import export, main
 from ssl_gym.core import format_answer
@@ -43,7 +44,8 @@ def _seeds(table: pa.Table) -> list[int]:
 
 @pytest.mark.slow
 def test_any_number_of_workers_writes_the_same_bytes(tmp_path: Path) -> None:
-    # 150 rows: 3 batches of 64 per split part, so workers really interleave
+    # 150 rows: 10 tasks of 16 rows in 3 batches of 64, so batches join tasks built in
+    # different processes
     kwargs = {"n": 150, "n_test": 20, "format": "verl", "progress": False}
     for w in (1, 2, 3):
         export(ROTATION, tmp_path / f"w{w}", workers=w, **kwargs)  # type: ignore[arg-type]
@@ -66,8 +68,9 @@ def test_workers_started_from_an_unguarded_script_fail_with_a_clear_error(
 ) -> None:
     script = tmp_path / "unguarded.py"
     script.write_text(  # spawned workers re-run this script, and die re-entering export
+        # (64 rows: enough tasks that the worker is given some)
         "from ssl_gym.adapters.export import export\n"
-        f"export({ROTATION!r}, {str(tmp_path / 'out')!r}, n=4, n_test=0, workers=2,"
+        f"export({ROTATION!r}, {str(tmp_path / 'out')!r}, n=64, n_test=0, workers=2,"
         " progress=False)\n",
         encoding="utf-8",
     )
@@ -196,6 +199,8 @@ def test_every_export_has_a_card_and_parquet_images_show_as_images(tmp_path: Pat
         assert ssl_gym.__version__ in card
         manifest = json.loads((out / "ssl_gym_export.json").read_text())
         assert "README.md" in manifest["files"]
+        assert manifest["png_encoder"] == render.png_encoder(1)  # what wrote the bytes
+        assert render.png_encoder(1) in card
         ds = datasets.load_dataset("parquet", data_dir=str(out), split="train")
         assert isinstance(ds[0]["images"][0], Image.Image)  # Image features, not structs
     hf = export(ROTATION, tmp_path / "hf", n=2, n_test=0, format="hf", progress=False)
@@ -220,8 +225,14 @@ def test_png_level_is_an_option_and_only_changes_the_encoding(tmp_path: Path) ->
         png_bytes(np.zeros((4, 4, 3), np.uint8), level=-1)
 
 
+@pytest.mark.parametrize("deflate", ["isal", "zlib"])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (31, 57), (224, 224)])
-def test_every_png_level_decodes_to_the_same_pixels(shape: tuple[int, int]) -> None:
+def test_every_png_level_decodes_to_the_same_pixels(
+    shape: tuple[int, int], deflate: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if deflate == "zlib":  # the writer without python-isal
+        monkeypatch.setattr(render, "isal_zlib", None)
+    assert render.png_encoder(1).startswith(deflate)
     rng = np.random.default_rng(shape)
     noise = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     ramp = np.broadcast_to(

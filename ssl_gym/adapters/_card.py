@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import ssl_gym
 from ssl_gym.adapters._records import is_mixture, mixture_settings
+from ssl_gym.render import png_encoder
 
 if TYPE_CHECKING:
     from ssl_gym.adapters.export import ExportArgs
@@ -97,6 +98,7 @@ def dataset_card(args: ExportArgs, files: list[str]) -> str:
         "test_fraction": args.test_fraction,
         "overrides": args.overrides,
         "png_level": args.png_level,
+        "png_encoder": png_encoder(args.png_level),
         "ssl_gym_version": ssl_gym.__version__,
     }
     lines = [
