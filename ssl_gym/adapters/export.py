@@ -265,37 +265,39 @@ def _build_parts(
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     spawned = workers - 1
+    pool = futures.ProcessPoolExecutor(
+        spawned, mp_context=context, initializer=init_worker, initargs=(settings, sources)
+    )
     try:
-        with futures.ProcessPoolExecutor(
-            spawned, mp_context=context, initializer=init_worker, initargs=(settings, sources)
-        ) as pool:
-            # In job order: a batch built here, or a spawned worker's future.
-            due: deque[tuple[_Part, int, pa.RecordBatch | futures.Future[pa.RecordBatch]]]
-            due = deque()
-            while jobs or due:
-                while due and _ready(due[0][2]):
-                    part, stop, done = due.popleft()
-                    if isinstance(done, futures.Future):
-                        done = done.result()
-                    collect(part, done, stop)
-                pending = sum(not _ready(job) for _, _, job in due)
-                # Up to 3 per worker, and never more than the workers can finish by the
-                # time this process has built what is left: no core idles at the end.
-                while pending < min(3 * spawned, spawned * (len(jobs) - 1)):
-                    part, a, b = jobs.popleft()
-                    due.append((part, b, pool.submit(build_batch, part.split, range(a, b))))
-                    pending += 1
-                if jobs:  # the next one due is not ready: build one here meanwhile
-                    part, a, b = jobs.popleft()
-                    due.append((part, b, build_batch(part.split, range(a, b))))
-                elif due:
-                    futures.wait([due[0][2]])
+        # In task order: a batch built here, or a spawned worker's future.
+        due: deque[tuple[_Part, int, pa.RecordBatch | futures.Future[pa.RecordBatch]]]
+        due = deque()
+        while jobs or due:
+            while due and _ready(due[0][2]):
+                part, stop, done = due.popleft()
+                if isinstance(done, futures.Future):
+                    done = done.result()
+                collect(part, done, stop)
+            pending = sum(not _ready(job) for _, _, job in due)
+            # Up to 3 per worker, and never more than the workers can finish by the
+            # time this process has built what is left: no core idles at the end.
+            while pending < min(3 * spawned, spawned * (len(jobs) - 1)):
+                part, a, b = jobs.popleft()
+                due.append((part, b, pool.submit(build_batch, part.split, range(a, b))))
+                pending += 1
+            if jobs:  # the next one due is not ready: build one here meanwhile
+                part, a, b = jobs.popleft()
+                due.append((part, b, build_batch(part.split, range(a, b))))
+            elif due:
+                futures.wait([due[0][2]])
     except BrokenProcessPool as err:
         raise RuntimeError(
             "an export worker process died (killed, out of memory, or started from a script "
             'without an `if __name__ == "__main__":` guard, which spawned workers need); '
             "the parts finished so far are kept: run the same export again to resume"
         ) from err
+    finally:  # idle workers exit on their own: the files need not wait for them
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _ready(job: pa.RecordBatch | futures.Future[pa.RecordBatch]) -> bool:
