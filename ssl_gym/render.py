@@ -375,8 +375,8 @@ def letterbox(image: np.ndarray, side: int) -> np.ndarray:
 PNG_LEVEL = 1
 """Compression level of every PNG the project writes (:func:`png_bytes`). Level 1, the
 project's own writer (PNG's Up filter on every row, then ISA-L's deflate where python-isal
-is installed, else zlib's level 1), encodes a 224 px photo about 20x faster than PIL's
-default level 6 for about 11% more bytes, and a noisy one over 10x faster than zlib's
+is installed, else zlib's level 1), encodes a 224 px photo about 18x faster than PIL's
+default level 6 for about 13% more bytes, and a noisy one over 10x faster than zlib's
 level 1 for fewer (``benchmarks/export_vs_ssl4rl.py`` measures them); ``ssl-gym export
 --png-level`` picks another."""
 
