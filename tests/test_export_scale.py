@@ -22,6 +22,7 @@ from PIL import Image
 
 import ssl_gym
 from ssl_gym import render
+from ssl_gym.adapters import export as export_mod
 from ssl_gym.adapters import verl
 from ssl_gym.adapters.export import export, main
 from ssl_gym.core import format_answer
@@ -122,6 +123,26 @@ def test_seeds_of_different_exports_never_meet(tmp_path: Path) -> None:
         for split in ("train", "test")
     ]
     assert sum(len(s) for s in seen) == len(set().union(*seen)) == 100
+
+
+def test_the_final_files_are_written_while_later_parts_are_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each part goes into the final parquet as soon as it is saved, so the end of an
+    # export is no pass over the whole data set
+    monkeypatch.setattr(export_mod, "PART_ROWS", 8)
+    monkeypatch.setattr(export_mod, "BATCH", 4)
+    events: list[str] = []
+    save, write = export_mod._save_part, export_mod.ParquetSink.write
+    monkeypatch.setattr(export_mod, "_save_part", lambda *a: (save(*a), events.append("save"))[0])
+    monkeypatch.setattr(
+        export_mod.ParquetSink, "write", lambda self, t: (write(self, t), events.append("write"))[0]
+    )
+    export(ROTATION, tmp_path / "out", n=24, n_test=8, progress=False)
+    # 4 parts of 8 rows (3 train, 1 test), each written as 2 batches of 4 right after it
+    assert events == ["save", "write", "write"] * 4
+    assert pq.read_table(tmp_path / "out" / "train.parquet").num_rows == 24
+    assert pq.ParquetFile(tmp_path / "out" / "test.parquet").metadata.num_row_groups == 2
 
 
 @pytest.mark.slow

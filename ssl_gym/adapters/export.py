@@ -33,7 +33,8 @@ Guarantees:
   (``train-0000I-of-0000N.parquet``; not for ``hf``); the N shards' rows, in shard order,
   are the whole export's, and they may share one ``--out`` folder.
 - Resumable: rows are built into parts of :data:`PART_ROWS` in a hidden sibling folder
-  (``.DIR.partial-KEY``), each part written whole. A killed export, rerun with the same
+  (``.DIR.partial-KEY``), each part written whole, then (in order) into the final files,
+  which are complete when the last part is. A killed export, rerun with the same
   arguments, keeps the finished parts and builds the rest; leftovers of other arguments
   are removed. ``DIR`` appears only once complete (a shard's files, each atomically).
 """
@@ -225,14 +226,20 @@ def _save_part(folder: Path, part: _Part, batches: list[pa.RecordBatch], sch: pa
 
 
 def _build_parts(
-    args: ExportArgs, folder: Path, todo: list[_Part], workers: int, advance: Callable[[int], None]
+    args: ExportArgs,
+    folder: Path,
+    todo: list[_Part],
+    workers: int,
+    advance: Callable[[int], None],
+    saved: Callable[[], None],
 ) -> None:
     """Build every part of ``todo`` in ``workers`` processes, tasks taken in order.
 
     The processes are this one and ``workers - 1`` spawned. This one builds a task
     whenever the next one due is not ready, so it works from the first second while the
     spawned workers import the package (about half a second each), and no core waits on
-    a parent that only collects.
+    a parent that only collects. ``advance`` is told the rows of every task collected,
+    ``saved`` is called after every part is saved.
     """
     sch = schema(args.format)
     jobs = deque((part, a, b) for part in todo for a, b in part.tasks())
@@ -252,6 +259,7 @@ def _build_parts(
         if stop == part.stop:
             _save_part(folder, part, batches, sch)
             batches.clear()
+            saved()
 
     settings = {
         "id": args.id, "seed": args.seed, "format": args.format,
@@ -406,21 +414,44 @@ def _sink(args: ExportArgs, folder: Path, split: str) -> Sink:
     return ParquetSink(folder, name, schema(args.format))
 
 
-def _assemble(args: ExportArgs, parts_dir: Path, out: Path) -> list[str]:
-    """The final files, from the parts in order (same row groups whoever built them)."""
-    files: list[str] = []
-    sinks: list[Sink] = []
-    for split in args.splits():
-        sink = _sink(args, out, split)
-        for part in (p for p in _parts(args) if p.split == split):
-            with ipc.open_file(str(parts_dir / part.name)) as reader:
+class _Assembly:
+    """The final files, written from the parts in order as soon as each is saved.
+
+    Parts are saved in order, so the files grow while later parts are built and are
+    complete when the last part is: the end of an export costs no pass over the data.
+    Every batch of a part is one parquet row group (one Arrow record batch), whoever
+    built it. A killed run's files are rebuilt from its parts (see :func:`export`).
+    """
+
+    def __init__(self, args: ExportArgs, parts_dir: Path, out: Path) -> None:
+        self.args, self.parts_dir, self.out = args, parts_dir, out
+        self.queue = deque(_parts(args))
+        self.sink: Sink | None = None
+        self.sinks: list[Sink] = []
+        self.files: list[str] = []
+
+    def advance(self) -> None:
+        """Write every saved part that is next in order."""
+        while self.queue and (self.parts_dir / self.queue[0].name).is_file():
+            part = self.queue.popleft()
+            if self.sink is None:
+                self.sink = _sink(self.args, self.out, part.split)
+                self.sinks.append(self.sink)
+            with pa.memory_map(str(self.parts_dir / part.name)) as source:
+                reader = ipc.open_file(source)
                 for i in range(reader.num_record_batches):
-                    sink.write(pa.Table.from_batches([reader.get_batch(i)]))
-        files += sink.close()
-        sinks.append(sink)
-    if args.format == "hf":
-        files = _save_hf(out, [s for s in sinks if isinstance(s, HFSink)])
-    return files
+                    self.sink.write(pa.Table.from_batches([reader.get_batch(i)]))
+            if not self.queue or self.queue[0].split != part.split:
+                self.files += self.sink.close()
+                self.sink = None
+
+    def close(self) -> list[str]:
+        """The written files (relative to the output folder), once every part is in."""
+        if self.queue:
+            raise RuntimeError(f"export part {self.queue[0].name} was never saved")
+        if self.args.format == "hf":
+            return _save_hf(self.out, [s for s in self.sinks if isinstance(s, HFSink)])
+        return self.files
 
 
 # --- the partial folder: resume, leftovers, lock ---------------------------------------
@@ -512,12 +543,12 @@ def _remove_other_exports(args: ExportArgs, out: Path) -> None:
         m.unlink()
 
 
-def _finish(args: ExportArgs, partial: Path, out: Path, overwrite: bool) -> list[str]:
-    """Write the final files and move them in: the whole folder, or a shard's files."""
-    staging = partial / "out"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    files = _assemble(args, partial / "parts", staging)
+def _finish(
+    args: ExportArgs, partial: Path, assembly: _Assembly, out: Path, overwrite: bool
+) -> list[str]:
+    """Write the manifest and card and move the files in: the whole folder, or a shard's."""
+    staging = assembly.out
+    files = assembly.close()
     name = f"ssl_gym_export{args.suffix()}.json"
     manifest = args.manifest([*files, CARD])
     (staging / name).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -621,6 +652,10 @@ def export(
     parts_dir.mkdir(exist_ok=True)
     parts = _parts(args)
     todo = [p for p in parts if not (parts_dir / p.name).is_file()]
+    staging = partial / "out"  # a killed run's files are incomplete: made again
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    assembly = _Assembly(args, parts_dir, staging)
     total = sum(p.stop - p.start for p in parts)
     where = f", shard {part[0]}/{part[1]}" if args.sharded else ""
     label = f"exporting {env_id} ({format}{where})"
@@ -636,8 +671,11 @@ def export(
             task = bar.add_task(
                 "rows", total=total, completed=total - sum(p.stop - p.start for p in todo)
             )
-            _build_parts(args, parts_dir, todo, workers, lambda k: bar.advance(task, k))
-        _finish(args, partial, target, overwrite)
+            assembly.advance()  # the parts a killed run saved
+            _build_parts(
+                args, parts_dir, todo, workers, lambda k: bar.advance(task, k), assembly.advance
+            )
+        _finish(args, partial, assembly, target, overwrite)
     except BaseException:
         (partial / "lock").unlink(missing_ok=True)  # the parts stay: rerun to resume
         raise
