@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,15 @@ def test_random_levels_keeps_the_order_of_levels_and_forgets_the_picture_s():
         means[name] = np.array([aug.random_levels(im, rng).mean() for _ in range(200)])
     assert abs(means["dark"].mean() - means["bright"].mean()) < 8  # inputs differ by ~140
     assert means["dark"].std() > 10  # and the levels really are drawn afresh
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (75, 75), (97, 131), (1024, 1024)])
+def test_channel_means_are_the_exact_means_correctly_rounded(shape):
+    # the contrast pivot must not depend on how the sums are taken (so neither do bytes)
+    image = np.random.default_rng(shape[0]).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    n = shape[0] * shape[1]
+    sums = image.reshape(-1, 3).astype(np.int64).sum(axis=0)
+    exact = [float(Fraction(int(s), n)) for s in sums]
+    assert aug._channel_means(image).tolist() == exact
+    view = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)[::2, 1::3]
+    assert aug._channel_means(view).tolist() == [float(v) for v in view.reshape(-1, 3).mean(0)]
