@@ -148,24 +148,20 @@ def hflip(image: np.ndarray) -> np.ndarray:
 # --- photometric -------------------------------------------------------------------------
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
-
-
-_EYE = _read_only(np.eye(3))
+_EYE = np.eye(3)
 _GRAY_AXIS = np.full(3, 1.0 / math.sqrt(3.0))
-_AXIS_CROSS = _read_only(
-    np.array(
-        [
-            [0.0, -_GRAY_AXIS[2], _GRAY_AXIS[1]],
-            [_GRAY_AXIS[2], 0.0, -_GRAY_AXIS[0]],
-            [-_GRAY_AXIS[1], _GRAY_AXIS[0], 0.0],
-        ]
-    )
+_AXIS_CROSS = np.array(
+    [
+        [0.0, -_GRAY_AXIS[2], _GRAY_AXIS[1]],
+        [_GRAY_AXIS[2], 0.0, -_GRAY_AXIS[0]],
+        [-_GRAY_AXIS[1], _GRAY_AXIS[0], 0.0],
+    ]
 )
-_AXIS_OUTER = _read_only(np.outer(_GRAY_AXIS, _GRAY_AXIS))
-_TO_GRAY = _read_only(np.outer(np.ones(3), LUMA))
+_AXIS_OUTER = np.outer(_GRAY_AXIS, _GRAY_AXIS)
+_TO_GRAY = np.outer(np.ones(3), LUMA)
+for _constant in (_EYE, _GRAY_AXIS, _AXIS_CROSS, _AXIS_OUTER, _TO_GRAY):
+    _constant.setflags(write=False)
+del _constant
 """Constants of the jitter's maps, made once (the same values as made per call)."""
 
 
