@@ -148,6 +148,7 @@ def hflip(image: np.ndarray) -> np.ndarray:
 # --- photometric -------------------------------------------------------------------------
 
 
+# The constants of the jitter's maps, made once (the same values as made per call).
 _EYE = np.eye(3)
 _GRAY_AXIS = np.full(3, 1.0 / math.sqrt(3.0))
 _AXIS_CROSS = np.array(
@@ -162,7 +163,6 @@ _TO_GRAY = np.outer(np.ones(3), LUMA)
 for _constant in (_EYE, _GRAY_AXIS, _AXIS_CROSS, _AXIS_OUTER, _TO_GRAY):
     _constant.setflags(write=False)
 del _constant
-"""Constants of the jitter's maps, made once (the same values as made per call)."""
 
 
 def _hue_matrix(turns: float) -> np.ndarray:
