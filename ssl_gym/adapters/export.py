@@ -231,15 +231,15 @@ def _build_parts(
     todo: list[_Part],
     workers: int,
     advance: Callable[[int], None],
-    saved: Callable[[], None],
+    saved: Callable[[_Part, list[pa.RecordBatch]], None],
 ) -> None:
     """Build every part of ``todo`` in ``workers`` processes, tasks taken in order.
 
     The processes are this one and ``workers - 1`` spawned. This one builds a task
     whenever the next one due is not ready, so it works from the first second while the
-    spawned workers import the package (about half a second each), and no core waits on
-    a parent that only collects. ``advance`` is told the rows of every task collected,
-    ``saved`` is called after every part is saved.
+    spawned workers start (about 0.7 s each), and no core waits on a parent that only
+    collects. ``advance`` is told the rows of every task collected; ``saved`` is given
+    every part, and its batches, once it is saved.
     """
     sch = schema(args.format)
     jobs = deque((part, a, b) for part in todo for a, b in part.tasks())
@@ -258,8 +258,8 @@ def _build_parts(
         pieces.clear()
         if stop == part.stop:
             _save_part(folder, part, batches, sch)
+            saved(part, batches)
             batches.clear()
-            saved()
 
     settings = {
         "id": args.id, "seed": args.seed, "format": args.format,
@@ -418,9 +418,10 @@ class _Assembly:
     """The final files, written from the parts in order as soon as each is saved.
 
     Parts are saved in order, so the files grow while later parts are built and are
-    complete when the last part is: the end of an export costs no pass over the data.
-    Every batch of a part is one parquet row group (one Arrow record batch), whoever
-    built it. A killed run's files are rebuilt from its parts (see :func:`export`).
+    complete when the last part is: the end of an export costs no pass over the data,
+    and a part built in this run is written from memory, never read back. Every batch
+    of a part is one parquet row group (one Arrow record batch), whoever built it. A
+    killed run's files are rebuilt from its parts (see :func:`export`).
     """
 
     def __init__(self, args: ExportArgs, parts_dir: Path, out: Path) -> None:
@@ -430,20 +431,31 @@ class _Assembly:
         self.sinks: list[Sink] = []
         self.files: list[str] = []
 
+    def add(self, part: _Part, batches: list[pa.RecordBatch]) -> None:
+        """Write ``part``, just saved and next in order, then the saved parts after it."""
+        if not self.queue or self.queue[0] != part:
+            raise RuntimeError(f"export part {part.name} was saved out of order")
+        self.queue.popleft()
+        self._write(part, batches)
+        self.advance()
+
     def advance(self) -> None:
-        """Write every saved part that is next in order."""
+        """Write every part an earlier run saved that is next in order (read back)."""
         while self.queue and (self.parts_dir / self.queue[0].name).is_file():
             part = self.queue.popleft()
-            if self.sink is None:
-                self.sink = _sink(self.args, self.out, part.split)
-                self.sinks.append(self.sink)
             with pa.memory_map(str(self.parts_dir / part.name)) as source:
                 reader = ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    self.sink.write(pa.Table.from_batches([reader.get_batch(i)]))
-            if not self.queue or self.queue[0].split != part.split:
-                self.files += self.sink.close()
-                self.sink = None
+                self._write(part, [reader.get_batch(i) for i in range(reader.num_record_batches)])
+
+    def _write(self, part: _Part, batches: list[pa.RecordBatch]) -> None:
+        if self.sink is None:
+            self.sink = _sink(self.args, self.out, part.split)
+            self.sinks.append(self.sink)
+        for batch in batches:
+            self.sink.write(pa.Table.from_batches([batch]))
+        if not self.queue or self.queue[0].split != part.split:
+            self.files += self.sink.close()
+            self.sink = None
 
     def close(self) -> list[str]:
         """The written files (relative to the output folder), once every part is in."""
@@ -673,7 +685,7 @@ def export(
             )
             assembly.advance()  # the parts a killed run saved
             _build_parts(
-                args, parts_dir, todo, workers, lambda k: bar.advance(task, k), assembly.advance
+                args, parts_dir, todo, workers, lambda k: bar.advance(task, k), assembly.add
             )
         _finish(args, partial, assembly, target, overwrite)
     except BaseException:
